@@ -1,0 +1,71 @@
+# Project-internal helpers for tests, stress harnesses, benchmarks, examples.
+# Warnings and sanitizers are attached to these targets only (never global
+# flags, never to the exported library targets).
+include_guard(GLOBAL)
+
+add_library(rcukit_internal_flags INTERFACE)
+target_compile_options(rcukit_internal_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wno-interference-size)
+if(RCUKIT_SANITIZER STREQUAL "address")
+  target_compile_options(rcukit_internal_flags INTERFACE
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
+  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
+elseif(RCUKIT_SANITIZER STREQUAL "thread")
+  target_compile_options(rcukit_internal_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=thread)
+  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_TSAN=1)
+elseif(NOT RCUKIT_SANITIZER STREQUAL "")
+  message(FATAL_ERROR "RCUKIT_SANITIZER must be '', address or thread (got '${RCUKIT_SANITIZER}')")
+endif()
+
+# rcukit_add_executable(<name> SOURCES ... [LIBS ...])
+function(rcukit_add_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE rcukit_internal_flags ${ARG_LIBS})
+endfunction()
+
+# rcukit_add_test(<name> SOURCES ... [LIBS ...] LABELS unit|concurrent|stress...
+#                 [ARGS ...] [TIMEOUT s] [WILL_FAIL])
+# Builds a GoogleTest binary and registers it as one ctest test, labelled.
+# Concurrent tests read RCUKIT_TEST_SECONDS (set per preset) for bounded runs.
+function(rcukit_add_test name)
+  cmake_parse_arguments(ARG "WILL_FAIL" "TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
+  if(NOT GTest_FOUND)
+    find_package(GTest CONFIG QUIET)
+    if(NOT GTest_FOUND)
+      find_package(GTest QUIET)
+    endif()
+    if(NOT GTest_FOUND)
+      message(FATAL_ERROR "rcukit: GoogleTest not found. Install it: sudo apt-get install libgtest-dev libgmock-dev")
+    endif()
+  endif()
+  rcukit_add_executable(${name} SOURCES ${ARG_SOURCES}
+    LIBS ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  add_test(NAME ${name} COMMAND ${name} ${ARG_ARGS})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_WILL_FAIL)
+    set_tests_properties(${name} PROPERTIES WILL_FAIL TRUE)
+  endif()
+  if(RCUKIT_SANITIZER STREQUAL "thread")
+    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+      "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp")
+  elseif(RCUKIT_SANITIZER STREQUAL "address")
+    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+      "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+  endif()
+endfunction()
+
+# Benchmarks: Google Benchmark, found lazily.
+function(rcukit_require_benchmark)
+  if(NOT TARGET benchmark::benchmark)
+    find_package(benchmark CONFIG QUIET)
+    if(NOT benchmark_FOUND)
+      message(FATAL_ERROR "rcukit: Google Benchmark not found. Install it: sudo apt-get install libbenchmark-dev")
+    endif()
+  endif()
+endfunction()

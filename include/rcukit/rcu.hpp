@@ -1,0 +1,467 @@
+// rcukit/rcu.hpp -- read-copy-update over liburcu, as compile-time policies.
+//
+// The idea. liburcu (0.13, as shipped by Debian 12) exports one family of
+// prefixed symbols per flavour: urcu_memb_*, urcu_mb_*, urcu_bp_*,
+// urcu_qsbr_*. Each flavour is wrapped once here as a policy type whose
+// static member functions call those symbols directly, so the flavour is
+// chosen at compile time by a template argument (`extent_skiplist<T,
+// rcu::qsbr>`), with no macro renaming and no runtime dispatch.
+//
+// Invariants this layer keeps:
+//  (1) A thread is registered with a flavour before it enters a read side or
+//      calls retire(): memb and mb register on first use through a
+//      thread_local and unregister when the thread exits; bp registers
+//      itself inside liburcu; qsbr is explicit (see `thread_registration`).
+//  (2) A registration is never made twice and never leaked: the per-thread
+//      state below knows whether the thread was registered by us (auto or
+//      explicit) or by liburcu itself (its call_rcu worker threads). Threads
+//      that come and go by the thousands leave liburcu's registry as they
+//      found it, so they can neither corrupt it nor stall a grace period.
+//  (3) A thread_local destructor that runs after our unregistration (thread
+//      exit order is reverse construction order) still works: a read side
+//      entered then registers for its own duration only.
+//  (4) retire(p) never allocates when T derives from `rcu::retirable` (the
+//      rcu_head is embedded, as the kernel embeds it); otherwise one small
+//      node per retire carries the rcu_head. If that allocation fails the
+//      call degrades to synchronize() + delete (outside a read side) rather
+//      than leaking or failing.
+//  (5) ThreadSanitizer sees the grace periods. liburcu 0.13 is built without
+//      TSan annotations (upstream added them in 0.15), so when rcukit is
+//      compiled with -fsanitize=thread every read-side exit releases a
+//      per-flavour clock that synchronize() and every retire callback
+//      acquire, and retire() hands the retiring thread's clock to the
+//      callback. Correct code reports nothing; freeing while a reader runs
+//      is still reported (tests/rcu_tsan_canary.cpp proves both).
+//
+// Not supported: the signal flavour (deprecated upstream), defer_rcu, and
+// calling synchronize()/barrier() inside a read side (that would deadlock;
+// it aborts with a message instead).
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <type_traits>
+
+#include <urcu/urcu-bp.h>
+#include <urcu/urcu-mb.h>
+#include <urcu/urcu-memb.h>
+#include <urcu/urcu-qsbr.h>
+
+// <urcu/call-rcu.h> is guarded, so only the first flavour header included
+// above declares its call_rcu/barrier pair. Declare all four with the exact
+// signatures liburcu 0.13 exports (redeclaring the first is harmless).
+extern "C" {
+void urcu_memb_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
+void urcu_memb_barrier(void);
+void urcu_mb_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
+void urcu_bp_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
+void urcu_qsbr_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
+void urcu_mb_barrier(void);
+void urcu_bp_barrier(void);
+void urcu_qsbr_barrier(void);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define RCUKIT_TSAN_ENABLED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RCUKIT_TSAN_ENABLED 1
+#endif
+#endif
+#ifndef RCUKIT_TSAN_ENABLED
+#define RCUKIT_TSAN_ENABLED 0
+#endif
+
+#if RCUKIT_TSAN_ENABLED
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
+namespace rcukit::rcu {
+
+// ---------------------------------------------------------------------------
+// Flavour policies. `auto_register` says whether rcukit registers threads on
+// first use; `read_ongoing()` is liburcu's own per-thread query.
+// ---------------------------------------------------------------------------
+
+// Memory-barrier-free readers; writers use the membarrier syscall. Default.
+struct memb {
+  static constexpr const char* name = "memb";
+  static constexpr bool auto_register = true;
+  static void read_lock() noexcept { urcu_memb_read_lock(); }
+  static void read_unlock() noexcept { urcu_memb_read_unlock(); }
+  static bool read_ongoing() noexcept { return urcu_memb_read_ongoing() != 0; }
+  static void synchronize() noexcept { urcu_memb_synchronize_rcu(); }
+  static void barrier() noexcept { urcu_memb_barrier(); }
+  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_memb_call_rcu(h, fn); }
+  static void register_thread() noexcept { urcu_memb_register_thread(); }
+  static void unregister_thread() noexcept { urcu_memb_unregister_thread(); }
+};
+
+// Readers issue a full memory barrier; no syscall on the writer side.
+struct mb {
+  static constexpr const char* name = "mb";
+  static constexpr bool auto_register = true;
+  static void read_lock() noexcept { urcu_mb_read_lock(); }
+  static void read_unlock() noexcept { urcu_mb_read_unlock(); }
+  static bool read_ongoing() noexcept { return urcu_mb_read_ongoing() != 0; }
+  static void synchronize() noexcept { urcu_mb_synchronize_rcu(); }
+  static void barrier() noexcept { urcu_mb_barrier(); }
+  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_mb_call_rcu(h, fn); }
+  static void register_thread() noexcept { urcu_mb_register_thread(); }
+  static void unregister_thread() noexcept { urcu_mb_unregister_thread(); }
+};
+
+// "Bulletproof": liburcu registers the thread inside the first read_lock.
+struct bp {
+  static constexpr const char* name = "bp";
+  static constexpr bool auto_register = false;  // liburcu does it itself
+  static void read_lock() noexcept { urcu_bp_read_lock(); }
+  static void read_unlock() noexcept { urcu_bp_read_unlock(); }
+  static bool read_ongoing() noexcept { return urcu_bp_read_ongoing() != 0; }
+  static void synchronize() noexcept { urcu_bp_synchronize_rcu(); }
+  static void barrier() noexcept { urcu_bp_barrier(); }
+  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_bp_call_rcu(h, fn); }
+  static void register_thread() noexcept { urcu_bp_register_thread(); }
+  static void unregister_thread() noexcept { urcu_bp_unregister_thread(); }
+};
+
+// Quiescent-state-based: free read sides, but every registered thread must
+// hold a `thread_registration<qsbr>` and call `quiescent_state<qsbr>()`
+// regularly (outside any read side), or grace periods stall.
+struct qsbr {
+  static constexpr const char* name = "qsbr";
+  static constexpr bool auto_register = false;  // explicit by design
+  static void read_lock() noexcept { urcu_qsbr_read_lock(); }
+  static void read_unlock() noexcept { urcu_qsbr_read_unlock(); }
+  // For qsbr this is "the thread is online", not "inside a read side".
+  static bool read_ongoing() noexcept { return urcu_qsbr_read_ongoing() != 0; }
+  static void synchronize() noexcept { urcu_qsbr_synchronize_rcu(); }
+  static void barrier() noexcept { urcu_qsbr_barrier(); }
+  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_qsbr_call_rcu(h, fn); }
+  static void register_thread() noexcept { urcu_qsbr_register_thread(); }
+  static void unregister_thread() noexcept { urcu_qsbr_unregister_thread(); }
+  static void quiescent_state() noexcept { urcu_qsbr_quiescent_state(); }
+  static void thread_offline() noexcept { urcu_qsbr_thread_offline(); }
+  static void thread_online() noexcept { urcu_qsbr_thread_online(); }
+};
+
+using default_flavor = memb;
+
+template <class F>
+concept flavor =
+    std::is_same_v<F, memb> || std::is_same_v<F, mb> || std::is_same_v<F, bp> || std::is_same_v<F, qsbr>;
+
+// Embed (by inheritance) in objects that are retired often: retire() then
+// needs no allocation. The kernel embeds struct rcu_head the same way.
+struct retirable {
+  rcu_head rcu_head_{};
+};
+
+namespace detail {
+
+[[noreturn]] inline void fatal(const char* what) noexcept {
+  std::fprintf(stderr, "rcukit::rcu: %s\n", what);
+  std::abort();
+}
+
+// --- ThreadSanitizer hand-off (invariant 5). No code without TSan. --------
+template <class F>
+inline char gp_clock = 0;  // released at read-side exit, acquired after a grace period
+template <class F>
+inline char barrier_clock = 0;  // released after each callback, acquired by barrier()
+
+inline void tsan_release([[maybe_unused]] const void* p) noexcept {
+#if RCUKIT_TSAN_ENABLED
+  __tsan_release(const_cast<void*>(p));
+#endif
+}
+inline void tsan_acquire([[maybe_unused]] const void* p) noexcept {
+#if RCUKIT_TSAN_ENABLED
+  __tsan_acquire(const_cast<void*>(p));
+#endif
+}
+
+// --- Per-thread registration state (invariants 1-3). ----------------------
+// Trivially destructible and constant-initialized, so it stays readable while
+// other thread_local destructors run at thread exit. Only the owning thread
+// reads or writes it: no atomics needed.
+enum class reg : unsigned char {
+  none,       // never registered (or explicitly unregistered)
+  automatic,  // registered by rcukit on first use; unregistered at thread exit
+  explicit_,  // registered by a thread_registration object
+  external,   // registered by liburcu itself (call_rcu worker threads)
+  exited,     // thread exit passed our unregistration: register per use
+};
+struct thread_state {
+  reg state = reg::none;
+  unsigned explicit_depth = 0;   // live thread_registration objects
+  unsigned transient_depth = 0;  // read_guard nesting while registered transiently
+};
+template <class F>
+inline thread_local constinit thread_state tls_state{};
+
+template <class F>
+struct exit_unregisterer {
+  ~exit_unregisterer() {
+    thread_state& s = tls_state<F>;
+    if (s.state == reg::automatic) {
+      tsan_release(&gp_clock<F>);
+      F::unregister_thread();
+    }
+    s.state = reg::exited;
+  }
+};
+
+template <class F>
+void register_slow(thread_state& s) noexcept {
+  F::register_thread();
+  s.state = reg::automatic;
+  // Construct the thread_local whose destructor unregisters at thread exit.
+  static thread_local exit_unregisterer<F> unregisterer;
+  (void)unregisterer;
+}
+
+// Called before every read_lock / call_rcu for memb and mb. Returns true when
+// the caller must unregister again afterwards (transient registration while
+// the thread is exiting, invariant 3).
+template <class F>
+inline bool ensure_registered() noexcept {
+  if constexpr (!F::auto_register) {
+    return false;
+  } else {
+    thread_state& s = tls_state<F>;
+    if (s.state == reg::automatic || s.state == reg::explicit_ || s.state == reg::external) [[likely]] {
+      return false;
+    }
+    if (s.state == reg::none) {
+      register_slow<F>(s);
+      return false;
+    }
+    // reg::exited: register for this use only (nested uses share it).
+    if (s.transient_depth++ == 0) F::register_thread();
+    return true;
+  }
+}
+
+// Ends a transient registration begun by ensure_registered() returning true.
+template <class F>
+inline void end_transient() noexcept {
+  thread_state& s = tls_state<F>;
+  if (--s.transient_depth == 0) F::unregister_thread();
+}
+
+// Callback trampolines (run on liburcu's call_rcu thread for flavour F).
+template <class F>
+inline void enter_callback() noexcept {
+  thread_state& s = tls_state<F>;
+  if (s.state == reg::none) s.state = reg::external;  // liburcu registered this thread
+  tsan_acquire(&gp_clock<F>);
+}
+
+template <class F, class T>
+void delete_retirable(rcu_head* h) noexcept {
+  enter_callback<F>();
+  auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
+  T* obj = static_cast<T*>(r);
+  tsan_acquire(obj);
+  delete obj;
+  tsan_release(&barrier_clock<F>);
+}
+
+template <auto Fn, class F, class T>
+void call_retirable(rcu_head* h) noexcept {
+  enter_callback<F>();
+  auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
+  T* obj = static_cast<T*>(r);
+  tsan_acquire(obj);
+  Fn(obj);
+  tsan_release(&barrier_clock<F>);
+}
+
+// Carrier for objects that do not embed an rcu_head.
+template <class T>
+struct boxed_retire {
+  rcu_head head{};
+  T* obj = nullptr;
+};
+
+template <class F, class T>
+void delete_boxed(rcu_head* h) noexcept {
+  enter_callback<F>();
+  auto* box =
+      reinterpret_cast<boxed_retire<T>*>(reinterpret_cast<char*>(h) - offsetof(boxed_retire<T>, head));
+  tsan_acquire(box);
+  delete box->obj;
+  delete box;
+  tsan_release(&barrier_clock<F>);
+}
+
+template <class F>
+inline void call_registered(rcu_head* h, void (*fn)(rcu_head*)) noexcept {
+  const bool transient = ensure_registered<F>();
+  F::call(h, fn);
+  if (transient) end_transient<F>();
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// read_guard: an RAII read-side critical section. Nestable. Wait-free for
+// memb/qsbr/bp readers (mb issues one full barrier). Registers the thread on
+// first use for memb/mb. Must not be held across synchronize()/barrier().
+// ---------------------------------------------------------------------------
+template <class F = default_flavor>
+class read_guard {
+  static_assert(flavor<F>, "rcukit::rcu::read_guard<F>: F must be memb, mb, bp or qsbr");
+
+ public:
+  read_guard() noexcept : transient_(detail::ensure_registered<F>()) { F::read_lock(); }
+  ~read_guard() {
+    // Release before unlocking, so any grace period that observes this
+    // unlock also carries our reads to the acquirer (invariant 5).
+    detail::tsan_release(&detail::gp_clock<F>);
+    F::read_unlock();
+    if (transient_) detail::end_transient<F>();
+  }
+  read_guard(const read_guard&) = delete;
+  read_guard& operator=(const read_guard&) = delete;
+
+ private:
+  bool transient_;
+};
+
+// ---------------------------------------------------------------------------
+// thread_registration: explicit RAII registration. Required for qsbr (where
+// the thread is then online and must call quiescent_state() regularly);
+// optional for memb/mb/bp, where it nests with the automatic registration.
+// ---------------------------------------------------------------------------
+template <class F = default_flavor>
+class thread_registration {
+  static_assert(flavor<F>, "rcukit::rcu::thread_registration<F>: F must be memb, mb, bp or qsbr");
+
+ public:
+  thread_registration() noexcept {
+    detail::thread_state& s = detail::tls_state<F>;
+    if (s.explicit_depth++ == 0 && (s.state == detail::reg::none || s.state == detail::reg::exited)) {
+      F::register_thread();
+      owns_ = true;
+      prev_ = s.state;
+      s.state = detail::reg::explicit_;
+    }
+  }
+  ~thread_registration() {
+    detail::thread_state& s = detail::tls_state<F>;
+    --s.explicit_depth;
+    if (owns_) {
+      detail::tsan_release(&detail::gp_clock<F>);
+      F::unregister_thread();
+      s.state = prev_;
+    }
+  }
+  thread_registration(const thread_registration&) = delete;
+  thread_registration& operator=(const thread_registration&) = delete;
+
+ private:
+  bool owns_ = false;
+  detail::reg prev_ = detail::reg::none;
+};
+
+// Waits until every read side that began before the call has ended.
+// Blocking. Must not be called inside a read side (aborts with a message).
+template <class F = default_flavor>
+void synchronize() noexcept {
+  static_assert(flavor<F>, "rcukit::rcu::synchronize<F>: F must be memb, mb, bp or qsbr");
+  if constexpr (!std::is_same_v<F, qsbr>) {
+    if (F::read_ongoing()) detail::fatal("synchronize() called inside a read-side critical section");
+  }
+  F::synchronize();
+  detail::tsan_acquire(&detail::gp_clock<F>);
+}
+
+// Waits until every retire() callback queued before the call has run.
+// Blocking. Must not be called inside a read side or from a retire callback.
+template <class F = default_flavor>
+void barrier() noexcept {
+  static_assert(flavor<F>, "rcukit::rcu::barrier<F>: F must be memb, mb, bp or qsbr");
+  if constexpr (!std::is_same_v<F, qsbr>) {
+    if (F::read_ongoing()) detail::fatal("barrier() called inside a read-side critical section");
+  }
+  const bool transient = detail::ensure_registered<F>();
+  F::barrier();
+  if (transient) detail::end_transient<F>();
+  detail::tsan_acquire(&detail::barrier_clock<F>);
+}
+
+// Deletes p after a grace period, on liburcu's call_rcu thread. Never blocks
+// (but see invariant 4 for the no-memory fallback). May be called inside or
+// outside a read side. The object must no longer be reachable by new readers.
+template <class F = default_flavor, class T>
+void retire(T* p) noexcept {
+  static_assert(flavor<F>, "rcukit::rcu::retire<F>: F must be memb, mb, bp or qsbr");
+  static_assert(!std::is_array_v<T>, "rcukit::rcu::retire: arrays are not supported");
+  if (p == nullptr) return;
+  detail::tsan_release(p);  // pairs with tsan_acquire(obj) in the callback
+  if constexpr (std::is_base_of_v<retirable, T>) {
+    retirable* r = p;
+    detail::call_registered<F>(&r->rcu_head_, &detail::delete_retirable<F, T>);
+  } else {
+    auto* box = new (std::nothrow) detail::boxed_retire<T>;
+    if (box == nullptr) {
+      if (F::read_ongoing()) detail::fatal("retire(): out of memory inside a read side");
+      synchronize<F>();
+      delete p;
+      return;
+    }
+    box->obj = p;
+    detail::tsan_release(box);
+    detail::call_registered<F>(&box->head, &detail::delete_boxed<F, T>);
+  }
+}
+
+// Like retire(), but reclaims by calling Fn(p) instead of `delete p`; for
+// objects with their own allocation scheme. T must derive from retirable.
+template <auto Fn, class F = default_flavor, class T>
+void retire_with(T* p) noexcept {
+  static_assert(flavor<F>, "rcukit::rcu::retire_with<F>: F must be memb, mb, bp or qsbr");
+  static_assert(std::is_base_of_v<retirable, T>,
+                "rcukit::rcu::retire_with: T must derive from rcu::retirable");
+  if (p == nullptr) return;
+  detail::tsan_release(p);
+  retirable* r = p;
+  detail::call_registered<F>(&r->rcu_head_, &detail::call_retirable<Fn, F, T>);
+}
+
+// qsbr only: announces that this thread holds no references from earlier
+// read sides. Must be called outside any read side.
+template <class F = default_flavor>
+void quiescent_state() noexcept {
+  static_assert(std::is_same_v<F, qsbr>, "rcukit::rcu::quiescent_state is only meaningful for rcu::qsbr");
+  detail::tsan_release(&detail::gp_clock<F>);
+  F::quiescent_state();
+}
+
+// qsbr: takes a registered thread offline for the scope (for example while it
+// blocks in a join or a condition wait), so grace periods do not wait for it.
+// No read side may be open across it. For the other flavours it does nothing.
+template <class F = default_flavor>
+class offline_scope {
+  static_assert(flavor<F>, "rcukit::rcu::offline_scope<F>: F must be memb, mb, bp or qsbr");
+
+ public:
+  offline_scope() noexcept {
+    if constexpr (std::is_same_v<F, qsbr>) {
+      detail::tsan_release(&detail::gp_clock<F>);
+      F::thread_offline();
+    }
+  }
+  ~offline_scope() {
+    if constexpr (std::is_same_v<F, qsbr>) F::thread_online();
+  }
+  offline_scope(const offline_scope&) = delete;
+  offline_scope& operator=(const offline_scope&) = delete;
+};
+
+}  // namespace rcukit::rcu

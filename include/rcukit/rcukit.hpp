@@ -1,0 +1,5 @@
+// rcukit/rcukit.hpp -- umbrella header: every public rcukit component.
+#pragma once
+
+#include "rcukit/extent.hpp"
+#include "rcukit/rcu.hpp"
