@@ -55,10 +55,9 @@ double test_seconds() {
 // correct for every flavour.
 template <class F>
 struct test_thread_scope {
-  std::optional<rcu::thread_registration<F>> reg;
-  test_thread_scope() {
-    if constexpr (std::is_same_v<F, rcu::qsbr>) reg.emplace();
-  }
+  struct none {};
+  [[no_unique_address]] std::conditional_t<std::is_same_v<F, rcu::qsbr>, rcu::thread_registration<F>, none>
+      reg;
   // For qsbr, a thread that waits must not hold up grace periods.
   void quiescent() {
     if constexpr (std::is_same_v<F, rcu::qsbr>) rcu::quiescent_state<F>();
@@ -95,7 +94,7 @@ TYPED_TEST(RcuTest, RetiredObjectSurvivesWhileReaderInside) {
   auto flag = obj->destroyed_flag;
 
   std::thread reader([&] {
-    test_thread_scope<F> scope;
+    [[maybe_unused]] test_thread_scope<F> scope;
     {
       rcu::read_guard<F> g;
       tracked* p = slot.load(std::memory_order_acquire);  // pairs with the release store below
