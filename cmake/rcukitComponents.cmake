@@ -1,3 +1,4 @@
 # One block per component: its INTERFACE (or STATIC, with SOURCES) target.
 # Included from the top-level CMakeLists.txt, so paths are relative to it.
 # Keep the list in dependency order (DESIGN.md floors).
+rcukit_component(rbtree DEPS rcukit::extent)

@@ -3,3 +3,4 @@
 
 #include "rcukit/extent.hpp"
 #include "rcukit/rcu.hpp"
+#include "rcukit/rbtree.hpp"
