@@ -44,6 +44,18 @@ function(rcukit_add_test name)
   rcukit_add_executable(${name} SOURCES ${ARG_SOURCES}
     LIBS ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   add_test(NAME ${name} COMMAND ${name} ${ARG_ARGS})
+  if(ARG_WILL_FAIL)
+    set(ARG_WILL_FAIL WILL_FAIL)
+  else()
+    set(ARG_WILL_FAIL "")
+  endif()
+  rcukit_test_properties(${name} LABELS ${ARG_LABELS} TIMEOUT ${ARG_TIMEOUT} ${ARG_WILL_FAIL})
+endfunction()
+
+# rcukit_test_properties(<test> LABELS ... [TIMEOUT s] [WILL_FAIL]): labels,
+# timeout and the sanitizer runtime options for any registered ctest test.
+function(rcukit_test_properties name)
+  cmake_parse_arguments(ARG "WILL_FAIL" "TIMEOUT" "LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
