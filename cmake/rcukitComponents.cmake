@@ -2,3 +2,4 @@
 # Included from the top-level CMakeLists.txt, so paths are relative to it.
 # Keep the list in dependency order (DESIGN.md floors).
 rcukit_component(rbtree DEPS rcukit::extent)
+rcukit_component(judy DEPS rcukit::rcu)

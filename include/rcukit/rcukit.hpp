@@ -4,3 +4,4 @@
 #include "rcukit/extent.hpp"
 #include "rcukit/rcu.hpp"
 #include "rcukit/rbtree.hpp"
+#include "rcukit/judy_array.hpp"

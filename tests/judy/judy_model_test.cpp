@@ -1,0 +1,386 @@
+// Single-threaded tests of <rcukit/judy_array.hpp>.
+//
+// What can fail here: any member function disagreeing with std::map on
+// dense, sparse 64-bit, long-shared-prefix and edge keys (0, UINT64_MAX, byte
+// boundaries); a structural invariant broken after a mutation (node class vs
+// child count, unsorted keys, empty or single-leaf nodes, size or byte
+// accounting); memory_bytes() not returning to 0 when the array empties; a
+// node class flipping at every alternate insert/erase (no hysteresis); an
+// allocation failure leaving the array changed; leaked or double-freed nodes
+// (live-allocation counter not 0 after rcu::barrier()).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "rcukit/judy_array.hpp"
+
+namespace {
+
+namespace rcu = rcukit::rcu;
+using rcukit::judy_array;
+using alloc = rcukit::detail::judy_alloc;
+
+constexpr std::uint64_t kMax = ~std::uint64_t{0};
+
+template <class A, class M>
+void expect_same_contents(const A& a, const M& m) {
+  std::vector<std::pair<std::uint64_t, typename M::mapped_type>> got;
+  a.for_each(0, kMax, [&](std::uint64_t k, const auto& v) { got.emplace_back(k, v); });
+  ASSERT_EQ(got.size(), m.size());
+  auto it = m.begin();
+  for (const auto& [k, v] : got) {
+    ASSERT_EQ(k, it->first);
+    ASSERT_EQ(v, it->second);
+    ++it;
+  }
+  ASSERT_EQ(a.size(), m.size());
+}
+
+class JudyTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    rcu::barrier();
+    EXPECT_EQ(alloc::live.load(std::memory_order_relaxed), 0) << "nodes or leaves leaked or freed twice";
+  }
+};
+
+enum class keyset { dense, sparse, prefix, edge, mixed };
+
+struct key_source {
+  std::mt19937_64 rng;
+  keyset ks;
+  std::vector<std::uint64_t> pool;
+  key_source(keyset k, std::uint64_t seed) : rng(seed), ks(k) {
+    for (int i = 0; i < 3000; ++i) pool.push_back(rng());
+    const std::uint64_t edges[] = {0,
+                                   1,
+                                   2,
+                                   255,
+                                   256,
+                                   257,
+                                   65535,
+                                   65536,
+                                   kMax,
+                                   kMax - 1,
+                                   kMax - 255,
+                                   kMax - 256,
+                                   std::uint64_t{1} << 63,
+                                   (std::uint64_t{1} << 63) - 1,
+                                   (std::uint64_t{1} << 63) + 1,
+                                   0x00ff00ff00ff00ffull,
+                                   0xff00ff00ff00ff00ull,
+                                   0x0100000000000000ull,
+                                   0x00ffffffffffffffull,
+                                   0x8000000000000000ull - 256};
+    edge.assign(std::begin(edges), std::end(edges));
+  }
+  std::vector<std::uint64_t> edge;
+  std::uint64_t next() {
+    keyset k = ks;
+    if (k == keyset::mixed) k = static_cast<keyset>(rng() % 4);
+    switch (k) {
+      case keyset::dense:
+        return rng() % 4096;
+      case keyset::sparse:
+        return (rng() % 8 == 0) ? rng() : pool[rng() % pool.size()];
+      case keyset::prefix: {
+        const std::uint64_t r = rng();
+        switch (r % 3) {
+          case 0:
+            return 0x0123456789abcd00ull | (r >> 8 & 0xff);  // 7 shared bytes
+          case 1:
+            return 0xdeadbeefcafe0000ull | (r >> 8 & 0xffff);  // 6 shared bytes
+          default:
+            return 0xdeadbeef00000000ull | ((r >> 8 & 0xf) << 20) | (r >> 16 & 0x3);  // long chains
+        }
+      }
+      case keyset::edge:
+      default: {
+        const std::uint64_t e = edge[rng() % edge.size()];
+        const std::uint64_t d = rng() % 5;
+        return (rng() % 2) ? e + d : e - d;  // wraps around 0 / UINT64_MAX on purpose
+      }
+    }
+  }
+};
+
+// One model-based phase: `ops` random operations on key set ks, compared op
+// by op with std::map, invariants checked every 1000 operations, then the
+// array is emptied and must hold 0 bytes.
+void run_phase(keyset ks, int ops, std::uint64_t seed) {
+  judy_array<std::uint64_t> a;
+  std::map<std::uint64_t, std::uint64_t> m;
+  key_source src(ks, seed);
+  std::mt19937_64& rng = src.rng;
+  for (int i = 0; i < ops; ++i) {
+    const std::uint64_t k = src.next();
+    const std::uint64_t v = rng();
+    const unsigned op = static_cast<unsigned>(rng() % 100);
+    if (op < 22) {
+      const absl::Status s = a.insert(k, v);
+      const bool fresh = m.emplace(k, v).second;
+      ASSERT_EQ(s.ok(), fresh) << s;
+      if (!fresh) {
+        ASSERT_EQ(s.code(), absl::StatusCode::kAlreadyExists);
+      }
+    } else if (op < 34) {
+      const bool fresh = m.find(k) == m.end();
+      m[k] = v;
+      ASSERT_EQ(a.insert_or_assign(k, v), fresh);
+    } else if (op < 56) {
+      auto it = m.find(k);
+      std::optional<std::uint64_t> e = a.erase(k);
+      if (it == m.end()) {
+        ASSERT_FALSE(e.has_value());
+      } else {
+        ASSERT_TRUE(e.has_value());
+        ASSERT_EQ(*e, it->second);
+        m.erase(it);
+      }
+    } else if (op < 74) {
+      auto it = m.find(k);
+      std::optional<std::uint64_t> f = a.find(k);
+      ASSERT_EQ(f.has_value(), it != m.end());
+      if (f) {
+        ASSERT_EQ(*f, it->second);
+      }
+    } else if (op < 83) {
+      auto le = a.lower_equal(k);
+      auto it = m.upper_bound(k);
+      if (it == m.begin()) {
+        ASSERT_FALSE(le.has_value()) << k;
+      } else {
+        --it;
+        ASSERT_TRUE(le.has_value()) << k;
+        ASSERT_EQ(le->first, it->first);
+        ASSERT_EQ(le->second, it->second);
+      }
+    } else if (op < 92) {
+      auto ue = a.upper_equal(k);
+      auto it = m.lower_bound(k);
+      if (it == m.end()) {
+        ASSERT_FALSE(ue.has_value()) << k;
+      } else {
+        ASSERT_TRUE(ue.has_value()) << k;
+        ASSERT_EQ(ue->first, it->first);
+        ASSERT_EQ(ue->second, it->second);
+      }
+    } else if (op < 97) {
+      // for_each over [lo, hi]: bounded width mostly, sometimes inverted or full.
+      std::uint64_t lo = k, hi;
+      const unsigned w = static_cast<unsigned>(rng() % 8);
+      if (w == 0) {
+        hi = kMax;
+      } else if (w == 1) {
+        hi = lo - 1;  // inverted (empty) unless lo == 0
+      } else {
+        hi = lo + (rng() % (std::uint64_t{1} << (8 * (w - 1))));
+        if (hi < lo) hi = kMax;
+      }
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> got;
+      a.for_each(lo, hi, [&](std::uint64_t kk, std::uint64_t vv) { got.emplace_back(kk, vv); });
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> want;
+      if (lo <= hi) {
+        for (auto it = m.lower_bound(lo); it != m.end() && it->first <= hi; ++it) want.emplace_back(*it);
+      }
+      ASSERT_EQ(got, want) << "for_each [" << lo << ", " << hi << "]";
+    } else {
+      ASSERT_EQ(a.size(), m.size());
+      ASSERT_EQ(a.memory_bytes() == 0, m.empty());
+    }
+    if (i % 1000 == 999) {
+      ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+    }
+  }
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  expect_same_contents(a, m);
+  // Empty it in random order: every byte must come back.
+  std::vector<std::uint64_t> keys;
+  for (const auto& kv : m) keys.push_back(kv.first);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(a.erase(keys[i]), m[keys[i]]);
+    if (i % 512 == 0) {
+      ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+    }
+  }
+  EXPECT_EQ(a.size(), 0u);
+  EXPECT_EQ(a.memory_bytes(), 0u);
+  EXPECT_TRUE(a.check_invariants().ok());
+  EXPECT_FALSE(a.upper_equal(0).has_value());
+  EXPECT_FALSE(a.lower_equal(kMax).has_value());
+}
+
+// 5 phases x 200,000 = 1,000,000 model-checked operations per run.
+TEST_F(JudyTest, ModelDense) { run_phase(keyset::dense, 200000, 1); }
+TEST_F(JudyTest, ModelSparse64) { run_phase(keyset::sparse, 200000, 2); }
+TEST_F(JudyTest, ModelSharedLongPrefix) { run_phase(keyset::prefix, 200000, 3); }
+TEST_F(JudyTest, ModelEdgeKeys) { run_phase(keyset::edge, 200000, 4); }
+TEST_F(JudyTest, ModelMixed) { run_phase(keyset::mixed, 200000, 5); }
+
+TEST_F(JudyTest, WholeKeyRangeAndBounds) {
+  judy_array<int> a;
+  EXPECT_FALSE(a.find(0).has_value());
+  EXPECT_FALSE(a.lower_equal(kMax).has_value());
+  ASSERT_TRUE(a.insert(kMax, 1).ok());
+  ASSERT_TRUE(a.insert(0, 2).ok());
+  EXPECT_EQ(a.insert(0, 3).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(a.find(0), 2);
+  EXPECT_EQ(a.find(kMax), 1);
+  EXPECT_EQ(a.lower_equal(kMax - 1)->first, 0u);
+  EXPECT_EQ(a.upper_equal(1)->first, kMax);
+  EXPECT_FALSE(a.insert_or_assign(kMax, 7));
+  EXPECT_EQ(a.find(kMax), 7);
+  int calls = 0;
+  a.for_each(0, kMax, [&](std::uint64_t, int) { ++calls; });
+  EXPECT_EQ(calls, 2);
+  a.for_each(kMax, 0, [&](std::uint64_t, int) { ++calls; });  // lo > hi: nothing
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  EXPECT_EQ(a.erase(kMax), 7);
+  EXPECT_EQ(a.erase(0), 2);
+  EXPECT_EQ(a.memory_bytes(), 0u);
+}
+
+TEST_F(JudyTest, NodeClassesGrowAndShrinkWithHysteresis) {
+  judy_array<std::uint64_t> a;
+  using kind = rcukit::detail::judy_kind;
+  auto kind_of_bottom = [&]() {
+    auto s = a.stats();
+    for (int k = 4; k >= 0; --k) {
+      if (s.nodes[k] != 0 && (k != 0 || s.nodes[0] == 8)) return k;  // 7 chain lin4 + bottom
+    }
+    return -1;
+  };
+  // Keys 0..n-1 share 7 bytes: a chain of 7 lin4 nodes and one bottom node.
+  for (std::uint64_t k = 0; k < 4; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin4));
+  ASSERT_TRUE(a.insert(4, 4).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
+  // Alternating erase/insert at the boundary keeps lin11 (hysteresis).
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(a.erase(4).has_value());
+    EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
+    ASSERT_TRUE(a.insert(4, 4).ok());
+    EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
+  }
+  ASSERT_TRUE(a.erase(4).has_value());
+  ASSERT_TRUE(a.erase(3).has_value());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));  // 3 children: still lin11
+  ASSERT_TRUE(a.erase(2).has_value());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin4));  // 2 < 3: shrinks
+  // Grow through every class: 26 keys in one quarter of the byte space go
+  // straight to pigeon, 26 spread ones to pool.
+  for (std::uint64_t k = 2; k < 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin25));  // 25 keys
+  ASSERT_TRUE(a.insert(25, 25).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));  // 26, all in pool segment 0
+  ASSERT_TRUE(a.erase(25).has_value());
+  ASSERT_TRUE(a.erase(24).has_value());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));  // 24: hysteresis
+  ASSERT_TRUE(a.erase(23).has_value());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin25));  // 23 < 24
+  for (std::uint64_t k = 23; k < 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  ASSERT_TRUE(a.insert(200, 200).ok());  // 26 keys spread over two segments
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pool));
+  for (std::uint64_t k = 64; k < 64 + 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  for (std::uint64_t k = 128; k < 128 + 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pool));
+  for (std::uint64_t k = 201; k < 256; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  for (std::uint64_t k = 0; k < 256; ++k) {
+    a.erase(k);
+    ASSERT_TRUE(a.check_invariants().ok()) << k << ": " << a.check_invariants();
+  }
+  EXPECT_EQ(a.memory_bytes(), 0u);
+}
+
+// Every allocation of an update, in turn, fails: the update must report
+// ResourceExhausted and leave contents, size, bytes and invariants unchanged.
+TEST_F(JudyTest, AllocationFailureChangesNothing) {
+  judy_array<std::uint64_t> a;
+  std::map<std::uint64_t, std::uint64_t> m;
+  key_source src(keyset::mixed, 99);
+  int failures = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::uint64_t k = src.next();
+    const std::uint64_t v = src.rng();
+    const unsigned op = static_cast<unsigned>(src.rng() % 3);
+    for (long n = 0;; ++n) {
+      const std::size_t bytes = a.memory_bytes(), size = a.size();
+      alloc::fail_after(n);
+      bool failed = false;
+      if (op == 0) {
+        absl::Status s = a.insert(k, v);
+        failed = s.code() == absl::StatusCode::kResourceExhausted;
+        if (!failed) {
+          ASSERT_EQ(s.ok(), m.emplace(k, v).second);
+        }
+      } else if (op == 1) {
+        absl::StatusOr<bool> r = a.try_insert_or_assign(k, v);
+        failed = !r.ok();
+        if (!failed) {
+          ASSERT_EQ(*r, m.find(k) == m.end());
+          m[k] = v;
+        }
+      } else {
+        absl::StatusOr<std::optional<std::uint64_t>> r = a.try_erase(k);
+        failed = !r.ok();
+        if (!failed) {
+          auto it = m.find(k);
+          ASSERT_EQ(r->has_value(), it != m.end());
+          if (it != m.end()) m.erase(it);
+        }
+      }
+      alloc::fail_after(-1);
+      if (!failed) break;
+      ++failures;
+      ASSERT_EQ(a.memory_bytes(), bytes);
+      ASSERT_EQ(a.size(), size);
+      if (i % 50 == 0) {
+        ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+        expect_same_contents(a, m);
+      }
+      ASSERT_LT(n, 20) << "an update needed more than 20 allocations";
+    }
+  }
+  EXPECT_GT(failures, 1500);  // every insert and assign fails at least once (its leaf)
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  expect_same_contents(a, m);
+}
+
+struct wide {
+  std::uint64_t a, b, c;
+  bool operator==(const wide&) const = default;
+};
+
+template <class F>
+void flavour_smoke() {
+  judy_array<wide, F> a;
+  for (std::uint64_t k = 0; k < 5000; ++k)
+    ASSERT_TRUE(a.insert(k * 0x9e3779b97f4a7c15ull, wide{k, k + 1, k + 2}).ok());
+  for (std::uint64_t k = 0; k < 5000; ++k) {
+    auto f = a.find(k * 0x9e3779b97f4a7c15ull);
+    ASSERT_TRUE(f.has_value());
+    ASSERT_EQ(*f, (wide{k, k + 1, k + 2}));
+  }
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  for (std::uint64_t k = 0; k < 5000; ++k) ASSERT_TRUE(a.erase(k * 0x9e3779b97f4a7c15ull).has_value());
+  EXPECT_EQ(a.memory_bytes(), 0u);
+  rcu::barrier<F>();
+}
+
+TEST_F(JudyTest, OtherFlavoursAndWideValues) {
+  flavour_smoke<rcu::mb>();
+  flavour_smoke<rcu::bp>();
+  {
+    rcu::thread_registration<rcu::qsbr> reg;
+    flavour_smoke<rcu::qsbr>();
+  }
+}
+
+}  // namespace
