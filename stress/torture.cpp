@@ -1,0 +1,602 @@
+// rcukit-torture -- rcutorture-style torture for every rcukit structure.
+//
+// One binary, one torture per --structure, each for --seconds with
+// --threads threads, with --yield adding random short sleeps at read and
+// write points (to widen race windows), and a --seed that is printed and
+// replays the same random choices (thread interleaving is the OS's).
+//
+// What each torture checks (any violation is counted, printed, and makes the
+// exit status 1):
+//  rcu         rcutorture's pipeline: a writer replaces the published object,
+//              and every grace period after its removal ages it by one;
+//              readers record the age of what they hold at the end of their
+//              read side: an age of 2 or more means a grace period ended under
+//              a reader (the classic RCU bug). Objects carry a magic that
+//              their destructor poisons: reading a poisoned object is a read
+//              of a retired object. Threads register and exit all run long.
+//  skiplist,   writers own disjoint key sets and keep an exact local model
+//  rbtree,     (insert/erase results must match it); readers look up stable
+//  rbtree-aug  keys (never touched: must always be found with their value)
+//  judy        and random keys (if found, the value must match the key);
+//              scanners check order, no duplicates, stable keys present. At
+//              the end: size and contents equal stable + every writer's model
+//              (added = removed + present, nothing duplicated).
+//  iova        threads allocate and free through the domain and a magazine
+//              cache; a global interval set proves no range is handed out
+//              twice; at the end, after flush, every range is free again.
+//  executor    jobs complete (done()) from foreign threads in random order
+//              while the cpu set changes; serial() must see each cb_cpu's
+//              jobs in submission order, on that CPU, exactly once.
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/report.hpp"
+#include "rcukit/extent_skiplist.hpp"
+#include "rcukit/iova.hpp"
+#include "rcukit/judy_array.hpp"
+#include "rcukit/ordered_executor.hpp"
+#include "rcukit/rbtree.hpp"
+
+ABSL_FLAG(std::string, structure, "rcu,skiplist,rbtree,rbtree-augmented,judy,iova,executor",
+          "comma-separated structures to torture");
+ABSL_FLAG(int, threads, 4, "threads per torture (readers and writers split between them)");
+ABSL_FLAG(double, seconds, 5, "seconds per structure");
+ABSL_FLAG(bool, yield, false, "random short sleeps at read and write points");
+ABSL_FLAG(uint64_t, seed, 0, "random seed (0: pick one and print it)");
+ABSL_FLAG(std::string, format, "table", "output format: table, tsv or json");
+
+namespace {
+
+using namespace rcukit;
+using clock_type = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------
+// Shared plumbing
+// ---------------------------------------------------------------------------
+struct context {
+  double seconds;
+  int threads;
+  bool yield;
+  uint64_t seed;
+};
+
+struct outcome {
+  uint64_t reads = 0, writes = 0, errors = 0;
+  std::string detail;  // counts specific to the structure
+  std::string first_error;
+};
+
+class error_log {
+ public:
+  void report(std::string msg) {
+    if (count_.fetch_add(1, std::memory_order_relaxed) == 0) {  // relaxed: a counter
+      std::lock_guard g(mu_);
+      first_ = std::move(msg);
+    }
+  }
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  std::string first() const {
+    std::lock_guard g(mu_);
+    return first_;
+  }
+
+ private:
+  std::atomic<uint64_t> count_{0};
+  mutable std::mutex mu_;
+  std::string first_;
+};
+
+// --yield: with probability 1/16 sleep 0-50 us, else nothing.
+inline void maybe_yield(const context& c, std::mt19937_64& rng) {
+  if (c.yield && (rng() & 15) == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 50));
+  }
+}
+
+// Runs `body(t, stop)` on n threads for ctx.seconds.
+template <class Body>
+void run_threads(const context& ctx, int n, Body body) {
+  std::atomic<bool> stop{false};  // relaxed: a stop request, no data handed over
+  std::vector<std::thread> pool;
+  for (int t = 0; t < n; ++t) pool.emplace_back([&, t] { body(t, stop); });
+  std::this_thread::sleep_for(std::chrono::duration<double>(ctx.seconds));
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& th : pool) th.join();
+}
+
+// ---------------------------------------------------------------------------
+// rcu: rcutorture's pipeline ages
+// ---------------------------------------------------------------------------
+constexpr uint64_t kMagicLive = 0x7a11ab1e5eed0001;
+constexpr uint64_t kMagicDead = 0xdeaddeaddeaddead;
+constexpr int kPipeLen = 10;
+
+std::atomic<int64_t> g_torture_live{0};  // relaxed counter, read after barrier()
+
+struct torture_obj : rcu::retirable {
+  torture_obj() { g_torture_live.fetch_add(1, std::memory_order_relaxed); }
+  ~torture_obj() {
+    magic.store(kMagicDead, std::memory_order_relaxed);  // poison: readers must never see it
+    g_torture_live.fetch_sub(1, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> magic{kMagicLive};  // relaxed: only ever compared
+  std::atomic<int> age{0};                  // grace periods since removal; relaxed, see reader
+};
+
+outcome torture_rcu(const context& ctx) {
+  error_log errs;
+  std::atomic<torture_obj*> current{new torture_obj};
+  std::atomic<uint64_t> reads{0}, writes{0}, churned{0};
+  std::array<std::atomic<uint64_t>, kPipeLen + 1> age_hist{};
+  const int readers = std::max(1, ctx.threads - 2);
+  // threads: [0, readers) readers, readers = writer, readers+1 = churn
+  run_threads(ctx, readers + 2, [&](int t, std::atomic<bool>& stop) {
+    std::mt19937_64 rng(ctx.seed + t);
+    if (t < readers) {
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        rcu::read_guard<> g;
+        torture_obj* p = current.load(std::memory_order_acquire);  // pairs with the writer's exchange
+        maybe_yield(ctx, rng);
+        if (p->magic.load(std::memory_order_relaxed) != kMagicLive) {
+          errs.report("reader saw a retired (poisoned) object");
+        }
+        // relaxed: the age only grows; reading it late can only overstate it.
+        const int age = p->age.load(std::memory_order_relaxed);
+        age_hist[std::min(age, kPipeLen)].fetch_add(1, std::memory_order_relaxed);
+        if (age >= 2) errs.report(absl::StrCat("reader holds an object ", age, " grace periods old"));
+        ++n;
+      }
+      reads.fetch_add(n, std::memory_order_relaxed);
+    } else if (t == readers) {
+      // Writer: replace, then age every removed object by one per grace period;
+      // retire them when they leave the pipeline.
+      std::deque<torture_obj*> pipe;
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        torture_obj* old = current.exchange(new torture_obj, std::memory_order_acq_rel);
+        pipe.push_back(old);
+        maybe_yield(ctx, rng);
+        rcu::synchronize();
+        for (torture_obj* p : pipe) p->age.fetch_add(1, std::memory_order_relaxed);
+        while (!pipe.empty() && pipe.front()->age.load(std::memory_order_relaxed) >= kPipeLen) {
+          rcu::retire(pipe.front());
+          pipe.pop_front();
+        }
+        ++n;
+      }
+      for (torture_obj* p : pipe) rcu::retire(p);
+      writes.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      // Churn: short-lived threads register on first use and exit.
+      while (!stop.load(std::memory_order_relaxed)) {
+        std::thread([&] {
+          rcu::read_guard<> g;
+          torture_obj* p = current.load(std::memory_order_acquire);
+          if (p->magic.load(std::memory_order_relaxed) != kMagicLive)
+            errs.report("churn thread saw a retired object");
+        }).join();
+        churned.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  });
+  rcu::synchronize();
+  delete current.load(std::memory_order_relaxed);
+  rcu::barrier();
+  if (const int64_t live = g_torture_live.load(std::memory_order_relaxed); live != 0) {
+    errs.report(absl::StrCat(live, " torture objects leaked or freed twice"));
+  }
+  outcome o;
+  o.reads = reads.load(std::memory_order_relaxed);
+  o.writes = writes.load(std::memory_order_relaxed);
+  o.errors = errs.count();
+  o.first_error = errs.first();
+  o.detail =
+      absl::StrCat("grace periods ", o.writes, ", thread churn ", churned.load(std::memory_order_relaxed),
+                   ", ages seen 0:", age_hist[0].load(std::memory_order_relaxed),
+                   " 1:", age_hist[1].load(std::memory_order_relaxed));
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Key/value tortures over a uniform adapter.
+// ---------------------------------------------------------------------------
+constexpr uint64_t kValueXor = 0x5bd1e9955bd1e995;
+inline uint64_t value_of(uint64_t key) { return key ^ kValueXor; }
+
+template <class Index>
+struct extent_kv {
+  // Extents of size 8 at key*16: gaps between them keep lookups honest.
+  Index index;
+  static uint64_t at(uint64_t k) { return k * 16; }
+  absl::Status insert(uint64_t k) { return index.insert(extent{at(k), 8}, value_of(k)); }
+  std::optional<uint64_t> find(uint64_t k) const {
+    auto e = index.lookup(at(k) + 3);
+    if (!e) return std::nullopt;
+    if (e->range.start != at(k) || e->range.size != 8) return uint64_t{~0ull};  // wrong extent: a bad value
+    return e->value;
+  }
+  std::optional<uint64_t> erase(uint64_t k) {
+    auto e = index.erase(at(k) + 5);
+    if (!e) return std::nullopt;
+    return e->value;
+  }
+  template <class F>
+  void scan(uint64_t lo, uint64_t hi, F&& f) const {  // keys in [lo, hi)
+    index.for_each(at(lo), at(hi), [&](const auto& e) { f(e.range.start / 16, e.value); });
+  }
+  size_t size() const { return index.size(); }
+};
+
+struct judy_kv {
+  judy_array<uint64_t> index;
+  absl::Status insert(uint64_t k) { return index.insert(k, value_of(k)); }
+  std::optional<uint64_t> find(uint64_t k) const { return index.find(k); }
+  std::optional<uint64_t> erase(uint64_t k) { return index.erase(k); }
+  template <class F>
+  void scan(uint64_t lo, uint64_t hi, F&& f) const {
+    if (hi > lo) index.for_each(lo, hi - 1, f);
+  }
+  size_t size() const { return index.size(); }
+};
+
+template <class KV>
+outcome torture_kv(const context& ctx) {
+  error_log errs;
+  auto kv = std::make_unique<KV>();
+  constexpr uint64_t kStable = 4096;     // keys [0, kStable) never change
+  constexpr uint64_t kPerWriter = 8192;  // writer w owns [kStable + w*kPerWriter, ...)
+  for (uint64_t k = 0; k < kStable; k += 2) {
+    if (!kv->insert(k).ok()) errs.report("setup insert failed");
+  }
+  const int writers = std::max(1, ctx.threads / 2);
+  const int readers = std::max(1, ctx.threads - writers);
+  std::vector<std::set<uint64_t>> models(writers);
+  std::atomic<uint64_t> reads{0}, writes{0}, scans{0};
+
+  run_threads(ctx, writers + readers, [&](int t, std::atomic<bool>& stop) {
+    std::mt19937_64 rng(ctx.seed + 1000 + t);
+    if (t < writers) {
+      auto& model = models[t];
+      const uint64_t base = kStable + t * kPerWriter;
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t k = base + rng() % kPerWriter;
+        maybe_yield(ctx, rng);
+        if (rng() & 1) {
+          const absl::Status s = kv->insert(k);
+          const bool present = model.count(k) != 0;
+          if (s.ok() == present || (!s.ok() && !absl::IsAlreadyExists(s))) {
+            errs.report(absl::StrCat("insert(", k, ") returned ", s.ToString(), " with key ",
+                                     present ? "present" : "absent"));
+          }
+          model.insert(k);
+        } else {
+          auto v = kv->erase(k);
+          const bool present = model.erase(k) != 0;
+          if (v.has_value() != present || (v && *v != value_of(k))) {
+            errs.report(absl::StrCat("erase(", k, ") disagrees with the writer's model"));
+          }
+        }
+        ++n;
+      }
+      writes.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      const uint64_t key_space = kStable + writers * kPerWriter;
+      uint64_t n = 0, s = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t stable = (rng() % (kStable / 2)) * 2;
+        maybe_yield(ctx, rng);
+        auto v = kv->find(stable);
+        if (!v || *v != value_of(stable))
+          errs.report(absl::StrCat("stable key ", stable, " not found intact"));
+        const uint64_t any = rng() % key_space;
+        if (auto w = kv->find(any); w && *w != value_of(any)) {
+          errs.report(absl::StrCat("key ", any, " found with a wrong value"));
+        }
+        n += 2;
+        if ((rng() & 63) == 0) {  // scan a window: sorted, no duplicates, stable keys all there
+          const uint64_t lo = rng() % key_space;
+          const uint64_t hi = std::min(key_space, lo + 512);
+          std::optional<uint64_t> prev;
+          uint64_t stable_seen = 0;
+          kv->scan(lo, hi, [&](uint64_t k, uint64_t val) {
+            if (prev && k <= *prev) errs.report("scan out of order or duplicated");
+            if (val != value_of(k)) errs.report("scan saw a wrong value");
+            if (k < kStable) ++stable_seen;
+            prev = k;
+          });
+          uint64_t stable_expected = 0;
+          for (uint64_t k = lo; k < std::min(hi, kStable); ++k) stable_expected += (k % 2 == 0);
+          if (stable_seen != stable_expected) errs.report("scan missed a stable key");
+          ++s;
+        }
+      }
+      reads.fetch_add(n, std::memory_order_relaxed);
+      scans.fetch_add(s, std::memory_order_relaxed);
+    }
+  });
+
+  // Final accounting: contents == stable + every model, exactly.
+  size_t expected = kStable / 2;
+  for (auto& m : models) expected += m.size();
+  if (kv->size() != expected) errs.report(absl::StrCat("size ", kv->size(), " != expected ", expected));
+  for (int w = 0; w < writers; ++w) {
+    for (uint64_t k : models[w]) {
+      if (kv->find(k) != value_of(k)) errs.report(absl::StrCat("key ", k, " lost"));
+    }
+  }
+  kv.reset();
+  rcu::barrier();
+  outcome o;
+  o.reads = reads.load(std::memory_order_relaxed);
+  o.writes = writes.load(std::memory_order_relaxed);
+  o.errors = errs.count();
+  o.first_error = errs.first();
+  o.detail = absl::StrCat("final size ", expected, ", scans ", scans.load(std::memory_order_relaxed));
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// iova: no range handed out twice; everything free at the end
+// ---------------------------------------------------------------------------
+outcome torture_iova(const context& ctx) {
+  error_log errs;
+  using domain = iova_domain<extent_skiplist<uint64_t>>;
+  constexpr uint64_t kEnd = uint64_t{1} << 24;
+  auto d = std::make_unique<domain>(4096, 1, kEnd);
+  auto cache = std::make_unique<iova_magazine_cache<domain>>(*d);
+  std::mutex mu;
+  std::map<uint64_t, uint64_t> live;  // pfn_lo -> end, guarded by mu
+  std::atomic<uint64_t> allocs{0}, frees{0};
+  auto claim = [&](uint64_t lo, uint64_t n) {
+    std::lock_guard g(mu);
+    auto it = live.upper_bound(lo);
+    if ((it != live.begin() && std::prev(it)->second > lo) || (it != live.end() && it->first < lo + n)) {
+      errs.report(absl::StrCat("range [", lo, ", +", n, ") handed out twice"));
+      return;
+    }
+    live.emplace(lo, lo + n);
+  };
+  auto unclaim = [&](uint64_t lo) {
+    std::lock_guard g(mu);
+    live.erase(lo);
+  };
+  run_threads(ctx, ctx.threads, [&](int t, std::atomic<bool>& stop) {
+    std::mt19937_64 rng(ctx.seed + 2000 + t);
+    std::vector<std::pair<uint64_t, uint64_t>> mine;  // (pfn, npages) this thread holds
+    std::vector<bool> via_cache;                      // parallel to mine: allocated through the cache
+    uint64_t a = 0, f = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      maybe_yield(ctx, rng);
+      if (mine.size() < 64 && (mine.empty() || (rng() & 1))) {
+        const uint64_t n = uint64_t{1} << (rng() % 7);  // 1..64 pages: in and above the cache classes
+        const bool use_cache = rng() & 1;
+        const uint64_t limit = (rng() & 1) ? (kEnd >> 4) : kEnd - 1;
+        auto r = use_cache ? cache->alloc(n, limit) : d->alloc(n, limit, true);
+        if (!r.ok()) {
+          if (!absl::IsResourceExhausted(r.status())) errs.report(r.status().ToString());
+          continue;
+        }
+        if (*r + n - 1 > limit) errs.report("allocation above limit_pfn");
+        claim(*r, n);
+        mine.emplace_back(*r, n);
+        via_cache.push_back(use_cache);
+        ++a;
+      } else {
+        const size_t i = rng() % mine.size();
+        auto [lo, n] = mine[i];
+        if (!d->find(lo)) errs.report(absl::StrCat("live allocation at ", lo, " not found"));
+        unclaim(lo);
+        if (via_cache[i]) {
+          cache->free(lo, n);
+        } else if (auto s = d->free(lo); !s.ok()) {
+          errs.report(absl::StrCat("free(", lo, "): ", s.ToString()));
+        }
+        mine[i] = mine.back();
+        mine.pop_back();
+        via_cache[i] = via_cache.back();
+        via_cache.pop_back();
+        ++f;
+      }
+    }
+    for (size_t i = 0; i < mine.size(); ++i) {
+      unclaim(mine[i].first);
+      if (via_cache[i]) {
+        cache->free(mine[i].first, mine[i].second);
+      } else {
+        (void)d->free(mine[i].first);
+      }
+      ++f;
+    }
+    allocs.fetch_add(a, std::memory_order_relaxed);
+    frees.fetch_add(f, std::memory_order_relaxed);
+  });
+  cache->flush();
+  // Everything is free again: one allocation of the whole space must succeed
+  // at the top (size-aligned power of two below end).
+  auto whole = d->alloc(kEnd / 2, kEnd - 1, true);
+  if (!whole.ok()) errs.report("after flush the space is not whole again: " + whole.status().ToString());
+  cache.reset();
+  d.reset();
+  rcu::barrier();
+  outcome o;
+  o.writes = allocs.load(std::memory_order_relaxed) + frees.load(std::memory_order_relaxed);
+  o.errors = errs.count();
+  o.first_error = errs.first();
+  o.detail = absl::StrCat("allocs ", allocs.load(std::memory_order_relaxed), ", frees ",
+                          frees.load(std::memory_order_relaxed));
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// executor: order per cb_cpu under random completion and cpu-set changes
+// ---------------------------------------------------------------------------
+struct torture_job final : ordered_job {
+  uint64_t index = 0;
+  int cb_cpu = 0;
+  std::function<void(torture_job&)> on_parallel, on_serial;
+  void parallel() override { on_parallel(*this); }
+  void serial() override { on_serial(*this); }
+};
+
+outcome torture_executor(const context& ctx) {
+  error_log errs;
+  cpu_set all = cpu_set::all();
+  const std::vector<int> cpus = all.ids();
+  ordered_executor ex(all);
+  std::mutex mu;
+  std::deque<torture_job*> pending_done;  // parallel() parked here; completers call done()
+  std::map<int, uint64_t> last_index;     // per cb_cpu: last index serialized; guarded by serial_mu
+  std::mutex serial_mu;
+  std::atomic<uint64_t> serialized{0};
+  uint64_t submitted = 0;
+  std::deque<std::unique_ptr<torture_job>> jobs;
+
+  std::atomic<bool> stop_completers{false};
+  std::vector<std::thread> completers;
+  for (int c = 0; c < 2; ++c) {
+    completers.emplace_back([&, c] {
+      std::mt19937_64 rng(ctx.seed + 3000 + c);
+      while (!stop_completers.load(std::memory_order_acquire)) {  // pairs with the release below
+        torture_job* j = nullptr;
+        {
+          std::lock_guard g(mu);
+          if (!pending_done.empty()) {
+            const size_t i = rng() % pending_done.size();  // complete in random order
+            j = pending_done[i];
+            pending_done.erase(pending_done.begin() + static_cast<std::ptrdiff_t>(i));
+          }
+        }
+        if (j) {
+          maybe_yield(ctx, rng);
+          j->done();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+
+  std::mt19937_64 rng(ctx.seed + 4000);
+  const auto end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                           std::chrono::duration<double>(ctx.seconds));
+  uint64_t cpu_changes = 0;
+  while (clock_type::now() < end) {
+    auto j = std::make_unique<torture_job>();
+    j->index = submitted;
+    j->cb_cpu = cpus[0];
+    j->on_parallel = [&](torture_job& job) {  // park: a completer thread calls done()
+      std::lock_guard g(mu);
+      pending_done.push_back(&job);
+    };
+    j->on_serial = [&](torture_job& job) {
+      if (sched_getcpu() != job.cb_cpu) errs.report("serial() ran off its cb_cpu");
+      std::lock_guard g(serial_mu);
+      auto [it, fresh] = last_index.try_emplace(job.cb_cpu, job.index);
+      if (!fresh) {
+        if (job.index <= it->second) errs.report("serial() out of submission order or repeated");
+        it->second = job.index;
+      }
+      serialized.fetch_add(1, std::memory_order_relaxed);
+    };
+    if (auto s = ex.submit(*j, j->cb_cpu); !s.ok()) {
+      errs.report("submit: " + s.ToString());
+      break;
+    }
+    jobs.push_back(std::move(j));
+    ++submitted;
+    if (submitted % 2000 == 0 && cpus.size() > 1) {
+      // Toggle the set between all CPUs and the first one, jobs in flight.
+      cpu_set s;
+      s.insert(cpus[0]);
+      if (auto st = (cpu_changes % 2 == 0) ? ex.set_cpus(s) : ex.set_cpus(all); !st.ok()) {
+        errs.report("set_cpus: " + st.ToString());
+      }
+      ++cpu_changes;
+    }
+    if (jobs.size() > 4096) {
+      ex.drain();
+      jobs.clear();
+    }
+  }
+  ex.drain();
+  stop_completers.store(true, std::memory_order_release);
+  for (auto& t : completers) t.join();
+  if (serialized.load(std::memory_order_relaxed) != submitted) {
+    errs.report(absl::StrCat("serialized ", serialized.load(std::memory_order_relaxed), " of ", submitted));
+  }
+  outcome o;
+  o.writes = submitted;
+  o.errors = errs.count();
+  o.first_error = errs.first();
+  o.detail = absl::StrCat("jobs ", submitted, ", cpu-set changes ", cpu_changes);
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "rcutorture-style torture for rcukit structures.\n"
+      "Example: rcukit-torture --structure rcu,skiplist --threads 4 --seconds 30 --yield");
+  absl::ParseCommandLine(argc, argv);
+  const std::vector<std::string> all = {"rcu",  "skiplist", "rbtree",  "rbtree-augmented",
+                                        "judy", "iova",     "executor"};
+  auto chosen = harness::parse_name_list(absl::GetFlag(FLAGS_structure), all);
+  if (!chosen.ok()) return harness::fail(absl::StrCat("--structure: ", chosen.status().message()));
+  auto fmt = harness::parse_format(absl::GetFlag(FLAGS_format));
+  if (!fmt.ok()) return harness::fail(fmt.status().message());
+  context ctx{absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_yield),
+              absl::GetFlag(FLAGS_seed)};
+  if (ctx.seconds <= 0 || ctx.threads < 2) return harness::fail("--seconds must be > 0 and --threads >= 2");
+  if (ctx.seed == 0) ctx.seed = std::random_device{}() | 1;
+  std::cerr << "rcukit-torture: seed " << ctx.seed << " (replay with --seed " << ctx.seed << ")\n";
+
+  harness::table out(absl::StrCat("rcukit-torture: ", ctx.threads, " threads, ", ctx.seconds,
+                                  " s each, seed ", ctx.seed, ctx.yield ? ", --yield" : ""),
+                     {{"structure", "Structure", false},
+                      {"reads", "Reads"},
+                      {"writes", "Writes"},
+                      {"errors", "Errors"},
+                      {"detail", "Detail", false}});
+  harness::progress prog("torture");
+  uint64_t errors = 0;
+  for (const std::string& s : *chosen) {
+    prog.update(s);
+    outcome o;
+    if (s == "rcu") o = torture_rcu(ctx);
+    if (s == "skiplist") o = torture_kv<extent_kv<extent_skiplist<uint64_t>>>(ctx);
+    if (s == "rbtree") o = torture_kv<extent_kv<rbtree_extent_map<uint64_t>>>(ctx);
+    if (s == "rbtree-augmented") o = torture_kv<extent_kv<rbtree_extent_map_augmented<uint64_t>>>(ctx);
+    if (s == "judy") o = torture_kv<judy_kv>(ctx);
+    if (s == "iova") o = torture_iova(ctx);
+    if (s == "executor") o = torture_executor(ctx);
+    if (o.errors)
+      std::cerr << "torture " << s << ": " << o.errors << " errors; first: " << o.first_error << "\n";
+    errors += o.errors;
+    out.add_row({s, std::to_string(o.reads), std::to_string(o.writes), std::to_string(o.errors), o.detail});
+  }
+  prog.done(errors ? "ERRORS" : "clean");
+  out.print(*fmt, std::cout);
+  return errors ? 1 : 0;
+}
