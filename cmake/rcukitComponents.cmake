@@ -3,3 +3,4 @@
 # Keep the list in dependency order (DESIGN.md floors).
 rcukit_component(rbtree DEPS rcukit::extent)
 rcukit_component(judy DEPS rcukit::rcu)
+rcukit_component(extent_skiplist DEPS rcukit::extent)

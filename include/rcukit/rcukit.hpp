@@ -5,3 +5,4 @@
 #include "rcukit/rcu.hpp"
 #include "rcukit/rbtree.hpp"
 #include "rcukit/judy_array.hpp"
+#include "rcukit/extent_skiplist.hpp"

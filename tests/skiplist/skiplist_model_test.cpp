@@ -1,0 +1,165 @@
+// Single-threaded tests of extent_skiplist: the shared model-based suite
+// (default leaves, and 4-extent leaves that split and die constantly), leaf
+// iteration, preload tokens, and allocation-failure injection.
+//
+// What can fail here: any disagreement with extent_model (results, statuses,
+// insert_hole starts, iteration), a broken invariant (check_invariants), a
+// leaf leaked or freed twice (live counter after rcu::barrier), an error that
+// changed the contents.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "rcukit/extent_skiplist.hpp"
+#include "skiplist_test_traits.hpp"
+#include "support/extent_index_suite.hpp"
+#include "support/extent_model.hpp"
+
+namespace rcukit::testing {
+namespace {
+
+using default_list = extent_skiplist<uint64_t, rcu::memb, default_test_traits>;
+using tiny_list = extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>;
+using qsbr_tiny_list = extent_skiplist<uint64_t, rcu::qsbr, counting_traits<4, 4>>;
+
+using SkiplistTypes = ::testing::Types<default_list, tiny_list, qsbr_tiny_list>;
+INSTANTIATE_TYPED_TEST_SUITE_P(Skiplist, ExtentIndexSuite, SkiplistTypes);
+
+template <class L>
+void expect_no_live_leaves() {
+  rcu::barrier<typename L::rcu_flavor>();
+  EXPECT_EQ(L::traits_type::live.load(std::memory_order_relaxed), 0) << "leaves leaked";
+}
+
+TEST(SkiplistLeaks, EveryLeafReclaimed) {
+  {
+    tiny_list l;
+    for (uint64_t i = 0; i < 2000; ++i) ASSERT_TRUE(l.insert(extent{i * 3, 2}, i).ok());
+    EXPECT_GT(tiny_test_traits::live.load(), 100);
+    for (uint64_t i = 0; i < 2000; i += 3) ASSERT_TRUE(l.erase(i * 3));
+    ASSERT_TRUE(l.check_invariants().ok()) << l.check_invariants();
+    l.clear();
+    EXPECT_TRUE(l.empty());
+    EXPECT_EQ(l.leaf_count(), 1u);
+    for (uint64_t i = 0; i < 500; ++i) ASSERT_TRUE(l.insert(extent{i * 5, 2}, i).ok());
+  }  // destructor frees the rest
+  expect_no_live_leaves<tiny_list>();
+}
+
+TEST(SkiplistLeafIteration, WalksEveryExtentBothWays) {
+  tiny_list l;
+  extent_model<uint64_t> model;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    const uint64_t k = rng() % 100000;
+    const extent e{k, 1 + rng() % 10};
+    EXPECT_EQ(l.insert(e, k).code(), model.insert(e, k).code());
+  }
+  std::vector<tiny_list::entry> fwd, bwd;
+  {
+    rcu::read_guard<rcu::memb> g;
+    for (auto v = l.first_leaf(g); v; v = l.next_leaf(g, v)) {
+      ASSERT_GT(v.size(), 0u);
+      for (size_t i = 0; i < v.size(); ++i) fwd.push_back(v.at(i));
+    }
+    for (auto v = l.last_leaf(g); v; v = l.prev_leaf(g, v)) {
+      for (size_t i = v.size(); i-- > 0;) bwd.push_back(v.at(i));
+    }
+  }
+  EXPECT_EQ(fwd, model.all());
+  std::reverse(bwd.begin(), bwd.end());
+  EXPECT_EQ(bwd, model.all());
+  {
+    tiny_list empty;
+    rcu::read_guard<rcu::memb> g;
+    EXPECT_FALSE(empty.first_leaf(g));
+    EXPECT_FALSE(empty.last_leaf(g));
+  }
+  l.clear();
+  expect_no_live_leaves<tiny_list>();
+}
+
+TEST(SkiplistPreload, TokenIsUsedOrFreed) {
+  {
+    tiny_list l;
+    for (uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(l.insert(extent{i * 10, 1}, i).ok());
+    const long before = tiny_test_traits::live.load();
+    auto t = l.preload();
+    ASSERT_TRUE(t.ok());
+    EXPECT_TRUE(t->holds_leaf());
+    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);
+    ASSERT_TRUE(l.insert(extent{100, 1}, 9, std::move(*t)).ok());  // full leaf: the token's leaf is used
+    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);
+    auto t2 = l.preload();
+    ASSERT_TRUE(t2.ok());
+    EXPECT_EQ(l.insert(extent{100, 1}, 9, std::move(*t2)).code(), absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);  // unused token leaf freed
+    ASSERT_TRUE(l.check_invariants().ok());
+  }
+  expect_no_live_leaves<tiny_list>();
+}
+
+// Fail the Nth allocation, for every N along scripted sequences: each failure
+// is ResourceExhausted and leaves the contents exactly as before.
+TEST(SkiplistAllocationFailure, EveryNthAllocationFails) {
+  for (long n = 1; n <= 40; ++n) {
+    {
+      tiny_list l;
+      extent_model<uint64_t> model;
+      std::mt19937_64 rng(static_cast<uint64_t>(n));
+      tiny_test_traits::fail_countdown.store(n);
+      int failures = 0;
+      for (int step = 0; step < 400; ++step) {
+        const auto before = model.all();
+        const int failures_before = failures;
+        const uint64_t k = rng() % 2000;
+        if (step % 3 == 2) {
+          hole_request r;
+          r.size = 1 + rng() % 4;
+          r.hint = k;
+          auto a = l.insert_hole(r, k);
+          if (a.status().code() == absl::StatusCode::kResourceExhausted) {
+            ++failures;
+          } else {
+            auto b = model.insert_hole(r, k);
+            ASSERT_TRUE(a.ok() && b.ok());
+            ASSERT_EQ(*a, *b);
+          }
+        } else if (step % 7 == 6) {
+          ASSERT_EQ(l.erase(k, 30), model.erase(k, 30));
+        } else {
+          const extent e{k, 1 + rng() % 3};
+          auto a = l.insert(e, k);
+          if (a.code() == absl::StatusCode::kResourceExhausted) {
+            ++failures;
+          } else {
+            ASSERT_EQ(a.code(), model.insert(e, k).code());
+          }
+        }
+        std::vector<tiny_list::entry> now;
+        l.for_each(0, UINT64_MAX, [&](const tiny_list::entry& e) { now.push_back(e); });
+        ASSERT_EQ(now, model.all()) << "n=" << n << " step=" << step;
+        if (failures != failures_before) {
+          ASSERT_EQ(now, before) << "a failed call changed the contents";
+        }
+      }
+      EXPECT_EQ(failures, 1) << "exactly the Nth allocation failed (n=" << n << ")";
+      ASSERT_TRUE(l.check_invariants().ok()) << l.check_invariants();
+      tiny_test_traits::fail_countdown.store(0);
+    }
+    expect_no_live_leaves<tiny_list>();
+  }
+}
+
+TEST(SkiplistAllocationFailure, PreloadReportsResourceExhausted) {
+  tiny_list l;
+  tiny_test_traits::fail_countdown.store(1);
+  auto t = l.preload();
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kResourceExhausted);
+  tiny_test_traits::fail_countdown.store(0);
+  EXPECT_TRUE(l.empty());
+}
+
+}  // namespace
+}  // namespace rcukit::testing

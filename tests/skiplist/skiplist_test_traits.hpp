@@ -1,0 +1,44 @@
+// tests/skiplist/skiplist_test_traits.hpp -- skiplist traits for tests: a
+// live-leaf counter (every test ends with rcu::barrier() and expects 0) and
+// an allocation-failure injector (fail the Nth allocation from now).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+
+#include "rcukit/extent_skiplist.hpp"
+
+namespace rcukit::testing {
+
+template <unsigned Cap, unsigned Levels>
+struct counting_traits : skiplist_traits {
+  static constexpr unsigned leaf_capacity = Cap;
+  static constexpr unsigned max_levels = Levels;
+  // relaxed counters: read after rcu::barrier(), which orders the callbacks before it.
+  static inline std::atomic<long> live{0};
+  static inline std::atomic<long> allocations{0};
+  // When > 0: the allocation that brings it to 0 fails. 0 = never fail.
+  static inline std::atomic<long> fail_countdown{0};
+  static void* allocate(std::size_t n) noexcept {
+    long c = fail_countdown.load(std::memory_order_relaxed);
+    while (c > 0 && !fail_countdown.compare_exchange_weak(c, c - 1, std::memory_order_relaxed)) {
+    }
+    if (c == 1) return nullptr;
+    void* p = ::operator new(n, std::nothrow);
+    if (p != nullptr) {
+      live.fetch_add(1, std::memory_order_relaxed);
+      allocations.fetch_add(1, std::memory_order_relaxed);
+    }
+    return p;
+  }
+  static void deallocate(void* p) noexcept {
+    live.fetch_sub(1, std::memory_order_relaxed);
+    ::operator delete(p);
+  }
+};
+
+using default_test_traits = counting_traits<32, 32>;
+using tiny_test_traits = counting_traits<4, 8>;  // many splits and leaf removals
+
+}  // namespace rcukit::testing
