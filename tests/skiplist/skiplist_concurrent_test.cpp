@@ -1,0 +1,260 @@
+// Concurrent tests of extent_skiplist with accounting, bounded by
+// RCUKIT_TEST_SECONDS (default 1). Typed over the default leaves and 4-extent
+// leaves (constant splits and leaf removals).
+//
+// What can fail here:
+//  * a writer on its own region reads back something other than what it
+//    knows is there (lookup and lookup_rcu of a known-present extent must
+//    return exactly it: never missed, never torn);
+//  * a hole-taker gets a hole that overlaps someone else's extent, outside
+//    its request's bounds, or misaligned;
+//  * a scanner (for_each or leaf iteration) sees an extent twice, out of
+//    order, or misses one of the permanent extents that are
+//    present for the whole walk;
+//  * at the end the contents differ from the union of what every thread
+//    believes it owns (nothing lost, nothing duplicated), an invariant is
+//    broken, or a leaf leaks (live counter after rcu::barrier()).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "rcukit/extent_skiplist.hpp"
+#include "skiplist_test_traits.hpp"
+
+namespace rcukit::testing {
+namespace {
+
+double test_seconds() {
+  const char* s = std::getenv("RCUKIT_TEST_SECONDS");
+  return s != nullptr ? std::atof(s) : 1.0;
+}
+
+constexpr uint64_t kRegion = uint64_t{1} << 40;    // one per writer
+constexpr uint64_t kHoleBase = uint64_t{1} << 50;  // shared by hole-takers
+constexpr uint64_t kHoleSpan = uint64_t{1} << 14;  // small: holes are contended
+constexpr uint64_t kPermBase = uint64_t{3} << 50;  // permanent extents, never erased
+constexpr uint64_t kPermCount = 300;
+
+template <class L>
+class SkiplistConcurrent : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    rcu::barrier<typename L::rcu_flavor>();
+    EXPECT_EQ(L::traits_type::live.load(std::memory_order_relaxed), 0) << "leaves leaked";
+  }
+};
+
+using ConcurrentTypes = ::testing::Types<extent_skiplist<uint64_t, rcu::memb, default_test_traits>,
+                                         extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>>;
+TYPED_TEST_SUITE(SkiplistConcurrent, ConcurrentTypes);
+
+TYPED_TEST(SkiplistConcurrent, WritersHoleTakersScanners) {
+  using L = TypeParam;
+  using entry = typename L::entry;
+  constexpr int kWriters = 2, kHoleTakers = 2, kScanners = 2;
+  auto list = std::make_unique<L>();
+  for (uint64_t i = 0; i < kPermCount; ++i) {
+    ASSERT_TRUE(list->insert(extent{kPermBase + i * 16, 8}, ~i).ok());
+  }
+  std::atomic<bool> stop{false};  // relaxed is enough: joins order the results
+  std::vector<std::map<uint64_t, entry>> owned(kWriters + kHoleTakers);
+  std::atomic<long> failures{0};
+  auto fail = [&](const char* what, uint64_t a, uint64_t b) {
+    if (failures.fetch_add(1, std::memory_order_relaxed) < 10) ADD_FAILURE() << what << " " << a << " " << b;
+  };
+  std::vector<std::thread> threads;
+
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 rng(100 + w);
+      auto& mine = owned[w];
+      const uint64_t base = kRegion * (w + 1);
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t k = base + rng() % 20000;
+        const uint64_t sz = 1 + rng() % 8;
+        const uint64_t v = (uint64_t(w) << 48) | ++n;
+        if (rng() % 3 != 0 || mine.empty()) {
+          const absl::Status s = list->insert(extent{k, sz}, v);
+          auto it = mine.upper_bound(k);
+          bool overlap = it != mine.end() && it->first < k + sz;
+          if (it != mine.begin() && std::prev(it)->second.range.end() > k) overlap = true;
+          if (s.ok() == overlap) fail("insert disagrees with the owner's map", k, sz);
+          if (s.ok()) mine.emplace(k, entry{extent{k, sz}, v});
+        } else {
+          auto it = mine.lower_bound(k);
+          if (it == mine.end()) it = mine.begin();
+          const entry e = it->second;
+          const auto got = list->erase(e.range.start);
+          if (!got || !(*got == e)) fail("erase of an owned extent", e.range.start, got.has_value());
+          mine.erase(it);
+        }
+        if (!mine.empty()) {  // a known-present extent is always found, untorn
+          auto it = mine.lower_bound(base + rng() % 20000);
+          if (it == mine.end()) it = mine.begin();
+          const entry e = it->second;
+          const auto a = list->lookup(e.range.start + rng() % e.range.size);
+          if (!a || !(*a == e)) fail("lookup missed a present extent", e.range.start, a.has_value());
+          rcu::read_guard<rcu::memb> g;
+          const auto b = list->lookup_rcu(g, e.range.start, e.range.size);
+          if (!b || !(*b == e)) fail("lookup_rcu missed a present extent", e.range.start, b.has_value());
+        }
+      }
+    });
+  }
+  for (int h = 0; h < kHoleTakers; ++h) {
+    threads.emplace_back([&, h] {
+      std::mt19937_64 rng(200 + h);
+      auto& mine = owned[kWriters + h];
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (rng() % 5 < 3 || mine.empty()) {
+          hole_request r;
+          r.size = 1 + rng() % 16;
+          r.align = uint64_t{1} << (rng() % 4);
+          r.floor = kHoleBase;
+          r.limit = kHoleBase + kHoleSpan;
+          r.hint = kHoleBase + rng() % kHoleSpan;
+          r.dir = (rng() & 1) ? hole_request::direction::up : hole_request::direction::down;
+          const uint64_t v = (uint64_t(100 + h) << 48) | ++n;
+          const auto s = list->insert_hole(r, v);
+          if (!s.ok()) {
+            if (s.status().code() != absl::StatusCode::kResourceExhausted) fail("insert_hole error", 0, 0);
+            continue;
+          }
+          if (*s < r.floor || *s + r.size > r.limit || *s % r.align != 0)
+            fail("hole out of bounds", *s, r.size);
+          if (mine.count(*s) != 0) fail("hole handed out twice", *s, 0);
+          mine.emplace(*s, entry{extent{*s, r.size}, v});
+          const auto a = list->lookup(*s);
+          if (!a || a->value != v) fail("own hole not found", *s, 0);
+        } else {
+          auto it = mine.lower_bound(kHoleBase + rng() % kHoleSpan);
+          if (it == mine.end()) it = mine.begin();
+          const entry e = it->second;
+          const auto got = list->erase(e.range.start);
+          if (!got || !(*got == e)) fail("erase of an owned hole", e.range.start, 0);
+          mine.erase(it);
+        }
+      }
+    });
+  }
+  for (int sc = 0; sc < kScanners; ++sc) {
+    threads.emplace_back([&, sc] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        bool first = true;
+        uint64_t prev_start = 0, perm_seen = 0;
+        auto check = [&](const entry& e) {
+          // A scan is not a snapshot: extents seen at different moments may
+          // overlap (one erased, then another inserted), but starts must
+          // strictly increase (sorted, nothing twice).
+          if (!first && e.range.start <= prev_start)
+            fail("scan not sorted or repeated", prev_start, e.range.start);
+          first = false;
+          prev_start = e.range.start;
+          if (e.range.start >= kPermBase && e.range.start < kPermBase + kPermCount * 16) ++perm_seen;
+        };
+        if (sc == 0) {
+          list->for_each(0, UINT64_MAX, check);
+        } else {
+          rcu::read_guard<rcu::memb> g;
+          for (auto v = list->first_leaf(g); v; v = list->next_leaf(g, v)) {
+            for (size_t i = 0; i < v.size(); ++i) check(v.at(i));
+          }
+        }
+        if (perm_seen != kPermCount) fail("scan missed a permanent extent", perm_seen, kPermCount);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(test_seconds()));
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& t : threads) t.join();
+
+  // Accounting: the list holds exactly the permanent extents plus what every
+  // thread believes it owns.
+  std::map<uint64_t, entry> expect;
+  for (uint64_t i = 0; i < kPermCount; ++i) {
+    expect.emplace(kPermBase + i * 16, entry{extent{kPermBase + i * 16, 8}, ~i});
+  }
+  for (const auto& m : owned) expect.insert(m.begin(), m.end());
+  std::vector<entry> got;
+  list->for_each(0, UINT64_MAX, [&](const entry& e) { got.push_back(e); });
+  std::vector<entry> want;
+  for (const auto& [k, e] : expect) want.push_back(e);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "contents differ from the union of owners' maps";
+  EXPECT_EQ(list->size(), want.size());
+  const absl::Status inv = list->check_invariants();
+  EXPECT_TRUE(inv.ok()) << inv;
+  EXPECT_EQ(failures.load(), 0);
+  list->clear();
+  EXPECT_TRUE(list->empty());
+  list.reset();
+}
+
+// Many threads fill one small space with insert_hole and free it again; at
+// every moment the holes handed out are disjoint (checked at the end through
+// the per-thread records) and the total never exceeds the space.
+TYPED_TEST(SkiplistConcurrent, HoleTakersExhaustAndRefill) {
+  using L = TypeParam;
+  auto list = std::make_unique<L>();
+  constexpr int kThreads = 4;
+  constexpr uint64_t kSpace = 4096;
+  std::atomic<bool> stop{false};
+  std::atomic<long> failures{0};
+  std::vector<std::vector<uint64_t>> held(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(300 + t);
+      auto& mine = held[t];
+      while (!stop.load(std::memory_order_relaxed)) {
+        hole_request r;
+        r.size = 16;
+        r.align = 16;
+        r.limit = kSpace;
+        r.hint = rng() % kSpace;
+        r.dir = (t & 1) ? hole_request::direction::down : hole_request::direction::up;
+        const auto s = list->insert_hole(r, uint64_t(t));
+        if (s.ok()) {
+          if (*s % 16 != 0 || *s + 16 > kSpace) failures.fetch_add(1);
+          mine.push_back(*s);
+        } else if (s.status().code() != absl::StatusCode::kResourceExhausted) {
+          failures.fetch_add(1);
+        }
+        if (!mine.empty() && (!s.ok() || rng() % 2 == 0)) {
+          const size_t i = rng() % mine.size();
+          const auto e = list->erase(mine[i]);
+          if (!e || e->value != uint64_t(t) || e->range.start != mine[i]) failures.fetch_add(1);
+          mine[i] = mine.back();
+          mine.pop_back();
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(test_seconds()));
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& th : threads) th.join();
+  std::map<uint64_t, int> all;
+  for (int t = 0; t < kThreads; ++t) {
+    for (uint64_t s : held[t]) EXPECT_TRUE(all.emplace(s, t).second) << "hole " << s << " held twice";
+  }
+  EXPECT_EQ(list->size(), all.size());
+  for (const auto& [s, t] : all) {
+    const auto e = list->lookup(s);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->value, uint64_t(t));
+  }
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(list->check_invariants().ok());
+  list.reset();
+}
+
+}  // namespace
+}  // namespace rcukit::testing
