@@ -5,8 +5,9 @@
 // 2012-2016; after Doug Baskins' libJudy): a radix-256 tree whose nodes
 // change encoding with their fan-out (detail/judy_node.hpp), read without
 // locks under RCU, updated under per-node locks. This is a re-derivation,
-// not a port: keys live in leaves hung as high as possible (lazy expansion),
-// and the locking protocol is the one below.
+// not a port: keys live in small copy-on-write buckets hung as high as
+// possible (split when full, merged back below half), and the locking
+// protocol is the one below.
 //
 // Readers (find, lower_equal, upper_equal, for_each) run inside one RCU read
 // side and never lock, never retry, never write shared memory: wait-free
@@ -14,10 +15,11 @@
 // either immutable since the node was published or an atomic loaded with
 // acquire.
 //
-// Writers. A change to key k is "set slot b of node N to word w" at the
-// deepest node N on k's path. It is absorbed in place when it keeps N's key
+// Writers. A change to key k rebuilds k's bucket (or splits it into a new
+// subtree) and becomes "set slot b of node N to word w" at the deepest node
+// N on k's path. It is absorbed in place when it keeps N's key
 // set (replacing a child) or N is a pigeon node; otherwise N is rebuilt
-// (copy-on-write), and the rebuilt node (or nothing, or a lone leaf) becomes
+// (copy-on-write), and the rebuilt node (or nothing, or a merged bucket) becomes
 // a change to N's parent, and so on up. So every update is: a chain of
 // rebuilt nodes below one in-place store at the top level t. The writer
 //   1. descends under RCU and plans, without locking, the top level t;
@@ -42,10 +44,10 @@
 //      and its parent's (or the root lock).
 //  (3) Nothing is published until every allocation of the update succeeded:
 //      an update either happens completely (one release store) or not at all.
-//  (4) Replaced nodes and leaves are unreachable for new readers before they
+//  (4) Replaced nodes and buckets are unreachable for new readers before they
 //      are retired; they are freed after a grace period.
 //  (5) size() counts keys; memory_bytes() counts the bytes of live nodes and
-//      leaves; both are exact when no writer runs and return to 0 when empty.
+//      buckets; both are exact when no writer runs and return to 0 when empty.
 //
 // Not supported: path compression of inner-node chains, concurrent use of
 // the destructor, and with rcu::qsbr, unregistered threads (see rcu.hpp).
@@ -55,6 +57,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
@@ -68,15 +71,19 @@
 
 namespace rcukit {
 
-template <class T, class Rcu = rcu::default_flavor>
+// BucketCap: keys per bucket above the last level (at the last level a
+// bucket holds up to 256 keys that differ only in their last byte). Tests use
+// tiny buckets to grow deep trees; the default suits memory and lookups.
+template <class T, class Rcu = rcu::default_flavor, unsigned BucketCap = 32>
 class judy_array {
   static_assert(std::is_trivially_copyable_v<T>,
                 "rcukit::judy_array<T>: T must be trivially copyable (values are copied out of "
-                "RCU-protected leaves while writers may replace them)");
+                "RCU-protected buckets while writers may replace them)");
   static_assert(rcu::flavor<Rcu>, "rcukit::judy_array: Rcu must be an rcukit::rcu flavour");
+  static_assert(BucketCap >= 2 && BucketCap <= 255, "rcukit::judy_array: BucketCap must be in [2, 255]");
 
   using node = detail::judy_node;
-  using leaf = detail::judy_leaf<T>;
+  using bucket = detail::judy_bucket<T>;
   using word = detail::judy_word;
   using kind = detail::judy_kind;
 
@@ -89,10 +96,10 @@ class judy_array {
 
   // Inserts key -> v. AlreadyExists if key is present; ResourceExhausted if a
   // node allocation failed. Either way nothing changed. Blocking (per-node
-  // locks), lock-free readers see the key from the linearization point (the
+  // locks); readers see the key from the linearization point (the one
   // publishing store) on. Call outside or inside a read side.
   absl::Status insert(std::uint64_t key, const T& v) {
-    absl::StatusOr<bool> r = update(key, &v, /*assign=*/false);
+    absl::StatusOr<bool> r = update(key, &v, /*assign=*/false, nullptr);
     if (!r.ok()) return r.status();
     return *r ? absl::OkStatus() : absl::AlreadyExistsError("judy_array::insert: key already present");
   }
@@ -107,17 +114,19 @@ class judy_array {
   }
   // As insert_or_assign; ResourceExhausted (nothing changed) on allocation failure.
   absl::StatusOr<bool> try_insert_or_assign(std::uint64_t key, const T& v) {
-    return update(key, &v, /*assign=*/true);
+    return update(key, &v, /*assign=*/true, nullptr);
   }
 
-  // Removes key; returns its value, or nullopt if absent. Erasing may rebuild
-  // nodes into smaller classes; aborts on allocation failure (use try_erase to
-  // get ResourceExhausted). Blocking writer.
+  // Removes key; returns its value, or nullopt if absent. Erasing rebuilds
+  // the key's bucket (and may shrink or merge nodes), so it allocates; it
+  // aborts on allocation failure (use try_erase to get ResourceExhausted).
+  // Blocking writer.
   std::optional<T> erase(std::uint64_t key) {
     absl::StatusOr<std::optional<T>> r = try_erase(key);
     if (!r.ok()) rcu::detail::fatal("judy_array::erase: out of memory");
     return *r;
   }
+  // As erase; ResourceExhausted (nothing changed) on allocation failure.
   absl::StatusOr<std::optional<T>> try_erase(std::uint64_t key) {
     std::optional<T> out;
     absl::StatusOr<bool> r = update(key, nullptr, false, &out);
@@ -132,11 +141,12 @@ class judy_array {
   }
   // Same, inside the caller's read side.
   std::optional<T> find_rcu(const rcu::read_guard<Rcu>&, std::uint64_t key) const {
-    word w = root_.load(std::memory_order_acquire);  // pairs with commit()'s release store
+    word w = root_.load(std::memory_order_acquire);  // pairs with the release store in update() step 4
     for (unsigned d = 0; w != 0; ++d) {
       if (detail::judy_is_leaf(w)) {
-        const leaf* l = as_leaf(w);
-        if (l->key == key) return l->value;
+        const bucket* b = as_bucket(w);
+        const std::uint32_t i = b->lower_index(key);
+        if (i < b->n && b->keys()[i] == key) return b->value(i);
         return std::nullopt;
       }
       w = as_node(w)->child(detail::judy_byte(key, d));
@@ -147,16 +157,12 @@ class judy_array {
   // Greatest key <= key with its value. Wait-free.
   std::optional<std::pair<std::uint64_t, T>> lower_equal(std::uint64_t key) const {
     rcu::read_guard<Rcu> g;
-    const leaf* l = bound<false>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
-    if (l == nullptr) return std::nullopt;
-    return std::pair<std::uint64_t, T>(l->key, l->value);
+    return bound<false>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
   }
   // Least key >= key with its value. Wait-free.
   std::optional<std::pair<std::uint64_t, T>> upper_equal(std::uint64_t key) const {
     rcu::read_guard<Rcu> g;
-    const leaf* l = bound<true>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
-    if (l == nullptr) return std::nullopt;
-    return std::pair<std::uint64_t, T>(l->key, l->value);
+    return bound<true>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
   }
 
   // Calls f(key, value) for every key in [lo, hi] (inclusive), ascending.
@@ -176,16 +182,16 @@ class judy_array {
   std::size_t size() const noexcept {
     return static_cast<std::size_t>(size_.load(std::memory_order_relaxed));  // statistic
   }
-  // Bytes held by nodes and leaves (not yet retired). Same exactness.
+  // Bytes held by nodes and buckets (not yet retired). Same exactness.
   std::size_t memory_bytes() const noexcept {
     return static_cast<std::size_t>(bytes_.load(std::memory_order_relaxed));  // statistic
   }
 
-  // Node population by kind (lin4, lin11, lin25, pool, pigeon), then leaves.
+  // Node population by kind (lin4, lin11, lin25, pool, pigeon) and buckets.
   // Quiescent only (tests, benchmarks).
   struct shape {
     std::size_t nodes[5] = {0, 0, 0, 0, 0};
-    std::size_t leaves = 0;
+    std::size_t buckets = 0;
   };
   shape stats() const {
     shape s;
@@ -194,15 +200,16 @@ class judy_array {
     return s;
   }
 
-  // Checks every structural invariant (detail/judy_node.hpp (3), (4); leaf
-  // keys match their path; size and memory accounting). Quiescent only.
+  // Checks every structural invariant (detail/judy_node.hpp (3)-(4), buckets
+  // sorted, within capacity and on their path, no mergeable node, size and
+  // memory accounting). Quiescent only.
   absl::Status check_invariants() const {
     rcu::read_guard<Rcu> g;
     std::size_t keys = 0, bytes = 0;
     std::string err;
     check(root_.load(std::memory_order_acquire), 0, 0, keys, bytes, err);
     if (err.empty() && keys != size())
-      err = "size() " + std::to_string(size()) + " != leaves " + std::to_string(keys);
+      err = "size() " + std::to_string(size()) + " != keys " + std::to_string(keys);
     if (err.empty() && bytes != memory_bytes()) {
       err = "memory_bytes() " + std::to_string(memory_bytes()) + " != counted " + std::to_string(bytes);
     }
@@ -210,20 +217,39 @@ class judy_array {
   }
 
  private:
-  static const leaf* as_leaf(word w) noexcept {
-    return reinterpret_cast<const leaf*>(w & ~detail::judy_leaf_tag);
+  using entry = std::pair<std::uint64_t, T>;
+  // Capacity of a bucket in a slot at depth s (keys sharing bytes [0, s)).
+  static constexpr unsigned bucket_cap(unsigned s) noexcept { return s >= 7 ? 256 : BucketCap; }
+  static const bucket* as_bucket(word w) noexcept {
+    return reinterpret_cast<const bucket*>(w & ~detail::judy_leaf_tag);
   }
-  static leaf* as_leaf_mut(word w) noexcept { return reinterpret_cast<leaf*>(w & ~detail::judy_leaf_tag); }
+  static bucket* as_bucket_mut(word w) noexcept {
+    return reinterpret_cast<bucket*>(w & ~detail::judy_leaf_tag);
+  }
   static node* as_node(word w) noexcept { return reinterpret_cast<node*>(w); }
-  static word leaf_word(leaf* l) noexcept { return reinterpret_cast<word>(l) | detail::judy_leaf_tag; }
+  static word bucket_word(bucket* b) noexcept { return reinterpret_cast<word>(b) | detail::judy_leaf_tag; }
   static word node_word(node* n) noexcept { return reinterpret_cast<word>(n); }
 
+  // Planning placeholders (dry runs, never stored): a rebuilt node, and a
+  // rebuilt bucket of c keys.
+  static constexpr word kSomeNode = 2;
+  static constexpr word fake_bucket(std::uint32_t c) noexcept {
+    return (word{c} << 4) | 8 | detail::judy_leaf_tag;
+  }
+  static std::uint32_t bucket_count(word w) noexcept {
+    return (w & 8) != 0 ? static_cast<std::uint32_t>(w >> 4) : as_bucket(w)->n;
+  }
+
   // ---- readers -----------------------------------------------------------
-  static const leaf* extreme(word w, unsigned d, bool want_min) {
-    if (w == 0) return nullptr;
-    if (detail::judy_is_leaf(w)) return as_leaf(w);
-    const leaf* out = nullptr;
-    auto f = [&](unsigned, word c) { return (out = extreme(c, d + 1, want_min)) != nullptr; };
+  static std::optional<entry> extreme(word w, bool want_min) {
+    if (w == 0) return std::nullopt;
+    if (detail::judy_is_leaf(w)) {
+      const bucket* b = as_bucket(w);
+      const std::uint32_t i = want_min ? 0 : b->n - 1;
+      return entry(b->keys()[i], b->value(i));
+    }
+    std::optional<entry> out;
+    auto f = [&](unsigned, word c) { return (out = extreme(c, want_min)).has_value(); };
     if (want_min) {
       as_node(w)->template visit<true>(0, 255, f);
     } else {
@@ -236,25 +262,30 @@ class judy_array {
   // first d bytes); !Up: greatest key <= key. A subtree that turns out empty
   // under concurrent erases is skipped, never an error.
   template <bool Up>
-  static const leaf* bound(word w, unsigned d, std::uint64_t key) {
-    if (w == 0) return nullptr;
+  static std::optional<entry> bound(word w, unsigned d, std::uint64_t key) {
+    if (w == 0) return std::nullopt;
     if (detail::judy_is_leaf(w)) {
-      const leaf* l = as_leaf(w);
+      const bucket* b = as_bucket(w);
+      std::uint32_t i = b->lower_index(key);
       if constexpr (Up) {
-        return l->key >= key ? l : nullptr;
+        if (i == b->n) return std::nullopt;
       } else {
-        return l->key <= key ? l : nullptr;
+        if (i == b->n || b->keys()[i] != key) {
+          if (i == 0) return std::nullopt;
+          --i;
+        }
       }
+      return entry(b->keys()[i], b->value(i));
     }
     const node* n = as_node(w);
-    const unsigned b = detail::judy_byte(key, d);
-    if (const leaf* l = bound<Up>(n->child(b), d + 1, key)) return l;
-    const leaf* out = nullptr;
-    auto f = [&](unsigned, word c) { return (out = extreme(c, d + 1, Up)) != nullptr; };
+    const unsigned byte = detail::judy_byte(key, d);
+    if (auto r = bound<Up>(n->child(byte), d + 1, key)) return r;
+    std::optional<entry> out;
+    auto f = [&](unsigned, word c) { return (out = extreme(c, Up)).has_value(); };
     if constexpr (Up) {
-      if (b < 255) n->template visit<true>(b + 1, 255, f);
+      if (byte < 255) n->template visit<true>(byte + 1, 255, f);
     } else {
-      if (b > 0) n->template visit<false>(0, b - 1, f);
+      if (byte > 0) n->template visit<false>(0, byte - 1, f);
     }
     return out;
   }
@@ -264,10 +295,11 @@ class judy_array {
                    F& f) {
     if (w == 0) return;
     if (detail::judy_is_leaf(w)) {
-      const leaf* l = as_leaf(w);
-      if (l->key >= lo && l->key <= hi) {
-        const std::uint64_t k = l->key;
-        const T v = l->value;
+      const bucket* b = as_bucket(w);
+      for (std::uint32_t i = lo_tight ? b->lower_index(lo) : 0; i < b->n; ++i) {
+        const std::uint64_t k = b->keys()[i];
+        if (k > hi) break;
+        const T v = b->value(i);
         f(k, v);
       }
       return;
@@ -282,7 +314,6 @@ class judy_array {
 
   // ---- writers -----------------------------------------------------------
   static constexpr int kMaxDepth = 8;
-  static constexpr word kSomeNode = 2;  // planning placeholder for "a rebuilt node"
 
   struct path {
     node* nodes[kMaxDepth];
@@ -290,9 +321,8 @@ class judy_array {
     int bottom = -1;  // depth of the deepest node on the path; -1 = root word
   };
 
-  // Descends (under RCU) to the deepest node on key's path. Returns the word
-  // in the bottom slot (0 or a leaf; a node only if depth 8 would be needed,
-  // which cannot happen).
+  // Descends (under RCU) to the deepest node on key's path; returns the word
+  // in its slot for key (0 or a bucket).
   word descend(std::uint64_t key, path& p) const {
     p.bottom = -1;
     word w = root_.load(std::memory_order_acquire);  // as find_rcu
@@ -306,58 +336,147 @@ class judy_array {
     return w;
   }
 
-  // The effect of "set slot b of n to w" (w == 0: remove). in_place: n
-  // absorbs it; otherwise `repl` replaces n in its parent (0 = n vanishes,
-  // a leaf = n collapses into its last leaf, a node = n rebuilt). With
-  // dry == true nothing is allocated and a rebuilt node is kSomeNode.
-  // Caller holds n's lock unless dry. alloc_failed set on allocation failure.
+  // ---- building unpublished subtrees (relaxed stores: published later) ---
+  // Builds a bucket from sorted parallel arrays.
+  static bucket* make_bucket(const std::uint64_t* keys, const char* values, std::uint32_t n) {
+    bucket* b = detail::judy_new_bucket<T>(n);
+    if (b == nullptr) return nullptr;
+    std::memcpy(b->keys(), keys, 8 * std::size_t{n});
+    std::memcpy(b->value_ptr(0), values, sizeof(T) * std::size_t{n});
+    return b;
+  }
+  // Frees an unpublished subtree built below (nodes and buckets).
+  static void free_unpublished(word w) {
+    if (w == 0) return;
+    if (detail::judy_is_leaf(w)) {
+      detail::judy_free_bucket<T>(as_bucket_mut(w));
+      return;
+    }
+    node* n = as_node(w);
+    n->template visit<true>(0, 255, [](unsigned, word c) {
+      free_unpublished(c);
+      return false;
+    });
+    detail::judy_free_node(n);
+  }
+  static std::size_t subtree_bytes(word w) {
+    if (w == 0) return 0;
+    if (detail::judy_is_leaf(w)) return as_bucket(w)->bytes();
+    std::size_t s = as_node(w)->bytes();
+    as_node(w)->template visit<true>(0, 255, [&](unsigned, word c) {
+      s += subtree_bytes(c);
+      return false;
+    });
+    return s;
+  }
+  // The subtree for n sorted entries sharing bytes [0, s): one bucket if
+  // they fit, else a node at depth s over subtrees. 0 on allocation failure
+  // (nothing leaked).
+  static word build_subtree(const std::uint64_t* keys, const char* values, std::uint32_t n, unsigned s) {
+    if (n <= bucket_cap(s)) {
+      bucket* b = make_bucket(keys, values, n);
+      return b == nullptr ? 0 : bucket_word(b);
+    }
+    detail::judy_child_list l;
+    for (std::uint32_t i = 0; i < n;) {
+      const unsigned byte = detail::judy_byte(keys[i], s);
+      std::uint32_t j = i;
+      while (j < n && detail::judy_byte(keys[j], s) == byte) ++j;
+      const word c = build_subtree(keys + i, values + sizeof(T) * i, j - i, s + 1);
+      if (c == 0) {
+        for (unsigned x = 0; x < l.n; ++x) free_unpublished(l.words[x]);
+        return 0;
+      }
+      l.push(byte, c);
+      i = j;
+    }
+    node* nd = detail::judy_build(detail::judy_choose_kind(kind::lin4, l), l);
+    if (nd == nullptr) {
+      for (unsigned x = 0; x < l.n; ++x) free_unpublished(l.words[x]);
+      return 0;
+    }
+    return node_word(nd);
+  }
+
+  // The effect of "set slot b of n (at depth d) to w" (w == 0: remove).
+  // in_place: n absorbs it; otherwise `repl` replaces n in its parent (0 =
+  // n vanishes; a bucket = n merged into one bucket because its children are
+  // all buckets holding <= cap(d)/2 keys; a node = n rebuilt in the class the
+  // hysteresis rules pick). With dry == true nothing is allocated and `repl`
+  // is a placeholder. Caller holds n's lock unless dry.
   struct effect {
     bool in_place = false;
     word repl = 0;
     bool alloc_failed = false;
   };
-  static effect apply(const node* n, unsigned b, word w, bool dry) {
+  static effect apply(const node* n, unsigned d, unsigned b, word w, bool dry) {
     effect e;
     const int idx = n->index_of(b);
     const bool present = idx >= 0 && n->children()[idx].load(std::memory_order_acquire) != 0;  // as child()
     const unsigned cnt = n->count();
-    const bool pigeon = n->kind_ == kind::pigeon;
-    if (present && w != 0) {
-      // Replace a child: in place, unless n would be a node over one leaf.
-      if (cnt == 1 && detail::judy_is_leaf(w)) {
-        e.repl = w;
-      } else {
-        e.in_place = true;
-      }
-      return e;
-    }
+    const unsigned after = cnt + (present ? 0u : 1u) - (w == 0 ? 1u : 0u);
     if (!present && w == 0) {
       e.in_place = true;  // nothing to do (callers never ask)
       return e;
     }
-    if (present) {  // removal
-      const unsigned left = cnt - 1;
-      if (left == 0) return e;  // repl = 0: n vanishes
-      if (left == 1) {
-        word other = 0;
-        n->template visit<true>(0, 255, [&](unsigned cb, word cw) {
-          if (cb != b) other = cw;
-          return cb != b;
-        });
-        if (detail::judy_is_leaf(other)) {
-          e.repl = other;  // collapse (invariant (4) of judy_node.hpp)
+    if (after == 0) return e;  // repl = 0: n vanishes
+    // Merge check: every child a bucket and at most cap(d)/2 keys in all.
+    const unsigned merge_max = bucket_cap(d) / 2;
+    if (after <= merge_max && (w == 0 || detail::judy_is_leaf(w))) {
+      std::uint32_t total = w == 0 ? 0 : bucket_count(w);
+      bool all_buckets = true;
+      n->template visit<true>(0, 255, [&](unsigned cb, word cw) {
+        if (cb == b) return false;
+        if (!detail::judy_is_leaf(cw)) {
+          all_buckets = false;
+          return true;
+        }
+        total += as_bucket(cw)->n;
+        return total > merge_max;
+      });
+      if (all_buckets && total <= merge_max) {
+        if (dry) {
+          e.repl = fake_bucket(total);
           return e;
         }
-      }
-      if (pigeon && left >= detail::judy_kinds[static_cast<unsigned>(kind::pigeon)].min_count) {
-        e.in_place = true;
+        std::uint64_t keys[BucketCap / 2];
+        alignas(T) char values[sizeof(T) * (BucketCap / 2)];
+        std::uint32_t m = 0;
+        auto take = [&](word cw) {
+          const bucket* cb = as_bucket(cw);
+          std::memcpy(keys + m, cb->keys(), 8 * std::size_t{cb->n});
+          std::memcpy(values + sizeof(T) * m, cb->value_ptr(0), sizeof(T) * std::size_t{cb->n});
+          m += cb->n;
+        };
+        bool placed = w == 0;
+        n->template visit<true>(0, 255, [&](unsigned cb, word cw) {
+          if (!placed && cb >= b) {
+            take(w);
+            placed = true;
+          }
+          if (cb != b) take(cw);
+          return false;
+        });
+        if (!placed) take(w);
+        bucket* mb = make_bucket(keys, values, m);
+        if (mb == nullptr) {
+          e.alloc_failed = true;
+          return e;
+        }
+        e.repl = bucket_word(mb);
         return e;
       }
-    } else if (pigeon) {  // addition to a pigeon node
+    }
+    const bool pigeon = n->kind_ == kind::pigeon;
+    if (present && w != 0) {  // replace a child: the key set is unchanged
       e.in_place = true;
       return e;
     }
-    // Rebuild n with the change.
+    if (pigeon && (w != 0 || after >= detail::judy_kinds[static_cast<unsigned>(kind::pigeon)].min_count)) {
+      e.in_place = true;  // pigeon slots change in place
+      return e;
+    }
+    // Rebuild n with the change (copy-on-write).
     if (dry) {
       e.repl = kSomeNode;
       return e;
@@ -382,9 +501,21 @@ class judy_array {
     return e;
   }
 
+  static std::size_t word_bytes(word w) noexcept {
+    return detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes();
+  }
+  // Frees one unpublished node or bucket (not its children).
+  static void free_one(word w) noexcept {
+    if (w == 0) return;
+    if (detail::judy_is_leaf(w)) {
+      detail::judy_free_bucket<T>(as_bucket_mut(w));
+    } else {
+      detail::judy_free_node(as_node(w));
+    }
+  }
+
   // In-place part of an update at node n (locked): set/clear slot b.
   static void store_in_place(node* n, unsigned b, word w) {
-    const int idx = n->index_of(b);
     if (n->kind_ == kind::pigeon) {
       const word old = n->children()[b].load(std::memory_order_relaxed);  // under n's lock
       if (old == 0 && w != 0)
@@ -395,58 +526,77 @@ class judy_array {
       n->children()[b].store(w, std::memory_order_release);
       return;
     }
+    const int idx = n->index_of(b);
     if (idx >= 0) n->children()[idx].store(w, std::memory_order_release);  // pairs with child()
   }
 
-  // Builds the nodes that hold two leaves whose keys agree on bytes [0, d):
-  // single-child nodes down to the first differing byte. Returns 0 on failure
-  // (nothing leaked).
-  static word build_split(word a, word b, unsigned d) {
-    const std::uint64_t ka = as_leaf(a)->key, kb = as_leaf(b)->key;
-    unsigned e = d;
-    while (detail::judy_byte(ka, e) == detail::judy_byte(kb, e)) ++e;
-    detail::judy_child_list l;
-    const unsigned ba = detail::judy_byte(ka, e), bb = detail::judy_byte(kb, e);
-    if (ba < bb) {
-      l.push(ba, a);
-      l.push(bb, b);
-    } else {
-      l.push(bb, b);
-      l.push(ba, a);
-    }
-    node* n = detail::judy_build(kind::lin4, l);
-    if (n == nullptr) return 0;
-    word w = node_word(n);
-    for (unsigned x = e; x-- > d;) {
-      detail::judy_child_list one;
-      one.push(detail::judy_byte(ka, x), w);
-      node* up = detail::judy_build(kind::lin4, one);
-      if (up == nullptr) {
-        free_unpublished_chain(w);
-        return 0;
+  // What the update does to the bucket `cur` in the slot at depth s: sets
+  // out to the new slot word (0 = slot emptied) or noop. With dry == true
+  // out is a placeholder. Returns false on allocation failure.
+  static bool plan_bottom(std::uint64_t key, const T* v, bool assign, word cur, unsigned s, bool dry,
+                          word& out, bool& noop) {
+    noop = false;
+    const bucket* b = cur == 0 ? nullptr : as_bucket(cur);
+    const std::uint32_t n = b == nullptr ? 0 : b->n;
+    const std::uint32_t i = b == nullptr ? 0 : b->lower_index(key);
+    const bool found = i < n && b->keys()[i] == key;
+    if (v == nullptr) {  // erase
+      if (!found) {
+        noop = true;
+        return true;
       }
-      w = node_word(up);
+      if (n == 1) {
+        out = 0;
+        return true;
+      }
+      if (dry) {
+        out = fake_bucket(n - 1);
+        return true;
+      }
+      bucket* nb = detail::judy_new_bucket<T>(n - 1);
+      if (nb == nullptr) return false;
+      std::memcpy(nb->keys(), b->keys(), 8 * std::size_t{i});
+      std::memcpy(nb->keys() + i, b->keys() + i + 1, 8 * std::size_t{n - 1 - i});
+      std::memcpy(nb->value_ptr(0), b->value_ptr(0), sizeof(T) * std::size_t{i});
+      std::memcpy(nb->value_ptr(i), b->value_ptr(i + 1), sizeof(T) * std::size_t{n - 1 - i});
+      out = bucket_word(nb);
+      return true;
     }
-    return w;
-  }
-  // Frees a chain made by build_split (its leaves belong to the caller).
-  static void free_unpublished_chain(word w) {
-    while (w != 0 && !detail::judy_is_leaf(w)) {
-      node* n = as_node(w);
-      word next = 0;
-      if (n->count() == 1) next = n->children()[0].load(std::memory_order_relaxed);  // unpublished
-      detail::judy_free_node(n);
-      w = next;
+    if (found && !assign) {
+      noop = true;
+      return true;
     }
-  }
-  static std::size_t chain_bytes(word w) {
-    std::size_t s = 0;
-    while (w != 0 && !detail::judy_is_leaf(w)) {
-      node* n = as_node(w);
-      s += n->bytes();
-      w = n->count() == 1 ? n->children()[0].load(std::memory_order_relaxed) : 0;  // unpublished
+    const std::uint32_t m = found ? n : n + 1;
+    if (dry) {
+      out = m <= bucket_cap(s) ? fake_bucket(m) : kSomeNode;
+      return true;
     }
-    return s;
+    if (m <= bucket_cap(s)) {
+      bucket* nb = detail::judy_new_bucket<T>(m);
+      if (nb == nullptr) return false;
+      if (n != 0) {
+        std::memcpy(nb->keys(), b->keys(), 8 * std::size_t{i});
+        std::memcpy(nb->value_ptr(0), b->value_ptr(0), sizeof(T) * std::size_t{i});
+        const std::uint32_t from = found ? i + 1 : i;
+        std::memcpy(nb->keys() + i + 1, b->keys() + from, 8 * std::size_t{n - from});
+        std::memcpy(nb->value_ptr(i + 1), b->value_ptr(from), sizeof(T) * std::size_t{n - from});
+      }
+      nb->keys()[i] = key;
+      std::memcpy(nb->value_ptr(i), static_cast<const void*>(v), sizeof(T));
+      out = bucket_word(nb);
+      return true;
+    }
+    // Split: the bucket is full; build a subtree from its entries plus key.
+    std::uint64_t keys[257];
+    alignas(T) char values[sizeof(T) * 257];
+    std::memcpy(keys, b->keys(), 8 * std::size_t{i});
+    std::memcpy(values, b->value_ptr(0), sizeof(T) * std::size_t{i});
+    keys[i] = key;
+    std::memcpy(values + sizeof(T) * i, static_cast<const void*>(v), sizeof(T));
+    std::memcpy(keys + i + 1, b->keys() + i, 8 * std::size_t{n - i});
+    std::memcpy(values + sizeof(T) * (i + 1), b->value_ptr(i), sizeof(T) * std::size_t{n - i});
+    out = build_subtree(keys, values, m, s);
+    return out != 0;
   }
 
   void lock_level(const path& p, int d) const {
@@ -467,31 +617,23 @@ class judy_array {
   }
 
   // The single writer routine. v != nullptr: insert (assign: or replace),
-  // returning true if the key was inserted and false if it was present.
+  // returning true if the key was inserted, false if it was present.
   // v == nullptr: erase, returning true and filling *erased if removed.
-  absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign,
-                              std::optional<T>* erased = nullptr) {
-    leaf* fresh = nullptr;
-    if (v != nullptr) {
-      fresh = detail::judy_new_leaf<T>(key, *v);
-      if (fresh == nullptr) return absl::ResourceExhaustedError("judy_array: leaf allocation failed");
-    }
+  absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
     for (;;) {
       rcu::read_guard<Rcu> g;
       path p;
-      word bottom_word = descend(key, p);
+      word cur = descend(key, p);
+      const unsigned s = static_cast<unsigned>(p.bottom + 1);  // depth of the bottom slot
 
       // 1. Plan the top level without locks.
-      word w0 = 0;
+      word w = 0;
       bool noop = false;
-      if (!plan_bottom(key, fresh, assign, bottom_word, p.bottom, /*dry=*/true, w0, noop)) continue;
-      if (noop) {
-        if (fresh != nullptr) detail::judy_free_leaf(fresh);
-        return false;
-      }
+      plan_bottom(key, v, assign, cur, s, /*dry=*/true, w, noop);
+      if (noop) return false;
       int top = p.bottom;
-      for (word w = w0; top >= 0; --top) {
-        effect e = apply(p.nodes[top], p.bytes[top], w, true);
+      for (; top >= 0; --top) {
+        const effect e = apply(p.nodes[top], static_cast<unsigned>(top), p.bytes[top], w, true);
         if (e.in_place) break;
         w = e.repl;
       }
@@ -519,57 +661,49 @@ class judy_array {
         continue;
       }
       // Re-read the bottom slot under its lock.
-      bottom_word = p.bottom < 0 ? root_.load(std::memory_order_relaxed)  // under root lock
-                                 : p.nodes[p.bottom]->child(p.bytes[p.bottom]);
-      if (bottom_word != 0 && !detail::judy_is_leaf(bottom_word)) {  // grew below us
+      cur = p.bottom < 0 ? root_.load(std::memory_order_relaxed)  // under the root lock
+                         : p.nodes[p.bottom]->child(p.bytes[p.bottom]);
+      if (cur != 0 && !detail::judy_is_leaf(cur)) {  // a subtree grew below us: descend again
         unlock_range(p, top, p.bottom);
         continue;
       }
 
-      // 3. Plan for real, allocating.
-      word w = 0;
-      noop = false;
-      if (!plan_bottom(key, fresh, assign, bottom_word, p.bottom, /*dry=*/false, w, noop)) {
+      // 3. Plan for real, allocating (nothing is published yet).
+      if (!plan_bottom(key, v, assign, cur, s, /*dry=*/false, w, noop)) {
         unlock_range(p, top, p.bottom);
-        if (fresh != nullptr) detail::judy_free_leaf(fresh);
-        return absl::ResourceExhaustedError("judy_array: node allocation failed");
+        return absl::ResourceExhaustedError("judy_array: allocation failed");
       }
       if (noop) {
         unlock_range(p, top, p.bottom);
-        if (fresh != nullptr) detail::judy_free_leaf(fresh);
         return false;
       }
-      const word split = (w != 0 && !detail::judy_is_leaf(w)) ? w : 0;  // chain built by plan_bottom
-      word built[kMaxDepth + 1];
-      int nbuilt = 0;
+      // repl[d]: node d's replacement in its parent (levels level+1 ..
+      // bottom are replaced).
+      word repl[kMaxDepth];
+      const word fresh = w;  // the new bottom word: a wholly new bucket or subtree, or 0
       int level = p.bottom;
       bool failed = false;
       for (; level >= 0; --level) {
-        effect e = apply(p.nodes[level], p.bytes[level], w, false);
+        const effect e = apply(p.nodes[level], static_cast<unsigned>(level), p.bytes[level], w, false);
         if (e.alloc_failed) {
           failed = true;
           break;
         }
         if (e.in_place) break;
-        if (e.repl != 0 && !detail::judy_is_leaf(e.repl)) built[nbuilt++] = e.repl;
+        repl[level] = e.repl;
         w = e.repl;
       }
       if (failed || level < top) {
-        for (int i = 0; i < nbuilt; ++i) detail::judy_free_node(as_node(built[i]));
-        if (split != 0) free_unpublished_chain(split);
+        // Roll back: free everything built; nothing was published. A
+        // rebuilt node is freed alone: its other children are published.
+        for (int d = level + 1; d <= p.bottom; ++d) free_one(repl[d]);
+        free_unpublished(fresh);
         unlock_range(p, top, p.bottom);
-        if (failed) {
-          if (fresh != nullptr) detail::judy_free_leaf(fresh);
-          return absl::ResourceExhaustedError("judy_array: node allocation failed");
-        }
-        continue;  // needs a higher level than we locked: retry
+        if (failed) return absl::ResourceExhaustedError("judy_array: allocation failed");
+        continue;  // needs a level above the ones locked: retry
       }
 
       // 4. Commit: one release store at `level` publishes everything built.
-      const word old_bottom = bottom_word;
-      std::ptrdiff_t delta_bytes = 0;
-      for (int i = 0; i < nbuilt; ++i) delta_bytes += static_cast<std::ptrdiff_t>(as_node(built[i])->bytes());
-      if (split != 0) delta_bytes += static_cast<std::ptrdiff_t>(chain_bytes(split));
       if (level < 0) {
         root_.store(w, std::memory_order_release);  // pairs with the acquire loads of root_
       } else {
@@ -577,86 +711,72 @@ class judy_array {
       }
       for (int d = level + 1; d <= p.bottom; ++d) {
         p.nodes[d]->dead_.store(true, std::memory_order_relaxed);  // under its lock (invariant 5)
-        delta_bytes -= static_cast<std::ptrdiff_t>(p.nodes[d]->bytes());
+      }
+      // Bytes and reclamation. A node merged into a bucket copied the word
+      // set into it (unpublished: freed now) and its other child buckets
+      // (published: retired with it).
+      std::ptrdiff_t delta = 0;
+      auto merged = [&](int d) { return repl[d] != 0 && detail::judy_is_leaf(repl[d]); };
+      if (fresh != 0) {
+        if (p.bottom > level && merged(p.bottom)) {
+          detail::judy_free_bucket<T>(as_bucket_mut(fresh));
+        } else {
+          delta += static_cast<std::ptrdiff_t>(subtree_bytes(fresh));
+        }
+      }
+      for (int d = level + 1; d <= p.bottom; ++d) {
+        if (repl[d] == 0) continue;
+        if (d - 1 > level && merged(d - 1)) {
+          free_one(repl[d]);  // copied into the merged bucket above
+        } else {
+          delta += static_cast<std::ptrdiff_t>(word_bytes(repl[d]));
+        }
+      }
+      word retire_list[kMaxDepth + 1];
+      int nretire = 0;
+      for (int d = level + 1; d <= p.bottom; ++d) {
+        retire_list[nretire++] = node_word(p.nodes[d]);
+        if (!merged(d)) continue;
+        p.nodes[d]->template visit<true>(0, 255, [&](unsigned cb, word cw) {
+          if (cb != p.bytes[d]) {
+            delta -= static_cast<std::ptrdiff_t>(word_bytes(cw));
+            rcu::retire_with<&detail::judy_free_bucket<T>, Rcu>(as_bucket_mut(cw));
+          }
+          return false;
+        });
+      }
+      bool inserted = true;
+      if (cur != 0) {
+        const bucket* b = as_bucket(cur);
+        const std::uint32_t i = b->lower_index(key);
+        const bool had = i < b->n && b->keys()[i] == key;
+        if (v != nullptr) inserted = !had;
+        if (v == nullptr) *erased = b->value(i);  // erase implies had (else noop)
+        retire_list[nretire++] = cur;
       }
       unlock_range(p, top, p.bottom);
-      for (int d = level + 1; d <= p.bottom; ++d) rcu::retire_with<&detail::judy_free_node, Rcu>(p.nodes[d]);
-
-      bool inserted = false;
-      if (v != nullptr) {
-        delta_bytes += static_cast<std::ptrdiff_t>(sizeof(leaf));
-        if (old_bottom != 0 && as_leaf(old_bottom)->key == key) {  // replaced
-          delta_bytes -= static_cast<std::ptrdiff_t>(sizeof(leaf));
-          rcu::retire_with<&detail::judy_free_leaf<T>, Rcu>(as_leaf_mut(old_bottom));
+      for (int i = 0; i < nretire; ++i) {
+        delta -= static_cast<std::ptrdiff_t>(word_bytes(retire_list[i]));
+        if (detail::judy_is_leaf(retire_list[i])) {
+          rcu::retire_with<&detail::judy_free_bucket<T>, Rcu>(as_bucket_mut(retire_list[i]));
         } else {
-          inserted = true;
-          size_.fetch_add(1, std::memory_order_relaxed);  // statistic
+          rcu::retire_with<&detail::judy_free_node, Rcu>(as_node(retire_list[i]));
         }
-      } else {
-        *erased = as_leaf(old_bottom)->value;
-        delta_bytes -= static_cast<std::ptrdiff_t>(sizeof(leaf));
-        rcu::retire_with<&detail::judy_free_leaf<T>, Rcu>(as_leaf_mut(old_bottom));
-        size_.fetch_sub(1, std::memory_order_relaxed);  // statistic
-        inserted = true;
       }
-      bytes_.fetch_add(delta_bytes, std::memory_order_relaxed);  // statistic
+      if (v != nullptr && inserted) size_.fetch_add(1, std::memory_order_relaxed);  // statistic
+      if (v == nullptr) size_.fetch_sub(1, std::memory_order_relaxed);              // statistic
+      bytes_.fetch_add(delta, std::memory_order_relaxed);                           // statistic
       return inserted;
     }
   }
 
-  // The word to store in the bottom slot (depth `bottom`, or the root word).
-  // Sets noop when there is nothing to do (insert of a present key without
-  // assign, erase of an absent key). Returns false on allocation failure.
-  static bool plan_bottom(std::uint64_t key, leaf* fresh, bool assign, word cur, int bottom, bool dry,
-                          word& out, bool& noop) {
-    const unsigned d = static_cast<unsigned>(bottom + 1);  // depth of the slot's content
-    if (fresh == nullptr) {                                // erase
-      if (cur == 0 || as_leaf(cur)->key != key) {
-        noop = true;
-        return true;
-      }
-      out = 0;
-      return true;
-    }
-    if (cur == 0) {
-      out = leaf_word(fresh);
-      return true;
-    }
-    if (as_leaf(cur)->key == key) {
-      if (!assign) {
-        noop = true;
-        return true;
-      }
-      out = leaf_word(fresh);
-      return true;
-    }
-    if (dry) {
-      out = kSomeNode;
-      return true;
-    }
-    out = build_split(cur, leaf_word(fresh), d);
-    return out != 0;
-  }
-
   // ---- quiescent helpers ---------------------------------------------------
-  static void destroy(word w) {
-    if (w == 0) return;
-    if (detail::judy_is_leaf(w)) {
-      detail::judy_free_leaf(as_leaf_mut(w));
-      return;
-    }
-    node* n = as_node(w);
-    n->template visit<true>(0, 255, [](unsigned, word c) {
-      destroy(c);
-      return false;
-    });
-    detail::judy_free_node(n);
-  }
+  static void destroy(word w) { free_unpublished(w); }
 
   static void count_shape(word w, shape& s) {
     if (w == 0) return;
     if (detail::judy_is_leaf(w)) {
-      ++s.leaves;
+      ++s.buckets;
       return;
     }
     node* n = as_node(w);
@@ -672,21 +792,28 @@ class judy_array {
     if (w == 0 || !err.empty()) return;
     const std::uint64_t mask = d == 0 ? 0 : (d >= 8 ? ~std::uint64_t{0} : ~(~std::uint64_t{0} >> (8 * d)));
     if (detail::judy_is_leaf(w)) {
-      const leaf* l = as_leaf(w);
-      ++keys;
-      bytes += sizeof(leaf);
-      if ((l->key & mask) != prefix) err = "leaf key " + std::to_string(l->key) + " outside its path";
+      const bucket* b = as_bucket(w);
+      keys += b->n;
+      bytes += b->bytes();
+      if (b->n == 0 || b->n > bucket_cap(d)) {
+        err = "bucket of " + std::to_string(b->n) + " keys at slot depth " + std::to_string(d);
+      }
+      for (std::uint32_t i = 0; i < b->n && err.empty(); ++i) {
+        if ((b->keys()[i] & mask) != prefix)
+          err = "bucket key " + std::to_string(b->keys()[i]) + " off its path";
+        if (i > 0 && b->keys()[i - 1] >= b->keys()[i]) err = "bucket keys not sorted";
+      }
       return;
     }
-    if (d >= 8) {
-      err = "inner node below depth 7";
+    if (d >= 7) {
+      err = "inner node at depth " + std::to_string(d);
       return;
     }
     const node* n = as_node(w);
     bytes += n->bytes();
     if (n->is_dead()) err = "dead node reachable";
     const detail::judy_kind_info& in = n->info();
-    unsigned live = 0, leaves = 0;
+    unsigned live = 0;
     if (n->kind_ == kind::pigeon) {
       for (unsigned b = 0; b < 256; ++b) {
         if (n->children()[b].load(std::memory_order_relaxed) != 0) ++live;
@@ -697,7 +824,7 @@ class judy_array {
         const unsigned c = n->seg_counts()[s];
         total += c;
         if (c > in.segcap) err = "segment overflow";
-        for (unsigned i = 0; i < c; ++i) {
+        for (unsigned i = 0; i < c && i < in.segcap; ++i) {
           const unsigned at = s * in.segcap + i;
           const unsigned b = n->keys()[at];
           if (i > 0 && n->keys()[at - 1] >= b) err = "keys not sorted in node";
@@ -717,12 +844,21 @@ class judy_array {
             std::to_string(in.max_count) + ")";
     }
     if (!err.empty()) return;
+    bool all_buckets = true;
+    std::size_t below = 0;
     n->template visit<true>(0, 255, [&](unsigned b, word c) {
-      if (detail::judy_is_leaf(c)) ++leaves;
+      if (detail::judy_is_leaf(c)) {
+        below += as_bucket(c)->n;
+      } else {
+        all_buckets = false;
+      }
       check(c, d + 1, prefix | (std::uint64_t{b} << (56 - 8 * d)), keys, bytes, err);
       return !err.empty();
     });
-    if (err.empty() && live == 1 && leaves == 1) err = "node with a single leaf child";
+    if (err.empty() && all_buckets && below <= bucket_cap(d) / 2) {
+      err = "node at depth " + std::to_string(d) + " should have merged into one bucket of " +
+            std::to_string(below);
+    }
   }
 
   // Writers' lock for the root word (depth -1).
@@ -739,7 +875,7 @@ class judy_array {
     void unlock() const noexcept { f.store(0, std::memory_order_release); }  // pairs with lock()
   };
 
-  alignas(64) std::atomic<word> root_{0};  // release-published by commit, acquired by readers
+  alignas(64) std::atomic<word> root_{0};  // release-published by update(), acquired by readers
   root_lock root_lock_;
   alignas(64) std::atomic<std::ptrdiff_t> size_{0};
   std::atomic<std::ptrdiff_t> bytes_{0};

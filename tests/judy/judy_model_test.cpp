@@ -110,8 +110,9 @@ struct key_source {
 // One model-based phase: `ops` random operations on key set ks, compared op
 // by op with std::map, invariants checked every 1000 operations, then the
 // array is emptied and must hold 0 bytes.
+template <unsigned Cap = 32>
 void run_phase(keyset ks, int ops, std::uint64_t seed) {
-  judy_array<std::uint64_t> a;
+  judy_array<std::uint64_t, rcu::memb, Cap> a;
   std::map<std::uint64_t, std::uint64_t> m;
   key_source src(ks, seed);
   std::mt19937_64& rng = src.rng;
@@ -214,12 +215,19 @@ void run_phase(keyset ks, int ops, std::uint64_t seed) {
   EXPECT_FALSE(a.lower_equal(kMax).has_value());
 }
 
-// 5 phases x 200,000 = 1,000,000 model-checked operations per run.
-TEST_F(JudyTest, ModelDense) { run_phase(keyset::dense, 200000, 1); }
-TEST_F(JudyTest, ModelSparse64) { run_phase(keyset::sparse, 200000, 2); }
-TEST_F(JudyTest, ModelSharedLongPrefix) { run_phase(keyset::prefix, 200000, 3); }
-TEST_F(JudyTest, ModelEdgeKeys) { run_phase(keyset::edge, 200000, 4); }
-TEST_F(JudyTest, ModelMixed) { run_phase(keyset::mixed, 200000, 5); }
+// 10 phases x 120,000 = 1,200,000 model-checked operations per run: default
+// buckets, and tiny buckets (2 keys) that grow deep trees where every node
+// class and transition is exercised on every key set.
+TEST_F(JudyTest, ModelDense) { run_phase(keyset::dense, 120000, 1); }
+TEST_F(JudyTest, ModelSparse64) { run_phase(keyset::sparse, 120000, 2); }
+TEST_F(JudyTest, ModelSharedLongPrefix) { run_phase(keyset::prefix, 120000, 3); }
+TEST_F(JudyTest, ModelEdgeKeys) { run_phase(keyset::edge, 120000, 4); }
+TEST_F(JudyTest, ModelMixed) { run_phase(keyset::mixed, 120000, 5); }
+TEST_F(JudyTest, ModelDenseTinyBuckets) { run_phase<2>(keyset::dense, 120000, 11); }
+TEST_F(JudyTest, ModelSparse64TinyBuckets) { run_phase<2>(keyset::sparse, 120000, 12); }
+TEST_F(JudyTest, ModelSharedLongPrefixTinyBuckets) { run_phase<2>(keyset::prefix, 120000, 13); }
+TEST_F(JudyTest, ModelEdgeKeysTinyBuckets) { run_phase<2>(keyset::edge, 120000, 14); }
+TEST_F(JudyTest, ModelMixedTinyBuckets) { run_phase<2>(keyset::mixed, 120000, 15); }
 
 TEST_F(JudyTest, WholeKeyRangeAndBounds) {
   judy_array<int> a;
@@ -248,63 +256,93 @@ TEST_F(JudyTest, WholeKeyRangeAndBounds) {
 TEST_F(JudyTest, NodeClassesGrowAndShrinkWithHysteresis) {
   judy_array<std::uint64_t> a;
   using kind = rcukit::detail::judy_kind;
+  // Group g = 9 keys (g << 8) | j: more than a bucket at depth < 7 may merge
+  // (16), so the keys form a chain of single-child nodes (depths 0..5) and
+  // one node at depth 6 with one bucket per group: that node's class follows
+  // the number of groups.
+  auto add = [&](std::uint64_t g) {
+    for (std::uint64_t j = 0; j < 9; ++j) ASSERT_TRUE(a.insert((g << 8) | j, j).ok());
+  };
+  auto del = [&](std::uint64_t g) {
+    for (std::uint64_t j = 0; j < 9; ++j) ASSERT_TRUE(a.erase((g << 8) | j).has_value());
+  };
   auto kind_of_bottom = [&]() {
     auto s = a.stats();
-    for (int k = 4; k >= 0; --k) {
-      if (s.nodes[k] != 0 && (k != 0 || s.nodes[0] == 8)) return k;  // 7 chain lin4 + bottom
+    for (int k = 4; k >= 1; --k) {
+      if (s.nodes[k] != 0) return k;
     }
-    return -1;
+    return s.nodes[0] == 7 ? 0 : -1;  // 6 chain lin4 nodes + a lin4 bottom
   };
-  // Keys 0..n-1 share 7 bytes: a chain of 7 lin4 nodes and one bottom node.
-  for (std::uint64_t k = 0; k < 4; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  for (std::uint64_t g = 0; g < 4; ++g) add(g);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin4));
-  ASSERT_TRUE(a.insert(4, 4).ok());
+  add(4);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
   // Alternating erase/insert at the boundary keeps lin11 (hysteresis).
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(a.erase(4).has_value());
+  for (int i = 0; i < 5; ++i) {
+    del(4);
     EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
-    ASSERT_TRUE(a.insert(4, 4).ok());
+    add(4);
     EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));
   }
-  ASSERT_TRUE(a.erase(4).has_value());
-  ASSERT_TRUE(a.erase(3).has_value());
+  del(4);
+  del(3);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin11));  // 3 children: still lin11
-  ASSERT_TRUE(a.erase(2).has_value());
+  del(2);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin4));  // 2 < 3: shrinks
-  // Grow through every class: 26 keys in one quarter of the byte space go
-  // straight to pigeon, 26 spread ones to pool.
-  for (std::uint64_t k = 2; k < 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
-  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin25));  // 25 keys
-  ASSERT_TRUE(a.insert(25, 25).ok());
+  for (std::uint64_t g = 2; g < 25; ++g) add(g);
+  EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin25));  // 25 groups
+  add(25);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));  // 26, all in pool segment 0
-  ASSERT_TRUE(a.erase(25).has_value());
-  ASSERT_TRUE(a.erase(24).has_value());
+  del(25);
+  del(24);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));  // 24: hysteresis
-  ASSERT_TRUE(a.erase(23).has_value());
+  del(23);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::lin25));  // 23 < 24
-  for (std::uint64_t k = 23; k < 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
-  ASSERT_TRUE(a.insert(200, 200).ok());  // 26 keys spread over two segments
+  add(23);
+  add(24);
+  add(200);  // 26 groups over two segments
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pool));
-  for (std::uint64_t k = 64; k < 64 + 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
-  for (std::uint64_t k = 128; k < 128 + 25; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  for (std::uint64_t g = 64; g < 64 + 25; ++g) add(g);
+  for (std::uint64_t g = 128; g < 128 + 25; ++g) add(g);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pool));
-  for (std::uint64_t k = 201; k < 256; ++k) ASSERT_TRUE(a.insert(k, k).ok());
+  for (std::uint64_t g = 201; g < 256; ++g) add(g);
   EXPECT_EQ(kind_of_bottom(), static_cast<int>(kind::pigeon));
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
-  for (std::uint64_t k = 0; k < 256; ++k) {
-    a.erase(k);
-    ASSERT_TRUE(a.check_invariants().ok()) << k << ": " << a.check_invariants();
+  for (std::uint64_t g = 0; g < 256; ++g) {
+    for (std::uint64_t j = 0; j < 9; ++j) a.erase((g << 8) | j);
+    ASSERT_TRUE(a.check_invariants().ok()) << g << ": " << a.check_invariants();
   }
   EXPECT_EQ(a.memory_bytes(), 0u);
 }
 
+TEST_F(JudyTest, BucketsSplitAndMerge) {
+  judy_array<std::uint64_t> a;
+  // 32 keys differing in byte 0 fit the root bucket; the 33rd splits it.
+  for (std::uint64_t i = 0; i < 32; ++i) ASSERT_TRUE(a.insert(i << 56, i).ok());
+  EXPECT_EQ(a.stats().buckets, 1u);
+  ASSERT_TRUE(a.insert(std::uint64_t{32} << 56, 32).ok());
+  EXPECT_EQ(a.stats().buckets, 33u);
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  // Erase down to 17: still split (hysteresis); at 16 it merges back.
+  for (std::uint64_t i = 32; i >= 17; --i) ASSERT_TRUE(a.erase(i << 56).has_value());
+  EXPECT_EQ(a.stats().buckets, 17u);
+  ASSERT_TRUE(a.erase(std::uint64_t{16} << 56).has_value());
+  EXPECT_EQ(a.stats().buckets, 1u);
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  // 256 keys differing only in the last byte share one bucket.
+  judy_array<std::uint64_t> b;
+  for (std::uint64_t i = 0; i < 256; ++i) ASSERT_TRUE(b.insert(0xabcdef0102030400ull | i, i).ok());
+  EXPECT_EQ(b.stats().buckets, 1u);
+  ASSERT_TRUE(b.check_invariants().ok()) << b.check_invariants();
+}
+
 // Every allocation of an update, in turn, fails: the update must report
 // ResourceExhausted and leave contents, size, bytes and invariants unchanged.
-TEST_F(JudyTest, AllocationFailureChangesNothing) {
-  judy_array<std::uint64_t> a;
+template <unsigned Cap>
+void allocation_failure_run(std::uint64_t seed) {
+  judy_array<std::uint64_t, rcu::memb, Cap> a;
   std::map<std::uint64_t, std::uint64_t> m;
-  key_source src(keyset::mixed, 99);
+  key_source src(keyset::mixed, seed);
   int failures = 0;
   for (int i = 0; i < 3000; ++i) {
     const std::uint64_t k = src.next();
@@ -345,13 +383,16 @@ TEST_F(JudyTest, AllocationFailureChangesNothing) {
         ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
         expect_same_contents(a, m);
       }
-      ASSERT_LT(n, 20) << "an update needed more than 20 allocations";
+      ASSERT_LT(n, 100) << "an update needed more than 100 allocations";  // a split: <= 33 buckets + nodes
     }
   }
-  EXPECT_GT(failures, 1500);  // every insert and assign fails at least once (its leaf)
+  EXPECT_GT(failures, 1500);  // every insert and assign allocates at least its bucket
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
   expect_same_contents(a, m);
 }
+
+TEST_F(JudyTest, AllocationFailureChangesNothing) { allocation_failure_run<32>(99); }
+TEST_F(JudyTest, AllocationFailureChangesNothingTinyBuckets) { allocation_failure_run<2>(98); }
 
 struct wide {
   std::uint64_t a, b, c;

@@ -2,13 +2,16 @@
 //
 // The idea. A 256-way digital tree over 64-bit keys: the node at depth d
 // (0 = root) discriminates key byte d, most significant first. Child slots
-// hold tagged words: 0 = empty, bit 0 set = a leaf (full key + value),
-// otherwise an inner node. A key whose subtree holds no other key is stored
-// as a leaf as high up as possible ("lazy expansion"), so sparse keys do not
-// pay for eight levels of single-child nodes. The node encodings follow
-// Mathieu Desnoyers' RCU Judy arrays (rcuja, liburcu branches, 2012-2016),
-// re-derived here, sized to cache lines with a 24-byte header (rcu_head,
-// lock, kind, count):
+// hold tagged words: 0 = empty, bit 0 set = a bucket (a small sorted array
+// of full keys and values, judy_bucket below), otherwise an inner node. Keys
+// live in buckets hung as high as possible: a slot holds a bucket until it
+// overflows, then splits into a node of smaller buckets, and a node whose
+// children are all buckets holding at most half a bucket merges back (the
+// split/merge gap is the bucket hysteresis). This replaces libJudy's
+// compressed leaves and costs no path of single-child nodes for sparse keys.
+// The node encodings follow Mathieu Desnoyers' RCU Judy arrays (rcuja,
+// liburcu branches, 2012-2016), re-derived here, sized to cache lines with a
+// 24-byte header (rcu_head, lock, kind, count):
 //
 //   kind      bytes  children  layout
 //   lin4        64     1..4    sorted key bytes, then child words
@@ -32,18 +35,20 @@
 //      store under the node lock; count_ is atomic.
 //  (3) Keys are sorted inside every segment; a pool key sits in segment b>>6.
 //  (4) A node's kind matches its child count (table above); no node is empty;
-//      no node has a single child that is a leaf (it would be that leaf).
+//      no node's children are all buckets with <= cap/2 keys in total (it
+//      would have merged); buckets hold 1..cap sorted keys on their path.
 //  (5) A node is never modified after dead_ is set (it has been replaced).
 //
-// Not supported here: path compression of inner-node chains (long shared
-// prefixes cost one lin4 node per shared byte), values stored inline in the
-// nodes (every key is a separate leaf object).
+// Not supported here: path compression of inner-node chains (a long shared
+// prefix over more than a bucket of keys costs one lin4 node per shared
+// byte), key-suffix compression in buckets (keys are stored whole: 8 bytes).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <thread>
 
@@ -52,7 +57,7 @@
 namespace rcukit::detail {
 
 // ---------------------------------------------------------------------------
-// Allocation hook. Every node and leaf of every judy_array is allocated here,
+// Allocation hook. Every node and bucket of every judy_array is allocated here,
 // so tests can make the n-th allocation of the calling thread fail.
 // ---------------------------------------------------------------------------
 struct judy_alloc {
@@ -111,7 +116,8 @@ inline constexpr judy_kind_info judy_kinds[5] = {
 static_assert(judy_kinds[0].bytes == 64 && judy_kinds[1].bytes == 128 && judy_kinds[2].bytes == 256);
 static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2072);
 
-// Tagged child word.
+// Tagged child word: 0, a node, or a bucket (bit 0). Allocations are
+// 16-byte aligned (malloc), so bits 1..3 are free for planning placeholders.
 using judy_word = std::uintptr_t;
 inline constexpr judy_word judy_leaf_tag = 1;
 inline bool judy_is_leaf(judy_word w) noexcept { return (w & judy_leaf_tag) != 0; }
@@ -120,11 +126,54 @@ inline unsigned judy_byte(std::uint64_t key, unsigned depth) noexcept {
   return static_cast<unsigned>(key >> (56 - 8 * depth)) & 0xffu;
 }
 
+// A bucket: 1..cap keys (sorted, full 64-bit) with their values, hung in a
+// slot at depth s (its keys share bytes [0, s)); judy_array picks cap. Buckets
+// are immutable after publication: every change builds a new one
+// (copy-on-write), so readers never see a torn value. Layout: 24-byte header,
+// n keys, then n values (memcpy'd: T is trivially copyable).
 template <class T>
-struct judy_leaf : rcu::retirable {
-  std::uint64_t key;
-  T value;
+struct judy_bucket : rcu::retirable {
+  std::uint32_t n = 0;  // immutable
+  std::uint32_t pad_ = 0;
+
+  static constexpr std::size_t values_off(std::size_t n) noexcept {
+    return (24 + 8 * n + alignof(T) - 1) / alignof(T) * alignof(T);
+  }
+  static constexpr std::size_t bytes_for(std::size_t n) noexcept { return values_off(n) + sizeof(T) * n; }
+  std::size_t bytes() const noexcept { return bytes_for(n); }
+  std::uint64_t* keys() noexcept {
+    return reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(this) + 24);
+  }
+  const std::uint64_t* keys() const noexcept {
+    return reinterpret_cast<const std::uint64_t*>(reinterpret_cast<const char*>(this) + 24);
+  }
+  char* value_ptr(std::size_t i) noexcept {
+    return reinterpret_cast<char*>(this) + values_off(n) + sizeof(T) * i;
+  }
+  const char* value_ptr(std::size_t i) const noexcept {
+    return reinterpret_cast<const char*>(this) + values_off(n) + sizeof(T) * i;
+  }
+  T value(std::size_t i) const noexcept {
+    T out;
+    std::memcpy(static_cast<void*>(&out), value_ptr(i), sizeof(T));
+    return out;
+  }
+  // First index whose key is >= k (n if none).
+  std::uint32_t lower_index(std::uint64_t k) const noexcept {
+    const std::uint64_t* ks = keys();
+    std::uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+      const std::uint32_t mid = (lo + hi) / 2;
+      if (ks[mid] < k) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
 };
+static_assert(sizeof(judy_bucket<char>) == 24, "judy_bucket header must stay 24 bytes");
 
 // Inner node header; the key bytes and child words follow in the same
 // allocation (offsets in judy_kinds).
@@ -272,20 +321,20 @@ inline void judy_free_node(judy_node* n) noexcept {
   judy_alloc::deallocate(n);
 }
 
+// Allocates a bucket for n entries (keys and values left for the caller).
 template <class T>
-judy_leaf<T>* judy_new_leaf(std::uint64_t key, const T& v) noexcept {
-  void* mem = judy_alloc::allocate(sizeof(judy_leaf<T>));
+judy_bucket<T>* judy_new_bucket(std::uint32_t n) noexcept {
+  void* mem = judy_alloc::allocate(judy_bucket<T>::bytes_for(n));
   if (mem == nullptr) return nullptr;
-  auto* l = new (mem) judy_leaf<T>();
-  l->key = key;
-  l->value = v;
-  return l;
+  auto* b = new (mem) judy_bucket<T>();
+  b->n = n;
+  return b;
 }
 
 template <class T>
-void judy_free_leaf(judy_leaf<T>* l) noexcept {
-  l->~judy_leaf<T>();
-  judy_alloc::deallocate(l);
+void judy_free_bucket(judy_bucket<T>* b) noexcept {
+  b->~judy_bucket<T>();
+  judy_alloc::deallocate(b);
 }
 
 // A sorted list of (byte, word) children, the input from which new nodes are

@@ -1,0 +1,441 @@
+// Benchmarks of rcukit::judy_array against libJudy JudyL, std::map,
+// absl::btree_map, absl::flat_hash_map and liburcu's rculfhash (memb flavour).
+//
+// One thread, 10^6 keys, two key sets: "seq" (0 .. 10^6-1) and "rand"
+// (uniform 64-bit). Per structure and key set: build (insert, per key), find
+// hit and find miss (queries in random order), lower_equal (random queries;
+// ordered structures only), ordered walk (per key; ordered structures only)
+// and bytes per key: `heap_B/key` is the malloc'd-bytes delta (mallinfo2) of
+// building the structure, for every structure alike (after rcu::barrier()
+// for the RCU ones); `own_B/key` is the structure's own count where it has
+// one (judy_array::memory_bytes(), JudyLMemUsed()).
+//
+// Concurrency: BM_judy_readers_churn runs 1 and 2 reader threads doing find
+// hits while one extra writer thread inserts and erases other keys;
+// BM_judy_writers_disjoint runs 1 and 2 writers in disjoint top-level
+// subtrees (their aggregate rate shows whether disjoint writers serialize).
+//
+// Run: build/<dir>/bench/judy/judy_bench --benchmark_counters_tabular=true
+#include <Judy.h>
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "rcukit/judy_array.hpp"
+#include "rcukit/rcu.hpp"
+
+// rculfhash after the urcu flavour headers (included by rcu.hpp).
+#include <urcu/rculfhash.h>
+extern "C" {
+extern const struct rcu_flavor_struct urcu_memb_flavor;
+}
+
+namespace {
+
+namespace rcu = rcukit::rcu;
+constexpr std::size_t kN = 1'000'000;
+
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+struct key_data {
+  std::vector<std::uint64_t> keys;    // insertion order
+  std::vector<std::uint64_t> hits;    // the same keys, shuffled
+  std::vector<std::uint64_t> misses;  // absent keys, random order
+  std::vector<std::uint64_t> probes;  // random lower_equal queries
+};
+
+const key_data& keyset(int which) {
+  static key_data sets[2];
+  key_data& d = sets[which];
+  if (!d.keys.empty()) return d;
+  std::mt19937_64 rng(42 + which);
+  if (which == 0) {
+    for (std::uint64_t i = 0; i < kN; ++i) d.keys.push_back(i);
+    for (std::uint64_t i = 0; i < kN; ++i) d.misses.push_back(kN + i);
+    for (std::uint64_t i = 0; i < kN; ++i) d.probes.push_back(rng() % (2 * kN));
+  } else {
+    for (std::uint64_t i = 0; i < kN; ++i) d.keys.push_back(rng() | 1);                    // odd
+    for (std::uint64_t i = 0; i < kN; ++i) d.misses.push_back(rng() & ~std::uint64_t{1});  // even
+    for (std::uint64_t i = 0; i < kN; ++i) d.probes.push_back(rng());
+  }
+  d.hits = d.keys;
+  std::shuffle(d.hits.begin(), d.hits.end(), rng);
+  std::shuffle(d.misses.begin(), d.misses.end(), rng);
+  return d;
+}
+
+// ---- adapters ---------------------------------------------------------------
+struct rcukit_judy {
+  static constexpr const char* name = "rcukit_judy";
+  static constexpr bool ordered = true;
+  rcukit::judy_array<std::uint64_t> a;
+  void insert(std::uint64_t k, std::uint64_t v) { (void)a.insert(k, v); }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    auto r = a.find(k);
+    if (r) v = *r;
+    return r.has_value();
+  }
+  bool lower_equal(std::uint64_t k, std::uint64_t& out) const {
+    auto r = a.lower_equal(k);
+    if (r) out = r->first;
+    return r.has_value();
+  }
+  template <class F>
+  void walk(F&& f) const {
+    a.for_each(0, ~std::uint64_t{0}, [&](std::uint64_t k, std::uint64_t v) { f(k, v); });
+  }
+  double own_bytes() const { return static_cast<double>(a.memory_bytes()); }
+};
+
+struct judyl {
+  static constexpr const char* name = "libJudy_JudyL";
+  static constexpr bool ordered = true;
+  Pvoid_t arr = nullptr;
+  judyl() = default;
+  judyl(const judyl&) = delete;
+  ~judyl() { JudyLFreeArray(&arr, PJE0); }
+  void insert(std::uint64_t k, std::uint64_t v) {
+    PWord_t p = reinterpret_cast<PWord_t>(JudyLIns(&arr, static_cast<Word_t>(k), PJE0));
+    *p = v;
+  }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    PWord_t p = reinterpret_cast<PWord_t>(JudyLGet(arr, static_cast<Word_t>(k), PJE0));
+    if (p == nullptr) return false;
+    v = *p;
+    return true;
+  }
+  bool lower_equal(std::uint64_t k, std::uint64_t& out) const {
+    Word_t idx = k;
+    PWord_t p = reinterpret_cast<PWord_t>(JudyLLast(arr, &idx, PJE0));
+    if (p == nullptr) return false;
+    out = idx;
+    return true;
+  }
+  template <class F>
+  void walk(F&& f) const {
+    Word_t idx = 0;
+    for (PWord_t p = reinterpret_cast<PWord_t>(JudyLFirst(arr, &idx, PJE0)); p != nullptr;
+         p = reinterpret_cast<PWord_t>(JudyLNext(arr, &idx, PJE0))) {
+      f(idx, *p);
+    }
+  }
+  double own_bytes() const { return static_cast<double>(JudyLMemUsed(arr)); }
+};
+
+template <class Map, const char* Name>
+struct ordered_map {
+  static constexpr const char* name = Name;
+  static constexpr bool ordered = true;
+  Map m;
+  void insert(std::uint64_t k, std::uint64_t v) { m.emplace(k, v); }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    auto it = m.find(k);
+    if (it == m.end()) return false;
+    v = it->second;
+    return true;
+  }
+  bool lower_equal(std::uint64_t k, std::uint64_t& out) const {
+    auto it = m.upper_bound(k);
+    if (it == m.begin()) return false;
+    --it;
+    out = it->first;
+    return true;
+  }
+  template <class F>
+  void walk(F&& f) const {
+    for (const auto& [k, v] : m) f(k, v);
+  }
+  double own_bytes() const { return -1; }
+};
+constexpr char kStdMap[] = "std_map";
+constexpr char kBtree[] = "absl_btree_map";
+using std_map = ordered_map<std::map<std::uint64_t, std::uint64_t>, kStdMap>;
+using absl_btree = ordered_map<absl::btree_map<std::uint64_t, std::uint64_t>, kBtree>;
+
+struct absl_flat {
+  static constexpr const char* name = "absl_flat_hash_map";
+  static constexpr bool ordered = false;
+  absl::flat_hash_map<std::uint64_t, std::uint64_t> m;
+  void insert(std::uint64_t k, std::uint64_t v) { m.emplace(k, v); }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    auto it = m.find(k);
+    if (it == m.end()) return false;
+    v = it->second;
+    return true;
+  }
+  bool lower_equal(std::uint64_t, std::uint64_t&) const { return false; }
+  template <class F>
+  void walk(F&&) const {}
+  double own_bytes() const { return -1; }
+};
+
+struct lfht_node {
+  cds_lfht_node node;
+  std::uint64_t key;
+  std::uint64_t value;
+};
+int lfht_match(cds_lfht_node* n, const void* key) {
+  return caa_container_of(n, lfht_node, node)->key == *static_cast<const std::uint64_t*>(key);
+}
+struct urcu_lfht {
+  static constexpr const char* name = "urcu_rculfhash";
+  static constexpr bool ordered = false;
+  cds_lfht* ht;
+  urcu_lfht() {
+    ht = cds_lfht_new_flavor(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor,
+                             nullptr);
+  }
+  urcu_lfht(const urcu_lfht&) = delete;
+  ~urcu_lfht() {
+    {
+      rcu::read_guard<rcu::memb> g;
+      cds_lfht_iter it;
+      cds_lfht_first(ht, &it);
+      for (cds_lfht_node* n; (n = cds_lfht_iter_get_node(&it)) != nullptr;) {
+        cds_lfht_next(ht, &it);
+        cds_lfht_del(ht, n);
+        free(caa_container_of(n, lfht_node, node));  // single-threaded teardown: no reader left
+      }
+    }
+    cds_lfht_destroy(ht, nullptr);
+  }
+  void insert(std::uint64_t k, std::uint64_t v) {
+    auto* n = static_cast<lfht_node*>(malloc(sizeof(lfht_node)));
+    cds_lfht_node_init(&n->node);
+    n->key = k;
+    n->value = v;
+    rcu::read_guard<rcu::memb> g;
+    cds_lfht_node* r = cds_lfht_add_unique(ht, mix(k), lfht_match, &n->key, &n->node);
+    if (r != &n->node) free(n);
+  }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    rcu::read_guard<rcu::memb> g;
+    cds_lfht_iter it;
+    cds_lfht_lookup(ht, mix(k), lfht_match, &k, &it);
+    cds_lfht_node* n = cds_lfht_iter_get_node(&it);
+    if (n == nullptr) return false;
+    v = caa_container_of(n, lfht_node, node)->value;
+    return true;
+  }
+  bool lower_equal(std::uint64_t, std::uint64_t&) const { return false; }
+  template <class F>
+  void walk(F&&) const {}
+  double own_bytes() const { return -1; }
+};
+
+// One built structure kept between the lookup benchmarks of one (A, keyset).
+template <class A>
+A& built(int ks) {
+  static std::unique_ptr<A> cached;
+  static int cached_ks = -1;
+  if (!cached || cached_ks != ks) {
+    cached.reset();
+    cached = std::make_unique<A>();
+    for (std::uint64_t k : keyset(ks).keys) cached->insert(k, k ^ 0x5555);
+    cached_ks = ks;
+  }
+  return *cached;
+}
+double heap_bytes() { return static_cast<double>(mallinfo2().uordblks); }
+void settle_rcu() { rcu::barrier<rcu::memb>(); }
+
+template <class A>
+void BM_insert(benchmark::State& state) {
+  const key_data& d = keyset(static_cast<int>(state.range(0)));
+  double heap = 0, own = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    settle_rcu();
+    const double before = heap_bytes();
+    auto a = std::make_unique<A>();
+    state.ResumeTiming();
+    for (std::uint64_t k : d.keys) a->insert(k, k);
+    state.PauseTiming();
+    settle_rcu();
+    heap = heap_bytes() - before;
+    own = a->own_bytes();
+    a.reset();
+    settle_rcu();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.keys.size()));
+  state.counters["heap_B/key"] = heap / static_cast<double>(d.keys.size());
+  if (own >= 0) state.counters["own_B/key"] = own / static_cast<double>(d.keys.size());
+  state.SetLabel(A::name);
+}
+
+template <class A, bool Hit>
+void BM_find(benchmark::State& state) {
+  const int ks = static_cast<int>(state.range(0));
+  const key_data& d = keyset(ks);
+  const A& a = built<A>(ks);
+  const std::vector<std::uint64_t>& q = Hit ? d.hits : d.misses;
+  std::size_t i = 0, found = 0;
+  for (auto _ : state) {
+    std::uint64_t v = 0;
+    found += a.find(q[i], v);
+    benchmark::DoNotOptimize(v);
+    if (++i == q.size()) i = 0;
+  }
+  if (Hit ? found != static_cast<std::size_t>(state.iterations()) : found != 0)
+    state.SkipWithError("wrong result");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.SetLabel(A::name);
+}
+
+template <class A>
+void BM_lower_equal(benchmark::State& state) {
+  const int ks = static_cast<int>(state.range(0));
+  const key_data& d = keyset(ks);
+  const A& a = built<A>(ks);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    std::uint64_t out = 0;
+    benchmark::DoNotOptimize(a.lower_equal(d.probes[i], out));
+    benchmark::DoNotOptimize(out);
+    if (++i == d.probes.size()) i = 0;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.SetLabel(A::name);
+}
+
+template <class A>
+void BM_walk(benchmark::State& state) {
+  const int ks = static_cast<int>(state.range(0));
+  const A& a = built<A>(ks);
+  std::size_t n = 0;
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    a.walk([&](std::uint64_t k, std::uint64_t v) {
+      sum += k ^ v;
+      ++n;
+    });
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(n));
+  state.SetLabel(A::name);
+}
+
+template <class A>
+void register_all() {
+  const std::string n = A::name;
+  for (int ks = 0; ks < 2; ++ks) {
+    const std::string k = ks == 0 ? "/seq" : "/rand";
+    benchmark::RegisterBenchmark(("insert/" + n + k).c_str(), BM_insert<A>)
+        ->Arg(ks)
+        ->Iterations(2)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("find_hit/" + n + k).c_str(), BM_find<A, true>)->Arg(ks);
+    benchmark::RegisterBenchmark(("find_miss/" + n + k).c_str(), BM_find<A, false>)->Arg(ks);
+    if constexpr (A::ordered) {
+      benchmark::RegisterBenchmark(("lower_equal/" + n + k).c_str(), BM_lower_equal<A>)->Arg(ks);
+      benchmark::RegisterBenchmark(("walk/" + n + k).c_str(), BM_walk<A>)
+          ->Arg(ks)
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
+// ---- concurrency --------------------------------------------------------------
+// Readers: find hits over the random key set; one writer thread churns
+// (insert + erase of keys outside the read set) for the whole measurement.
+rcukit::judy_array<std::uint64_t>& shared_array() {
+  static rcukit::judy_array<std::uint64_t>* a = [] {
+    auto* p = new rcukit::judy_array<std::uint64_t>();
+    for (std::uint64_t k : keyset(1).keys) (void)p->insert(k, k);
+    return p;
+  }();
+  return *a;
+}
+std::atomic<bool> g_stop_writer{false};
+std::thread g_writer;
+std::atomic<long> g_writer_ops{0};
+
+void BM_judy_readers_churn(benchmark::State& state) {
+  auto& a = shared_array();
+  if (state.thread_index() == 0) {
+    g_stop_writer.store(false);
+    g_writer_ops.store(0);
+    g_writer = std::thread([&a] {
+      std::mt19937_64 rng(7);
+      long ops = 0;
+      while (!g_stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
+        const std::uint64_t k = rng() & ~std::uint64_t{1};      // even: never a read key
+        (void)a.insert(k, k);
+        (void)a.erase(k);
+        ops += 2;
+      }
+      g_writer_ops.store(ops);
+    });
+  }
+  const key_data& d = keyset(1);
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 7919, found = 0;
+  for (auto _ : state) {
+    found += a.find(d.hits[i]).has_value();
+    if (++i == d.hits.size()) i = 0;
+  }
+  if (found != static_cast<std::size_t>(state.iterations())) state.SkipWithError("a stable key was missed");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  if (state.thread_index() == 0) {
+    g_stop_writer.store(true);
+    g_writer.join();
+    state.counters["writer_ops"] = static_cast<double>(g_writer_ops.load());
+  }
+}
+
+// Writers in disjoint top-level subtrees (key's top byte = 0x10 + thread).
+void BM_judy_writers_disjoint(benchmark::State& state) {
+  static rcukit::judy_array<std::uint64_t> a;
+  std::mt19937_64 rng(100 + state.thread_index());
+  const std::uint64_t top = std::uint64_t{0x10u + static_cast<unsigned>(state.thread_index())} << 56;
+  std::vector<std::uint64_t> mine;
+  for (int i = 0; i < 4096; ++i) mine.push_back(top | (rng() >> 8));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::uint64_t k = mine[i++ & 4095];
+    (void)a.insert(k, k);
+    (void)a.erase(k);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(2 * state.iterations()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all<rcukit_judy>();
+  register_all<judyl>();
+  register_all<std_map>();
+  register_all<absl_btree>();
+  register_all<absl_flat>();
+  register_all<urcu_lfht>();
+  benchmark::RegisterBenchmark("judy_readers_churn_1writer", BM_judy_readers_churn)
+      ->Threads(1)
+      ->Threads(2)
+      ->UseRealTime()
+      ->MinTime(1.0);
+  benchmark::RegisterBenchmark("judy_writers_disjoint", BM_judy_writers_disjoint)
+      ->Threads(1)
+      ->Threads(2)
+      ->UseRealTime()
+      ->MinTime(1.0);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
