@@ -146,7 +146,10 @@ class judy_array {
       if (detail::judy_is_leaf(w)) {
         const bucket* b = as_bucket(w);
         const std::uint32_t i = b->lower_index(key);
-        if (i < b->n && b->keys()[i] == key) return b->value(i);
+        if (i == b->n) return std::nullopt;
+        // A full narrow bucket is indexed directly (lower_index checked the
+        // prefix), so its key needs no comparison.
+        if ((b->narrow != 0 && b->n == 256) || b->key_at(i) == key) return b->value(i);
         return std::nullopt;
       }
       w = as_node(w)->child(detail::judy_byte(key, d));
@@ -246,7 +249,7 @@ class judy_array {
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
       const std::uint32_t i = want_min ? 0 : b->n - 1;
-      return entry(b->keys()[i], b->value(i));
+      return entry(b->key_at(i), b->value(i));
     }
     std::optional<entry> out;
     auto f = [&](unsigned, word c) { return (out = extreme(c, want_min)).has_value(); };
@@ -270,12 +273,12 @@ class judy_array {
       if constexpr (Up) {
         if (i == b->n) return std::nullopt;
       } else {
-        if (i == b->n || b->keys()[i] != key) {
+        if (i == b->n || b->key_at(i) != key) {
           if (i == 0) return std::nullopt;
           --i;
         }
       }
-      return entry(b->keys()[i], b->value(i));
+      return entry(b->key_at(i), b->value(i));
     }
     const node* n = as_node(w);
     const unsigned byte = detail::judy_byte(key, d);
@@ -297,7 +300,7 @@ class judy_array {
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
       for (std::uint32_t i = lo_tight ? b->lower_index(lo) : 0; i < b->n; ++i) {
-        const std::uint64_t k = b->keys()[i];
+        const std::uint64_t k = b->key_at(i);
         if (k > hi) break;
         const T v = b->value(i);
         f(k, v);
@@ -338,12 +341,22 @@ class judy_array {
 
   // ---- building unpublished subtrees (relaxed stores: published later) ---
   // Builds a bucket from sorted parallel arrays.
-  static bucket* make_bucket(const std::uint64_t* keys, const char* values, std::uint32_t n) {
-    bucket* b = detail::judy_new_bucket<T>(n);
+  // A bucket in a slot at depth s is narrow iff s == 7.
+  static bucket* new_bucket(std::uint32_t n, unsigned s, std::uint64_t some_key) {
+    return detail::judy_new_bucket<T>(n, s >= 7, some_key);
+  }
+  static bucket* make_bucket(const std::uint64_t* keys, const char* values, std::uint32_t n, unsigned s) {
+    bucket* b = new_bucket(n, s, keys[0]);
     if (b == nullptr) return nullptr;
-    std::memcpy(b->keys(), keys, 8 * std::size_t{n});
+    for (std::uint32_t i = 0; i < n; ++i) b->set_key(i, keys[i]);
     std::memcpy(b->value_ptr(0), values, sizeof(T) * std::size_t{n});
     return b;
+  }
+  // Copies entries [from, from + count) of src to dst starting at `at`.
+  static void copy_entries(bucket* dst, std::uint32_t at, const bucket* src, std::uint32_t from,
+                           std::uint32_t count) {
+    for (std::uint32_t i = 0; i < count; ++i) dst->set_key(at + i, src->key_at(from + i));
+    std::memcpy(dst->value_ptr(at), src->value_ptr(from), sizeof(T) * std::size_t{count});
   }
   // Frees an unpublished subtree built below (nodes and buckets).
   static void free_unpublished(word w) {
@@ -374,7 +387,7 @@ class judy_array {
   // (nothing leaked).
   static word build_subtree(const std::uint64_t* keys, const char* values, std::uint32_t n, unsigned s) {
     if (n <= bucket_cap(s)) {
-      bucket* b = make_bucket(keys, values, n);
+      bucket* b = make_bucket(keys, values, n, s);
       return b == nullptr ? 0 : bucket_word(b);
     }
     detail::judy_child_list l;
@@ -444,7 +457,7 @@ class judy_array {
         std::uint32_t m = 0;
         auto take = [&](word cw) {
           const bucket* cb = as_bucket(cw);
-          std::memcpy(keys + m, cb->keys(), 8 * std::size_t{cb->n});
+          for (std::uint32_t i = 0; i < cb->n; ++i) keys[m + i] = cb->key_at(i);
           std::memcpy(values + sizeof(T) * m, cb->value_ptr(0), sizeof(T) * std::size_t{cb->n});
           m += cb->n;
         };
@@ -458,7 +471,7 @@ class judy_array {
           return false;
         });
         if (!placed) take(w);
-        bucket* mb = make_bucket(keys, values, m);
+        bucket* mb = make_bucket(keys, values, m, d);
         if (mb == nullptr) {
           e.alloc_failed = true;
           return e;
@@ -539,7 +552,7 @@ class judy_array {
     const bucket* b = cur == 0 ? nullptr : as_bucket(cur);
     const std::uint32_t n = b == nullptr ? 0 : b->n;
     const std::uint32_t i = b == nullptr ? 0 : b->lower_index(key);
-    const bool found = i < n && b->keys()[i] == key;
+    const bool found = i < n && b->key_at(i) == key;
     if (v == nullptr) {  // erase
       if (!found) {
         noop = true;
@@ -553,12 +566,10 @@ class judy_array {
         out = fake_bucket(n - 1);
         return true;
       }
-      bucket* nb = detail::judy_new_bucket<T>(n - 1);
+      bucket* nb = new_bucket(n - 1, s, key);
       if (nb == nullptr) return false;
-      std::memcpy(nb->keys(), b->keys(), 8 * std::size_t{i});
-      std::memcpy(nb->keys() + i, b->keys() + i + 1, 8 * std::size_t{n - 1 - i});
-      std::memcpy(nb->value_ptr(0), b->value_ptr(0), sizeof(T) * std::size_t{i});
-      std::memcpy(nb->value_ptr(i), b->value_ptr(i + 1), sizeof(T) * std::size_t{n - 1 - i});
+      copy_entries(nb, 0, b, 0, i);
+      copy_entries(nb, i, b, i + 1, n - 1 - i);
       out = bucket_word(nb);
       return true;
     }
@@ -572,16 +583,14 @@ class judy_array {
       return true;
     }
     if (m <= bucket_cap(s)) {
-      bucket* nb = detail::judy_new_bucket<T>(m);
+      bucket* nb = new_bucket(m, s, key);
       if (nb == nullptr) return false;
       if (n != 0) {
-        std::memcpy(nb->keys(), b->keys(), 8 * std::size_t{i});
-        std::memcpy(nb->value_ptr(0), b->value_ptr(0), sizeof(T) * std::size_t{i});
+        copy_entries(nb, 0, b, 0, i);
         const std::uint32_t from = found ? i + 1 : i;
-        std::memcpy(nb->keys() + i + 1, b->keys() + from, 8 * std::size_t{n - from});
-        std::memcpy(nb->value_ptr(i + 1), b->value_ptr(from), sizeof(T) * std::size_t{n - from});
+        copy_entries(nb, i + 1, b, from, n - from);
       }
-      nb->keys()[i] = key;
+      nb->set_key(i, key);
       std::memcpy(nb->value_ptr(i), static_cast<const void*>(v), sizeof(T));
       out = bucket_word(nb);
       return true;
@@ -589,11 +598,11 @@ class judy_array {
     // Split: the bucket is full; build a subtree from its entries plus key.
     std::uint64_t keys[257];
     alignas(T) char values[sizeof(T) * 257];
-    std::memcpy(keys, b->keys(), 8 * std::size_t{i});
+    for (std::uint32_t x = 0; x < i; ++x) keys[x] = b->key_at(x);
     std::memcpy(values, b->value_ptr(0), sizeof(T) * std::size_t{i});
     keys[i] = key;
     std::memcpy(values + sizeof(T) * i, static_cast<const void*>(v), sizeof(T));
-    std::memcpy(keys + i + 1, b->keys() + i, 8 * std::size_t{n - i});
+    for (std::uint32_t x = i; x < n; ++x) keys[x + 1] = b->key_at(x);
     std::memcpy(values + sizeof(T) * (i + 1), b->value_ptr(i), sizeof(T) * std::size_t{n - i});
     out = build_subtree(keys, values, m, s);
     return out != 0;
@@ -749,7 +758,7 @@ class judy_array {
       if (cur != 0) {
         const bucket* b = as_bucket(cur);
         const std::uint32_t i = b->lower_index(key);
-        const bool had = i < b->n && b->keys()[i] == key;
+        const bool had = i < b->n && b->key_at(i) == key;
         if (v != nullptr) inserted = !had;
         if (v == nullptr) *erased = b->value(i);  // erase implies had (else noop)
         retire_list[nretire++] = cur;
@@ -799,9 +808,10 @@ class judy_array {
         err = "bucket of " + std::to_string(b->n) + " keys at slot depth " + std::to_string(d);
       }
       for (std::uint32_t i = 0; i < b->n && err.empty(); ++i) {
-        if ((b->keys()[i] & mask) != prefix)
-          err = "bucket key " + std::to_string(b->keys()[i]) + " off its path";
-        if (i > 0 && b->keys()[i - 1] >= b->keys()[i]) err = "bucket keys not sorted";
+        if ((b->key_at(i) & mask) != prefix)
+          err = "bucket key " + std::to_string(b->key_at(i)) + " off its path";
+        if (i > 0 && b->key_at(i - 1) >= b->key_at(i)) err = "bucket keys not sorted";
+        if ((b->narrow != 0) != (d >= 7)) err = "bucket width does not match its depth";
       }
       return;
     }
