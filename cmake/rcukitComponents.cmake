@@ -4,3 +4,4 @@
 rcukit_component(rbtree DEPS rcukit::extent)
 rcukit_component(judy DEPS rcukit::rcu)
 rcukit_component(extent_skiplist DEPS rcukit::extent)
+rcukit_component(iova DEPS rcukit::rbtree rcukit::extent_skiplist)

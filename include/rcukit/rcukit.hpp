@@ -6,3 +6,4 @@
 #include "rcukit/rbtree.hpp"
 #include "rcukit/judy_array.hpp"
 #include "rcukit/extent_skiplist.hpp"
+#include "rcukit/iova.hpp"
