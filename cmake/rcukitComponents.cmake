@@ -5,3 +5,5 @@ rcukit_component(rbtree DEPS rcukit::extent)
 rcukit_component(judy DEPS rcukit::rcu)
 rcukit_component(extent_skiplist DEPS rcukit::extent)
 rcukit_component(iova DEPS rcukit::rbtree rcukit::extent_skiplist)
+# Order-preserving parallel executor (padata), header-only.
+rcukit_component(executor DEPS rcukit::rcu)

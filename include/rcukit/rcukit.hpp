@@ -7,3 +7,4 @@
 #include "rcukit/judy_array.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
+#include "rcukit/ordered_executor.hpp"

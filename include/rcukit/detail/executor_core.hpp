@@ -1,0 +1,598 @@
+// rcukit/detail/executor_core.hpp -- the padata engine behind <rcukit/ordered_executor.hpp>.
+//
+// Header-only so that sanitizer builds instrument the engine together with
+// the code that uses it (a separately compiled library would hide its
+// atomics from ThreadSanitizer).
+//
+// The idea, the source and the numbered invariants (1)-(5) are in the header
+// essay; this file refers to them. Atomic accesses are tagged (S1), (R1), ...
+// and name their partner.
+//
+// Threads and what they own:
+//  * submitters: reserve an in-flight slot (in_flight_), take a sequence
+//    number (next_seq_), push onto a worker's parallel list.
+//  * worker (one per CPU ever in the set, pinned, immortal until the
+//    destructor): runs its serial list first (that frees in-flight slots),
+//    then its parallel list; spins briefly, then sleeps on its own condition
+//    variable after announcing `sleeping` (Dekker with the pushers).
+//  * any thread in done(): stores the job in the reorder ring and maybe
+//    becomes the single drainer (pending_ election), which owns
+//    next_release_ and the workers' ser_pushed counters.
+//
+// Why the ring cannot overflow (invariant 1). Let t be a job and s = t - cap.
+// Reservation precedes seq assignment in every submit; decrements follow
+// serial(), which follows release, which is in seq order. If s were not yet
+// released when t stores into the ring, then no job in s..t-1 has released
+// its in-flight slot before the last of the cap + 1 reservations of s..t in
+// in_flight_'s modification order (otherwise, through the acq_rel chains on
+// in_flight_ and next_seq_ (S1), s's release would happen before t's store),
+// so that reservation saw cap >= max_in_flight jobs in flight and failed.
+// The check in complete() turns any violation (e.g. done() called twice)
+// into an abort with a message rather than silent corruption.
+#pragma once
+
+#include "rcukit/ordered_executor.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "rcukit/detail/executor_queue.hpp"
+#include "rcukit/rcu.hpp"
+
+namespace rcukit {
+namespace detail {
+
+using executor_rcu = rcu::memb;
+
+[[noreturn]] inline void executor_fatal(const char* what) noexcept {
+  std::fprintf(stderr, "rcukit::ordered_executor: %s\n", what);
+  std::abort();
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#else
+  std::this_thread::yield();
+#endif
+}
+
+struct executor_worker {
+  executor_core* core = nullptr;
+  int cpu = -1;
+  std::thread thread;
+  mpsc_list<ordered_job> par_q;  // many producers (submit), this worker consumes
+  mpsc_list<ordered_job> ser_q;  // producer: the drainer role (one at a time)
+
+  alignas(64) std::atomic<int> sleeping{0};  // 1 while the worker is about to sleep or asleep
+  std::atomic<bool> quit{false};
+  std::mutex mu;  // guards the sleep hand-shake and the pin result
+  std::condition_variable cv;
+  int pin_rc = -1;      // guarded by mu: result of pthread_setaffinity_np
+  bool pinned = false;  // guarded by mu
+
+  alignas(64) std::atomic<std::uint64_t> ser_pushed{0};  // written by the drainer only
+  alignas(64) std::atomic<std::uint64_t> ser_done{0};    // written by this worker only
+};
+
+// Immutable snapshot of the CPU set, published by set_cpus() and read by
+// submit() under an RCU read side; old snapshots are retired.
+struct exec_config : rcu::retirable {
+  std::vector<int> cpus;                  // sorted
+  std::vector<executor_worker*> workers;  // workers[i] is pinned to cpus[i]
+  executor_worker* find(int cpu) const {
+    auto it = std::lower_bound(cpus.begin(), cpus.end(), cpu);
+    if (it == cpus.end() || *it != cpu) return nullptr;
+    return workers[static_cast<std::size_t>(it - cpus.begin())];
+  }
+};
+
+inline thread_local executor_worker* tls_worker = nullptr;    // the worker this thread is, if any
+inline thread_local ordered_job* tls_parallel_job = nullptr;  // job whose parallel() runs here, until done()
+
+class executor_core {
+ public:
+  explicit executor_core(const executor_options& o)
+      : max_(o.max_in_flight), on_full_(o.on_full), next_seq_(o.first_seq), release_seq_(o.first_seq) {
+    std::size_t cap = 1;
+    while (cap < max_) cap <<= 1;
+    mask_ = cap - 1;
+    ring_ = std::make_unique<std::atomic<ordered_job*>[]>(cap);
+    for (std::size_t i = 0; i < cap; ++i) ring_[i].store(nullptr, std::memory_order_relaxed);
+    next_release_ = o.first_seq;
+    by_cpu_.assign(CPU_SETSIZE, nullptr);
+    config_.store(new exec_config, std::memory_order_relaxed);  // relaxed: not shared yet
+  }
+
+  // The owner drained before. Invariant 5.
+  ~executor_core() {
+    // Every done() that released one of our jobs may still be inside
+    // complete(): wait for their read sides to end.
+    rcu::synchronize<executor_rcu>();
+    for (auto& w : all_) {
+      w->quit.store(true, std::memory_order_seq_cst);  // (W4) read by the worker's sleep check (W2)
+      {
+        std::lock_guard<std::mutex> g(w->mu);
+        w->sleeping.store(0, std::memory_order_relaxed);  // relaxed: under mu, read under mu
+      }
+      w->cv.notify_one();
+    }
+    for (auto& w : all_) w->thread.join();
+    delete config_.load(std::memory_order_relaxed);  // relaxed: no other thread is left
+  }
+
+  bool running() const { return running_.load(std::memory_order_relaxed); }
+  void set_running(bool on) {
+    // seq_cst: a submitter blocked in wait_until() re-reads it (pairs with the
+    // seq_cst load in its predicate through notify_waiters()).
+    running_.store(on, std::memory_order_seq_cst);
+    notify_waiters();
+  }
+
+  // Applies edit(current set) -> new set atomically with respect to other
+  // set_cpus/add_cpu/remove_cpu calls.
+  template <class Edit>
+  absl::Status update_cpus(Edit edit) {
+    std::lock_guard<std::mutex> g(cfg_mu_);
+    absl::StatusOr<cpu_set> s = edit(cpus_);
+    if (!s.ok()) return s.status();
+    return set_cpus_locked(*s);
+  }
+
+ private:
+  absl::Status set_cpus_locked(const cpu_set& s) {
+    if (s.empty()) return absl::InvalidArgumentError("ordered_executor: empty CPU set");
+    const cpu_set allowed = cpu_set::all();
+    for (int c : s) {
+      if (c < 0 || c >= CPU_SETSIZE || !allowed.contains(c)) {
+        return absl::InvalidArgumentError("ordered_executor: CPU " + std::to_string(c) +
+                                          " is not usable by this process");
+      }
+    }
+    std::vector<std::unique_ptr<executor_worker>> fresh;
+    for (int c : s) {
+      if (by_cpu_[static_cast<std::size_t>(c)] != nullptr) continue;
+      absl::StatusOr<std::unique_ptr<executor_worker>> w = make_worker(c);
+      if (!w.ok()) {
+        for (auto& f : fresh) stop_worker(*f);
+        return w.status();
+      }
+      fresh.push_back(*std::move(w));
+    }
+    auto* nc = new exec_config;
+    nc->cpus = s.ids();
+    for (auto& f : fresh) by_cpu_[static_cast<std::size_t>(f->cpu)] = f.get();
+    for (auto& f : fresh) all_.push_back(std::move(f));
+    for (int c : s) nc->workers.push_back(by_cpu_[static_cast<std::size_t>(c)]);
+    // (C2) release: publishes nc's contents; pairs with C1 in submit().
+    exec_config* old = config_.exchange(nc, std::memory_order_acq_rel);
+    rcu::retire<executor_rcu>(old);
+    cpus_ = s;
+    return absl::OkStatus();
+  }
+
+ public:
+  cpu_set cpus() const {
+    std::lock_guard<std::mutex> g(cfg_mu_);
+    return cpus_;
+  }
+
+  bool on_own_thread() const { return tls_worker != nullptr && tls_worker->core == this; }
+
+  absl::Status submit(ordered_job& j, int cb_cpu) {
+    for (;;) {
+      // relaxed: start/stop only gate new submissions; no data is published by it.
+      if (!running_.load(std::memory_order_relaxed)) {
+        return absl::FailedPreconditionError("ordered_executor: stopped");
+      }
+      {
+        rcu::read_guard<executor_rcu> guard;  // keeps the snapshot alive
+        // (C1) acquire: pairs with C2, the snapshot's contents are visible.
+        const exec_config* c = config_.load(std::memory_order_acquire);
+        executor_worker* cb = c->find(cb_cpu);
+        if (cb == nullptr) {
+          return absl::InvalidArgumentError("ordered_executor: callback CPU " + std::to_string(cb_cpu) +
+                                            " is not in the CPU set");
+        }
+        if (try_reserve()) {
+          // (S1) acq_rel: chains submitters so that the ring-overflow argument
+          // at the top of this file holds; the value is the job's sequence.
+          const std::uint64_t seq = next_seq_.fetch_add(1, std::memory_order_acq_rel);
+          j.core_ = this;
+          j.cb_worker_ = cb;
+          j.seq_ = seq;
+          j.error_ = nullptr;
+          executor_worker* pw = c->workers[static_cast<std::size_t>(seq % c->workers.size())];
+          pw->par_q.push(&j);  // (Q1) publishes the fields above to the worker
+          wake(*pw);
+          return absl::OkStatus();
+        }
+      }
+      if (on_full_ == when_full::fail || on_own_thread()) {
+        return absl::ResourceExhaustedError("ordered_executor: max_in_flight jobs in flight");
+      }
+      wait_until([&] {
+        // seq_cst: Dekker with the decrement (D1) / stop (set_running) and the
+        // waiters_ load in notify_waiters().
+        return in_flight_.load(std::memory_order_seq_cst) < max_ || !running_.load(std::memory_order_seq_cst);
+      });
+    }
+  }
+
+  // ordered_job::done(). Invariants 1, 2, 5.
+  void complete(ordered_job* j) {
+    rcu::read_guard<executor_rcu> guard;  // the destructor waits for this read side
+    std::atomic<ordered_job*>& slot = ring_[j->seq_ & mask_];
+    // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
+    // whose clear happens before this job's reservation (see the file header).
+    if (slot.load(std::memory_order_relaxed) != nullptr) {
+      executor_fatal("reorder slot busy: done() called twice, or on a job that was not submitted");
+    }
+    // (R1) release: publishes the job (and what parallel() wrote) to the
+    // drainer's acquire load (R2). From here on j may be released, run and
+    // freed by other threads: do not touch it again.
+    slot.store(j, std::memory_order_release);
+    // (P1) acq_rel: election. Returns nonzero iff a drainer is active; that
+    // drainer's P2 will read this increment (single modification order) and
+    // then drain again, seeing R1 through this release.
+    if (pending_.fetch_add(1, std::memory_order_acq_rel) != 0) return;
+    std::uint64_t todo = 1;
+    for (;;) {
+      release_ready();
+      // (P2) acq_rel: acquire makes every counted done()'s R1 visible to the
+      // next release_ready(); release hands next_release_ to the next drainer
+      // (whose P1 reads this value or a later one in the chain).
+      const std::uint64_t prev = pending_.fetch_sub(todo, std::memory_order_acq_rel);
+      if (prev == todo) return;
+      todo = prev - todo;
+    }
+  }
+
+  void drain() {
+    if (on_own_thread()) executor_fatal("drain() called from one of the executor's own threads");
+    // acquire: pairs with S1; every job numbered below target has been assigned.
+    const std::uint64_t target = next_seq_.load(std::memory_order_acquire);
+    wait_until([&] {
+      // seq_cst: pairs with the seq_cst store (R3) and the waiters_ Dekker.
+      const std::uint64_t r = release_seq_.load(std::memory_order_seq_cst);
+      return static_cast<std::int64_t>(r - target) >= 0;  // wrap-safe (64-bit sequence)
+    });
+    // Every job below target is on a serial list now; wait for those lists.
+    std::vector<std::pair<executor_worker*, std::uint64_t>> snap;
+    {
+      std::lock_guard<std::mutex> g(cfg_mu_);
+      for (auto& w : all_) {
+        // acquire: ordered after R3 (read above), which the drainer stored after
+        // these counters.
+        snap.emplace_back(w.get(), w->ser_pushed.load(std::memory_order_acquire));
+      }
+    }
+    wait_until([&] {
+      for (auto& [w, n] : snap) {
+        // seq_cst: pairs with D0 and the waiters_ Dekker.
+        if (w->ser_done.load(std::memory_order_seq_cst) < n) return false;
+      }
+      return true;
+    });
+  }
+
+  void run(executor_worker& w) {
+    constexpr unsigned kSpin = 2048;
+    unsigned idle = 0;
+    for (;;) {
+      bool worked = run_serials(w);
+      if (ordered_job* j = w.par_q.take_all()) {
+        worked = true;
+        while (j != nullptr) {
+          ordered_job* next = j->next_;  // read before user code (queue invariant 3)
+          run_parallel(j);
+          j = next;
+          if (w.ser_q.maybe_nonempty()) run_serials(w);  // serial first: frees in-flight slots
+        }
+      }
+      if (worked) {
+        idle = 0;
+        continue;
+      }
+      if (w.quit.load(std::memory_order_acquire)) return;  // acquire: pairs with W4
+      if (++idle < kSpin) {
+        cpu_relax();
+        continue;
+      }
+      idle = 0;
+      // (W1) seq_cst: announce sleep before the final look (W2); pairs with
+      // the pushers' Q1 + W3 (store-buffering: one side sees the other).
+      w.sleeping.store(1, std::memory_order_seq_cst);
+      // (W2)
+      if (!w.par_q.empty_seq_cst() || !w.ser_q.empty_seq_cst() || w.quit.load(std::memory_order_seq_cst)) {
+        w.sleeping.store(0, std::memory_order_relaxed);  // relaxed: only this thread's own flag
+        continue;
+      }
+      std::unique_lock<std::mutex> l(w.mu);
+      while (w.sleeping.load(std::memory_order_relaxed) != 0) w.cv.wait(l);  // relaxed: under mu
+    }
+  }
+
+  std::size_t in_flight() const {
+    return static_cast<std::size_t>(in_flight_.load(std::memory_order_relaxed));  // relaxed: diagnostic
+  }
+  std::size_t max_in_flight() const { return max_; }
+  std::uint64_t parallel_errors() const { return parallel_errors_.load(std::memory_order_relaxed); }
+  std::uint64_t serial_errors() const { return serial_errors_.load(std::memory_order_relaxed); }
+
+ private:
+  bool try_reserve() {
+    std::uint64_t cur = in_flight_.load(std::memory_order_relaxed);  // relaxed: a guess for the CAS
+    while (cur < max_) {
+      // acq_rel: part of the in_flight_ chain used by the ring-overflow argument.
+      if (in_flight_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Moves every consecutive ready job, from next_release_ on, to its callback
+  // worker's serial list. Drainer only (P1 election).
+  void release_ready() {
+    std::uint64_t s = next_release_;
+    bool any = false;
+    for (;;) {
+      std::atomic<ordered_job*>& slot = ring_[s & mask_];
+      ordered_job* j = slot.load(std::memory_order_acquire);  // (R2) pairs with R1
+      if (j == nullptr) break;
+      // relaxed: the next store into this slot (by job s + capacity) happens
+      // after this job's serial() (invariant 1), which follows our push (Q1).
+      slot.store(nullptr, std::memory_order_relaxed);
+      executor_worker* w = j->cb_worker_;
+      ++s;
+      any = true;
+      // relaxed: single writer (the drainer role, handed over through P1/P2);
+      // readers in drain() order it through R3.
+      w->ser_pushed.store(w->ser_pushed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      w->ser_q.push(j);  // (Q1) after this, j belongs to w (invariant 4: not touched again here)
+      wake(*w);
+    }
+    if (any) {
+      next_release_ = s;
+      // (R3) seq_cst: read by drain(); Dekker with waiters_ in notify_waiters().
+      release_seq_.store(s, std::memory_order_seq_cst);
+      notify_waiters();
+    }
+  }
+
+  bool run_serials(executor_worker& w) {
+    ordered_job* j = w.ser_q.take_all();  // (Q2)
+    if (j == nullptr) return false;
+    while (j != nullptr) {
+      ordered_job* next = j->next_;  // queue invariant 3
+      try {
+        j->serial();
+      } catch (...) {
+        serial_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      }
+      // Invariant 4: j is the user's again.
+      // (D0) seq_cst: single writer; read by drain() (Dekker with waiters_).
+      w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+      // (D1) seq_cst: gives the slot back; release for the ring argument, and
+      // Dekker with a blocked submitter's predicate.
+      in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+      notify_waiters();
+      j = next;
+    }
+    return true;
+  }
+
+  void run_parallel(ordered_job* j) {
+    tls_parallel_job = j;
+    try {
+      j->parallel();
+    } catch (...) {
+      parallel_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      // If done() already ran, the job is no longer ours: drop the exception.
+      if (tls_parallel_job == j) {
+        tls_parallel_job = nullptr;
+        j->error_ = std::current_exception();
+        j->done();
+      }
+    }
+    tls_parallel_job = nullptr;
+  }
+
+  // Wakes w if it announced sleep. Called after a push (Q1).
+  static void wake(executor_worker& w) {
+    // (W3) seq_cst: pairs with W1 (the push's Q1 precedes this load).
+    if (w.sleeping.load(std::memory_order_seq_cst) != 0) {
+      {
+        std::lock_guard<std::mutex> g(w.mu);
+        w.sleeping.store(0, std::memory_order_relaxed);  // relaxed: under mu
+      }
+      w.cv.notify_one();
+    }
+  }
+
+  template <class Pred>
+  void wait_until(Pred pred) {
+    if (pred()) return;
+    waiters_.fetch_add(1, std::memory_order_seq_cst);  // (V1) pairs with V2
+    {
+      std::unique_lock<std::mutex> l(wait_mu_);
+      wait_cv_.wait(l, pred);
+    }
+    waiters_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: only suppresses future notifications
+  }
+
+  void notify_waiters() {
+    // (V2) seq_cst: after the progress store (D0/D1/R3/running_); pairs with V1.
+    if (waiters_.load(std::memory_order_seq_cst) != 0) {
+      { std::lock_guard<std::mutex> g(wait_mu_); }  // a waiter is either before its check or waiting
+      wait_cv_.notify_all();
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<executor_worker>> make_worker(int cpu) {
+    auto w = std::make_unique<executor_worker>();
+    w->core = this;
+    w->cpu = cpu;
+    executor_worker* raw = w.get();
+    try {
+      raw->thread = std::thread([raw] {
+        cpu_set_t m;
+        CPU_ZERO(&m);
+        CPU_SET(raw->cpu, &m);
+        const int rc = pthread_setaffinity_np(pthread_self(), sizeof m, &m);
+        {
+          std::lock_guard<std::mutex> g(raw->mu);
+          raw->pin_rc = rc;
+          raw->pinned = true;
+        }
+        raw->cv.notify_all();
+        if (rc != 0) return;
+        tls_worker = raw;
+        raw->core->run(*raw);
+      });
+    } catch (const std::system_error& e) {
+      return absl::InternalError(std::string("ordered_executor: cannot create a worker thread: ") + e.what());
+    }
+    int rc;
+    {
+      std::unique_lock<std::mutex> l(raw->mu);
+      raw->cv.wait(l, [&] { return raw->pinned; });
+      rc = raw->pin_rc;
+    }
+    if (rc != 0) {
+      raw->thread.join();
+      return absl::InvalidArgumentError("ordered_executor: cannot pin a thread to CPU " +
+                                        std::to_string(cpu));
+    }
+    return w;
+  }
+
+  static void stop_worker(executor_worker& w) {
+    w.quit.store(true, std::memory_order_seq_cst);  // (W4)
+    {
+      std::lock_guard<std::mutex> g(w.mu);
+      w.sleeping.store(0, std::memory_order_relaxed);
+    }
+    w.cv.notify_one();
+    w.thread.join();
+  }
+
+  const std::size_t max_;
+  const when_full on_full_;
+  std::size_t mask_ = 0;
+  std::unique_ptr<std::atomic<ordered_job*>[]> ring_;  // reorder ring, capacity mask_ + 1
+
+  alignas(64) std::atomic<std::uint64_t> in_flight_{0};
+  alignas(64) std::atomic<std::uint64_t> next_seq_;
+  alignas(64) std::atomic<std::uint64_t> pending_{0};
+  std::uint64_t next_release_ = 0;  // drainer only (handed over through P1/P2)
+  alignas(64) std::atomic<std::uint64_t> release_seq_;
+  alignas(64) std::atomic<int> waiters_{0};
+  std::atomic<bool> running_{true};
+  std::atomic<std::uint64_t> parallel_errors_{0};
+  std::atomic<std::uint64_t> serial_errors_{0};
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+
+  alignas(64) std::atomic<exec_config*> config_{nullptr};
+  mutable std::mutex cfg_mu_;  // serializes set_cpus; guards the fields below
+  cpu_set cpus_;
+  std::vector<executor_worker*> by_cpu_;               // CPU id -> its worker, if ever created
+  std::vector<std::unique_ptr<executor_worker>> all_;  // every worker, never shrinks
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+inline cpu_set cpu_set::all() {
+  cpu_set out;
+  cpu_set_t m;
+  CPU_ZERO(&m);
+  if (pthread_getaffinity_np(pthread_self(), sizeof m, &m) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+      if (CPU_ISSET(i, &m)) out.insert(i);
+    }
+  }
+  CPU_ZERO(&m);
+  if (sched_getaffinity(getpid(), sizeof m, &m) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+      if (CPU_ISSET(i, &m)) out.insert(i);
+    }
+  }
+  return out;
+}
+
+inline void ordered_job::done() {
+  if (detail::tls_parallel_job == this) detail::tls_parallel_job = nullptr;
+  core_->complete(this);
+}
+
+inline ordered_executor::ordered_executor(cpu_set cpus)
+    : ordered_executor(std::move(cpus), executor_options{}) {}
+
+inline ordered_executor::ordered_executor(cpu_set cpus, executor_options opts) {
+  if (opts.max_in_flight < 1 || opts.max_in_flight > (std::size_t{1} << 20)) {
+    init_status_ = absl::InvalidArgumentError("ordered_executor: max_in_flight must be in 1 .. 2^20");
+    opts.max_in_flight = executor_options{}.max_in_flight;
+  }
+  core_ = std::make_unique<detail::executor_core>(opts);
+  if (init_status_.ok()) {
+    init_status_ = core_->update_cpus([&](const cpu_set&) -> absl::StatusOr<cpu_set> { return cpus; });
+  }
+}
+
+inline absl::StatusOr<std::unique_ptr<ordered_executor>> ordered_executor::create(cpu_set cpus,
+                                                                                  executor_options opts) {
+  auto ex = std::make_unique<ordered_executor>(std::move(cpus), opts);
+  if (!ex->status().ok()) return ex->status();
+  return ex;
+}
+
+inline ordered_executor::~ordered_executor() {
+  core_->drain();
+  core_.reset();
+}
+
+inline void ordered_executor::start() { core_->set_running(true); }
+inline void ordered_executor::stop() { core_->set_running(false); }
+inline absl::Status ordered_executor::set_cpus(cpu_set cpus) {
+  return core_->update_cpus([&](const cpu_set&) -> absl::StatusOr<cpu_set> { return cpus; });
+}
+
+inline absl::Status ordered_executor::add_cpu(int cpu) {
+  return core_->update_cpus([&](cpu_set s) -> absl::StatusOr<cpu_set> {
+    s.insert(cpu);
+    return s;
+  });
+}
+
+inline absl::Status ordered_executor::remove_cpu(int cpu) {
+  return core_->update_cpus([&](cpu_set s) -> absl::StatusOr<cpu_set> {
+    if (!s.erase(cpu)) {
+      return absl::InvalidArgumentError("ordered_executor: CPU " + std::to_string(cpu) +
+                                        " is not in the set");
+    }
+    return s;
+  });
+}
+
+inline cpu_set ordered_executor::cpus() const { return core_->cpus(); }
+inline absl::Status ordered_executor::submit(ordered_job& j, int cb_cpu) { return core_->submit(j, cb_cpu); }
+inline void ordered_executor::drain() { core_->drain(); }
+inline std::size_t ordered_executor::in_flight() const { return core_->in_flight(); }
+inline std::size_t ordered_executor::max_in_flight() const { return core_->max_in_flight(); }
+inline std::uint64_t ordered_executor::parallel_errors() const { return core_->parallel_errors(); }
+inline std::uint64_t ordered_executor::serial_errors() const { return core_->serial_errors(); }
+inline bool ordered_executor::on_worker_thread() const { return core_->on_own_thread(); }
+
+}  // namespace rcukit

@@ -1,0 +1,492 @@
+// rcukit/ordered_executor.hpp -- order-preserving parallel executor (padata).
+//
+// The idea (Steffen Klassert's padata, kernel/padata.c, LWN 2010-04-06): jobs
+// are numbered in submission order, their parallel() halves run on any
+// worker CPU, may finish in any order, and are then re-serialized: each job's
+// serial() runs on the thread pinned to the callback CPU named at
+// submission, in sequence order, one at a time per callback CPU.
+//
+// The engine (detail/executor_core.hpp):
+//   submit -> reserve an in-flight slot -> take seq -> push onto the parallel
+//   list of worker[seq mod n] -> parallel() ... done() -> store the job in
+//   ring[seq mod capacity] -> the one "reorderer" moves every consecutive
+//   ready job, in seq order, to its callback worker's serial list -> that
+//   worker runs serial() -> the in-flight slot is given back.
+//
+// How each historical padata bug is made impossible by construction:
+//  * Orphaned jobs from a missing barrier (2019) and the lost wake-up the
+//    1-second timer papered over (removed 2019). padata elected the reorderer
+//    with a trylock and relied on a full barrier between "unlock" and
+//    "look at the next slot again"; when the barrier was missing nobody
+//    looked. Here election is a counter: done() stores its job, then
+//    increments `pending`; only the caller that moves it from 0 drains, and
+//    the drainer leaves only when its fetch_sub brings `pending` back to 0
+//    exactly, otherwise it drains again. Every done() either becomes the
+//    drainer or its increment is observed by the current drainer's final
+//    read-modify-write, which (being acq_rel on one atomic) also makes its
+//    ring store visible. No fence, no timer, no window.
+//  * Sequence wraparound deadlock (2024). Sequence numbers are 64-bit and
+//    are only ever compared for equality and through unsigned differences,
+//    never with `<`; ring indices are seq mod a power of two that divides
+//    2^64. A settable first sequence (executor_options::first_seq) lets the
+//    tests cross 2^64 - 1 -> 0.
+//  * Use-after-free of the reorder state at teardown (2025). A thread in
+//    done() may still be inside the reorder code after the last serial() it
+//    released has run. done() therefore runs entirely inside an RCU read-side
+//    critical section (rcukit::rcu::read_guard<rcu::memb>), and the
+//    destructor, after drain(), waits for a grace period before it frees
+//    anything. Workers are joined before their queues are freed.
+//  * CPU-set changes while jobs are in flight. The CPU list used by submit()
+//    is an immutable snapshot published through an atomic pointer and
+//    reclaimed with rcu::retire, as padata swaps its parallel data under
+//    RCU. Worker threads are never destroyed while the executor lives: a
+//    removed CPU's worker stops receiving new work but still runs what is
+//    already queued to it (parallel halves and serial halves of jobs that
+//    named it as callback CPU), so nothing is lost and no callback CPU ever
+//    has two threads (serial() stays one-at-a-time and in order). Adding the
+//    CPU back reuses the same thread.
+//
+// Numbered invariants (referred to in detail/executor_core.hpp):
+//  (1) in_flight <= max_in_flight <= ring capacity; a job's ring slot is empty
+//      when its done() stores into it (checked, always on: a violation aborts).
+//  (2) Jobs leave the ring strictly in sequence order, one drainer at a time.
+//  (3) A callback worker's serial list is FIFO and it runs one serial() at a
+//      time, so per callback CPU serial() order is sequence order.
+//  (4) After serial() returns (and after parallel() returns) the executor never
+//      touches the job again: the user may free or resubmit it.
+//  (5) No executor memory is freed while a thread can still reach it: done()
+//      is inside an RCU read side; the destructor drains, synchronizes, joins.
+//
+// Not supported: separate parallel and serial CPU masks, padata_shell
+// (several independent sequences per executor: create several executors),
+// calling drain(), the destructor or the front ends from inside a job of the
+// same executor, more than 1024 CPUs (CPU_SETSIZE).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rcukit {
+
+namespace detail {
+class executor_core;
+struct executor_worker;
+template <class Node>
+class mpsc_list;
+}  // namespace detail
+
+// A set of CPU ids. Any int may be stored; whether the process may use a CPU
+// is checked where the set is used (ordered_executor). Value type.
+class cpu_set {
+ public:
+  cpu_set() = default;
+  cpu_set(std::initializer_list<int> cpus) {
+    for (int c : cpus) insert(c);
+  }
+  // The CPUs this process may run on (the union of the calling thread's and
+  // the main thread's affinity masks). Never empty on a working system.
+  static cpu_set all();
+
+  void insert(int cpu) {
+    auto it = std::lower_bound(cpus_.begin(), cpus_.end(), cpu);
+    if (it == cpus_.end() || *it != cpu) cpus_.insert(it, cpu);
+  }
+  bool erase(int cpu) {
+    auto it = std::lower_bound(cpus_.begin(), cpus_.end(), cpu);
+    if (it == cpus_.end() || *it != cpu) return false;
+    cpus_.erase(it);
+    return true;
+  }
+  bool contains(int cpu) const { return std::binary_search(cpus_.begin(), cpus_.end(), cpu); }
+  std::size_t size() const { return cpus_.size(); }
+  bool empty() const { return cpus_.empty(); }
+  // Sorted ascending, no duplicates.
+  const std::vector<int>& ids() const { return cpus_; }
+  auto begin() const { return cpus_.begin(); }
+  auto end() const { return cpus_.end(); }
+  friend bool operator==(const cpu_set&, const cpu_set&) = default;
+
+ private:
+  std::vector<int> cpus_;
+};
+
+// A unit of work; embed it (by inheritance) in your own struct, as the kernel
+// embeds padata_priv. The executor keeps its bookkeeping inside the job, so
+// submitting never allocates. A job may be submitted again once its serial()
+// has started (the executor no longer touches it, invariant 4).
+struct ordered_job {
+  // Runs once on some worker thread. Must end in exactly one done() call,
+  // now or later, from any thread. If it throws before calling done(), the
+  // executor records the exception (see parallel_error()) and calls done()
+  // itself; the job still reaches serial() in order. A parallel() that
+  // throws must not call done() later from another thread.
+  virtual void parallel() = 0;
+  // Runs on the thread pinned to the job's callback CPU, in sequence order
+  // among jobs with that callback CPU, one at a time. Should not throw; if it
+  // does, the exception is counted (ordered_executor::serial_errors()) and
+  // dropped, and later jobs run as usual.
+  virtual void serial() = 0;
+
+  // padata_do_serial: the parallel half is finished. Lock-free except that
+  // the caller may become the reorderer and move a bounded batch of ready
+  // jobs (<= max_in_flight) to their callback workers. After done() the job
+  // belongs to the executor until its serial() starts.
+  void done();
+
+  // The exception thrown by parallel(), or null. Valid inside serial().
+  std::exception_ptr parallel_error() const noexcept { return error_; }
+  // The job's 64-bit sequence number (valid from submit() until serial() ends).
+  std::uint64_t sequence() const noexcept { return seq_; }
+
+  ordered_job() = default;
+  // Copies carry no executor state: a copy is a fresh, unsubmitted job.
+  ordered_job(const ordered_job&) noexcept {}
+  ordered_job& operator=(const ordered_job&) noexcept { return *this; }
+  virtual ~ordered_job() = default;
+
+ private:
+  friend class detail::executor_core;
+  template <class>
+  friend class detail::mpsc_list;
+
+  ordered_job* next_ = nullptr;  // intrusive link of the executor's lists
+  detail::executor_core* core_ = nullptr;
+  detail::executor_worker* cb_worker_ = nullptr;
+  std::uint64_t seq_ = 0;
+  std::exception_ptr error_;
+};
+
+// What submit() does when max_in_flight jobs are already in flight.
+enum class when_full {
+  block,  // wait until a job's serial() has finished (default). Called from one
+          // of the executor's own threads, submit() returns ResourceExhausted
+          // instead, since waiting there could wait for itself.
+  fail,   // return ResourceExhausted at once (padata's -EBUSY)
+};
+
+struct executor_options {
+  // Bound on jobs submitted whose serial() has not finished (padata: 1000).
+  // 1 .. 2^20.
+  std::size_t max_in_flight = 1000;
+  // Sequence number of the first job; tests use it to cross 2^64.
+  std::uint64_t first_seq = 0;
+  when_full on_full = when_full::block;
+};
+
+// padata_instance. All public functions may be called from any thread except
+// where noted. The executor is started when constructed.
+class ordered_executor {
+ public:
+  // Creates one worker thread per CPU of `cpus`, each pinned to its CPU.
+  // If `cpus` is empty, names a CPU the process may not use, or `opts` is out
+  // of range, the executor has no CPUs, status() is InvalidArgument, and
+  // every submit() fails with InvalidArgument until set_cpus() succeeds.
+  explicit ordered_executor(cpu_set cpus);
+  ordered_executor(cpu_set cpus, executor_options opts);
+  // Same, but reports bad input as an error instead of a CPU-less executor.
+  static absl::StatusOr<std::unique_ptr<ordered_executor>> create(cpu_set cpus, executor_options opts = {});
+  // Drains (waits for every submitted job's serial()), waits for an RCU grace
+  // period so no done() caller is still inside the executor, then stops and
+  // joins the threads. Blocking. Must not run on one of its own threads or
+  // inside an rcu::memb read side.
+  ~ordered_executor();
+  ordered_executor(const ordered_executor&) = delete;
+  ordered_executor& operator=(const ordered_executor&) = delete;
+
+  // Construction result (OK or InvalidArgument).
+  absl::Status status() const { return init_status_; }
+
+  // start/stop only gate submit() (padata_start/padata_stop): jobs already
+  // submitted run to completion either way. Wait-free.
+  void start();
+  void stop();
+
+  // Replace / extend / shrink the CPU set while jobs are in flight. Blocking
+  // (serialized with each other; may create and pin threads), never waits
+  // for jobs. Failure (InvalidArgument: empty result, CPU not usable by the
+  // process, remove_cpu of a CPU not in the set; Internal: a thread could not
+  // be created or pinned) changes nothing. Jobs already submitted keep their
+  // callback CPU even if it is removed (its worker still runs them).
+  absl::Status set_cpus(cpu_set cpus);
+  absl::Status add_cpu(int cpu);
+  absl::Status remove_cpu(int cpu);
+  cpu_set cpus() const;
+
+  // Queues j; j.parallel() will run on a worker, j.serial() on cb_cpu's
+  // worker in sequence order. Lock-free, except that past max_in_flight it
+  // blocks or fails according to executor_options::on_full. Errors (nothing
+  // queued): FailedPrecondition (stopped), InvalidArgument (cb_cpu not in the
+  // current set), ResourceExhausted (full and on_full == fail, or full and
+  // called from one of this executor's threads). j must stay alive until its
+  // serial() has started.
+  absl::Status submit(ordered_job& j, int cb_cpu);
+
+  // Blocks until the serial() of every job submitted before the call has
+  // returned. A job that never calls done() holds back every later job and
+  // makes drain() wait forever: that is the contract. Must not be called
+  // from one of this executor's threads (it would wait for itself; aborts).
+  void drain();
+
+  // Diagnostics (relaxed snapshots).
+  std::size_t in_flight() const;
+  std::size_t max_in_flight() const;
+  std::uint64_t parallel_errors() const;  // parallel() calls that threw
+  std::uint64_t serial_errors() const;    // serial() calls that threw
+  // True on one of this executor's worker threads.
+  bool on_worker_thread() const;
+
+ private:
+  absl::Status init_status_;
+  std::unique_ptr<detail::executor_core> core_;
+};
+
+// ---------------------------------------------------------------------------
+// Front ends on the same engine.
+// ---------------------------------------------------------------------------
+namespace detail {
+
+// Completion counter that a waiting thread may destroy as soon as it sees the
+// count it waits for: the notifier holds the mutex across its increment and
+// notify, so the waiter cannot observe the final count before the notifier is
+// done with the object.
+struct completion_counter {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t count = 0;  // guarded by mu
+  void add_one() {
+    std::lock_guard<std::mutex> g(mu);
+    ++count;
+    cv.notify_all();
+  }
+  void wait_for(std::uint64_t target) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return count >= target; });
+  }
+};
+
+// The first exception by index, for front ends that rethrow after finishing.
+struct first_error {
+  std::mutex mu;
+  std::uint64_t index = UINT64_MAX;  // guarded by mu
+  std::exception_ptr error;          // guarded by mu
+  void record(std::uint64_t i, std::exception_ptr e) {
+    std::lock_guard<std::mutex> g(mu);
+    if (i < index) {
+      index = i;
+      error = std::move(e);
+    }
+  }
+  void rethrow_if_any() {
+    std::exception_ptr e;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      e = error;
+    }
+    if (e) std::rethrow_exception(e);
+  }
+};
+
+}  // namespace detail
+
+// ser(par(*it)) for every it in [first, last): par runs in parallel on the
+// executor's workers, ser runs one call at a time, in input order, on one
+// callback CPU's thread. At most min(max_in_flight, 16 x workers, 64 or more)
+// items are in flight; the calling thread only submits and waits. If par
+// throws for an item, ser is skipped for that item; if ser throws, later ser
+// calls are skipped; in both cases every item is still accounted for and the
+// first exception (by input position) is rethrown here after all items
+// finished. If the executor refuses work (stopped, CPU set emptied, or the
+// call comes from one of its own threads), the remaining items run inline on
+// the calling thread, in order. Blocking.
+template <class It, class Par, class Ser>
+void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser) {
+  using ref = decltype(*first);
+  using result = std::invoke_result_t<Par&, ref>;
+  static_assert(!std::is_void_v<result>, "ordered_transform: par must return the value ser consumes");
+
+  struct state {
+    Par* par;
+    Ser* ser;
+    detail::completion_counter finished;
+    detail::first_error err;
+    bool ser_failed = false;  // touched only by ser's serial() calls (one at a time, hb via the executor)
+  };
+  struct job final : ordered_job {
+    state* st = nullptr;
+    std::optional<It> it;
+    std::uint64_t index = 0;
+    std::optional<result> value;
+    void parallel() override {
+      try {
+        value.emplace((*st->par)(**it));
+      } catch (...) {
+        st->err.record(index, std::current_exception());
+      }
+      done();
+    }
+    void serial() override {
+      if (value.has_value() && !st->ser_failed) {
+        try {
+          (*st->ser)(std::move(*value));
+        } catch (...) {
+          st->ser_failed = true;
+          st->err.record(index, std::current_exception());
+        }
+      }
+      value.reset();
+      st->finished.add_one();  // last touch of *st by this job (see completion_counter)
+    }
+  };
+
+  state st{&par, &ser, {}, {}, false};
+  auto run_inline = [&](It it, std::uint64_t index) {
+    std::optional<result> v;
+    try {
+      v.emplace(par(*it));
+    } catch (...) {
+      st.err.record(index, std::current_exception());
+    }
+    if (v.has_value() && !st.ser_failed) {
+      try {
+        ser(std::move(*v));
+      } catch (...) {
+        st.ser_failed = true;
+        st.err.record(index, std::current_exception());
+      }
+    }
+  };
+  auto pick_cb = [&]() -> int {  // -1: run inline
+    cpu_set s = ex.cpus();
+    return s.empty() ? -1 : *s.begin();
+  };
+
+  int cb = ex.on_worker_thread() ? -1 : pick_cb();
+  const std::size_t workers = std::max<std::size_t>(1, ex.cpus().size());
+  const std::size_t window = std::max<std::size_t>(
+      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(64, 16 * workers)));
+  std::vector<job> jobs(window);
+  for (auto& j : jobs) j.st = &st;
+
+  std::uint64_t submitted = 0;  // items handed to the executor
+  std::uint64_t index = 0;
+  for (; first != last; ++first, ++index) {
+    if (cb < 0) {
+      st.finished.wait_for(submitted);  // earlier items' ser calls come first
+      run_inline(first, index);
+      continue;
+    }
+    if (submitted >= window) st.finished.wait_for(submitted - window + 1);  // the slot's previous job is done
+    job& j = jobs[submitted % window];
+    j.it.emplace(first);
+    j.index = index;
+    absl::Status s = ex.submit(j, cb);
+    if (!s.ok()) {
+      // Our callback CPU went away, the executor stopped, or it is full for us:
+      // let our own items finish, then retry once on the current set.
+      st.finished.wait_for(submitted);
+      cb = pick_cb();
+      if (cb >= 0) s = ex.submit(j, cb);
+      if (!s.ok()) {
+        cb = -1;
+        run_inline(first, index);
+        continue;
+      }
+    }
+    ++submitted;
+  }
+  st.finished.wait_for(submitted);
+  st.err.rethrow_if_any();
+}
+
+// padata_do_multithreaded: calls fn(chunk_begin, chunk_end) over [begin, end)
+// in chunks of max(ceil(size / (workers x 4)), min_chunk) elements, on the
+// executor's workers and on the calling thread, which works too. Chunks run
+// in no particular order. If fn throws, no new chunks start and the first
+// exception is rethrown here once every running chunk has finished. Returns
+// when every chunk has run; helper jobs clean themselves up in their serial
+// step, so an unrelated stuck job delays only that clean-up. Blocking.
+template <class Fn>
+void parallel_chunks(ordered_executor& ex, std::uint64_t begin, std::uint64_t end, std::uint64_t min_chunk,
+                     Fn fn) {
+  if (end <= begin) return;
+  const std::uint64_t size = end - begin;
+  const cpu_set cpus = ex.on_worker_thread() ? cpu_set{} : ex.cpus();
+  const std::uint64_t workers = cpus.size();
+  std::uint64_t chunk = workers == 0 ? size : (size + workers * 4 - 1) / (workers * 4);
+  chunk = std::max<std::uint64_t>(chunk, std::max<std::uint64_t>(min_chunk, 1));
+  const std::uint64_t nchunks = (size + chunk - 1) / chunk;
+
+  struct state {
+    Fn* fn;
+    std::uint64_t begin, end, chunk, nchunks;
+    std::atomic<std::uint64_t> next{0};  // relaxed: a ticket counter; chunks are independent
+    detail::first_error err;
+    detail::completion_counter helpers_finished;
+    void work() {
+      for (;;) {
+        const std::uint64_t c = next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= nchunks) return;
+        const std::uint64_t b = begin + c * chunk;
+        const std::uint64_t e = std::min(end, b + chunk);
+        try {
+          (*fn)(b, e);
+        } catch (...) {
+          err.record(c, std::current_exception());
+          next.store(nchunks, std::memory_order_relaxed);  // relaxed: only stops further tickets early
+        }
+      }
+    }
+  };
+  auto st = std::make_shared<state>();
+  st->fn = &fn;
+  st->begin = begin;
+  st->end = end;
+  st->chunk = chunk;
+  st->nchunks = nchunks;
+
+  struct helper final : ordered_job {
+    std::shared_ptr<state> st;
+    void parallel() override {
+      st->work();
+      st->helpers_finished.add_one();  // after this the caller may return; st stays alive through our pointer
+      done();
+    }
+    void serial() override { delete this; }
+  };
+
+  std::uint64_t helpers = 0;
+  const std::uint64_t want = std::min<std::uint64_t>(workers, nchunks > 0 ? nchunks - 1 : 0);
+  for (std::uint64_t i = 0; i < want; ++i) {
+    auto* h = new helper;
+    h->st = st;
+    const int cb = cpus.ids()[i % cpus.size()];
+    if (!ex.submit(*h, cb).ok()) {
+      delete h;
+      break;
+    }
+    ++helpers;
+  }
+  st->work();
+  st->helpers_finished.wait_for(helpers);
+  st->err.rethrow_if_any();
+}
+
+}  // namespace rcukit
+
+// The engine (definitions of the members declared above).
+#include "rcukit/detail/executor_core.hpp"  // IWYU pragma: export

@@ -1,0 +1,783 @@
+// Tests of <rcukit/ordered_executor.hpp> (padata).
+//
+// What can fail here, bug by bug of padata's history:
+//  * a lost wake-up / orphaned job: the 10^6-job ordering test has done()
+//    called in shuffled order from foreign threads; a stranded job makes
+//    drain() hang, which ctest's timeout turns into a failure;
+//  * reordering: serial() checks its job index is the next one for its
+//    callback CPU and that sched_getcpu() is that CPU;
+//  * sequence wraparound: first_seq just below 2^64 (and 2^32) with a small
+//    ring, crossing zero many ring laps;
+//  * teardown use-after-free: executors destroyed while foreign threads are
+//    still inside done() (ASan/TSan builds catch the free);
+//  * CPU-set changes in flight, stop/start, backpressure (both policies),
+//    throwing parallel()/serial(), bad input, the two front ends.
+// RCUKIT_TEST_SCALE (default 1) scales job counts; the sanitizer builds set
+// it lower (tests/executor/CMakeLists.txt). RCUKIT_TEST_SECONDS bounds the
+// time-based loops.
+#include "rcukit/ordered_executor.hpp"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "rcukit/rcu.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rcukit::cpu_set;
+using rcukit::executor_options;
+using rcukit::ordered_executor;
+using rcukit::ordered_job;
+
+double test_scale() {
+  const char* s = std::getenv("RCUKIT_TEST_SCALE");
+  return s != nullptr ? std::atof(s) : 1.0;
+}
+double test_seconds() {
+  const char* s = std::getenv("RCUKIT_TEST_SECONDS");
+  return s != nullptr ? std::atof(s) : 1.0;
+}
+std::uint64_t scaled(std::uint64_t n) {
+  return std::max<std::uint64_t>(100, static_cast<std::uint64_t>(static_cast<double>(n) * test_scale()));
+}
+
+// Up to two usable CPUs (the CI machine has exactly two: 0 and 1).
+cpu_set test_cpus() {
+  cpu_set all = cpu_set::all();
+  cpu_set out;
+  for (int c : all) {
+    if (out.size() == 2) break;
+    out.insert(c);
+  }
+  return out;
+}
+
+// Foreign threads that call done() on the jobs handed to them, in shuffled
+// batches, so completion order is far from submission order.
+class completers {
+ public:
+  explicit completers(int n, unsigned seed = 1) {
+    for (int i = 0; i < n; ++i) queues_.push_back(std::make_unique<queue>());
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this, i, seed] { run(*queues_[static_cast<std::size_t>(i)], seed + i); });
+    }
+  }
+  ~completers() { stop(); }
+  void hand(ordered_job* j, unsigned pick) {
+    queue& q = *queues_[pick % queues_.size()];
+    std::lock_guard<std::mutex> g(q.mu);
+    q.jobs.push_back(j);
+    q.cv.notify_one();
+  }
+  void stop() {
+    for (auto& q : queues_) {
+      std::lock_guard<std::mutex> g(q->mu);
+      q->stop = true;
+      q->cv.notify_one();
+    }
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Sleep a little before each done() (teardown tests).
+  void set_delay(bool on) { delay_.store(on, std::memory_order_relaxed); }
+
+ private:
+  struct queue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<ordered_job*> jobs;
+    bool stop = false;
+  };
+  void run(queue& q, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<ordered_job*> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> l(q.mu);
+        q.cv.wait(l, [&] { return q.stop || !q.jobs.empty(); });
+        if (q.jobs.empty()) return;  // stop and nothing left
+        batch.swap(q.jobs);
+      }
+      std::shuffle(batch.begin(), batch.end(), rng);
+      for (ordered_job* j : batch) {
+        if (delay_.load(std::memory_order_relaxed))
+          std::this_thread::sleep_for(std::chrono::microseconds(rng() % 50));
+        j->done();
+      }
+      batch.clear();
+    }
+  }
+  std::vector<std::unique_ptr<queue>> queues_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> delay_{false};
+};
+
+// Per callback CPU order and placement checks, written only by the serial()
+// calls of that CPU (one at a time), read after drain().
+struct order_checker {
+  static constexpr int kMaxCpu = 1024;
+  std::vector<std::int64_t> last = std::vector<std::int64_t>(kMaxCpu, -1);
+  std::atomic<std::uint64_t> serials{0};
+  std::atomic<std::uint64_t> wrong_cpu{0};
+  std::atomic<std::uint64_t> out_of_order{0};
+  void check(int cb_cpu, std::int64_t index) {
+    if (sched_getcpu() != cb_cpu) wrong_cpu.fetch_add(1, std::memory_order_relaxed);
+    if (index <= last[static_cast<std::size_t>(cb_cpu)]) out_of_order.fetch_add(1, std::memory_order_relaxed);
+    last[static_cast<std::size_t>(cb_cpu)] = index;
+    serials.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+// A reusable job: free again once its serial() has run.
+struct test_job : ordered_job {
+  std::int64_t index = 0;
+  int cb_cpu = 0;
+  unsigned mode = 0;  // 0: done() in parallel(); 1: handed to a completer
+  std::uint64_t expect_seq = 0;
+  bool check_seq = false;
+  completers* comp = nullptr;
+  order_checker* chk = nullptr;
+  std::atomic<std::uint64_t>* bad_seq = nullptr;
+  std::atomic<bool> free{true};
+
+  void parallel() override {
+    if (mode == 0 || comp == nullptr) {
+      done();
+    } else {
+      comp->hand(this, static_cast<unsigned>(index * 2654435761u >> 7));
+    }
+  }
+  void serial() override {
+    chk->check(cb_cpu, index);
+    if (check_seq && sequence() != expect_seq) bad_seq->fetch_add(1, std::memory_order_relaxed);
+    free.store(true, std::memory_order_release);  // pairs with acquire in acquire_job()
+  }
+};
+
+test_job& acquire_job(std::vector<std::unique_ptr<test_job>>& ring, std::uint64_t i) {
+  test_job& j = *ring[i % ring.size()];
+  while (!j.free.load(std::memory_order_acquire)) std::this_thread::yield();
+  j.free.store(false, std::memory_order_relaxed);  // relaxed: only the submitter reuses jobs
+  return j;
+}
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void TearDown() override { rcukit::rcu::barrier<rcukit::rcu::memb>(); }
+};
+
+// --- bad input ----------------------------------------------------------------
+TEST_F(ExecutorTest, RejectsCpusTheProcessMayNotUse) {
+  {
+    ordered_executor ex(cpu_set{5000});
+    EXPECT_EQ(ex.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(ex.cpus().empty());
+    test_job j;
+    EXPECT_EQ(ex.submit(j, 5000).code(), absl::StatusCode::kInvalidArgument);
+    ASSERT_TRUE(ex.set_cpus(test_cpus()).ok());  // repairable
+    EXPECT_EQ(ex.cpus(), test_cpus());
+  }
+  EXPECT_EQ(ordered_executor::create(cpu_set{-1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ordered_executor::create(cpu_set{}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ordered_executor::create(cpu_set{0, 5000}).status().code(), absl::StatusCode::kInvalidArgument);
+  executor_options bad;
+  bad.max_in_flight = 0;
+  EXPECT_EQ(ordered_executor::create(test_cpus(), bad).status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto ex = ordered_executor::create(test_cpus());
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  const cpu_set before = (*ex)->cpus();
+  EXPECT_EQ((*ex)->set_cpus(cpu_set{5000}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->add_cpu(5000).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->add_cpu(-3).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->remove_cpu(4999).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->set_cpus(cpu_set{}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->cpus(), before) << "a failed change must change nothing";
+  cpu_set s = before;
+  while (s.size() > 1) {
+    const int c = *s.begin();
+    ASSERT_TRUE((*ex)->remove_cpu(c).ok());
+    s.erase(c);
+  }
+  EXPECT_EQ((*ex)->remove_cpu(*s.begin()).code(), absl::StatusCode::kInvalidArgument)
+      << "set cannot become empty";
+  test_job j;
+  order_checker chk;
+  j.chk = &chk;
+  EXPECT_EQ((*ex)->submit(j, 5000).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->submit(j, -1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ex)->in_flight(), 0u);
+}
+
+TEST_F(ExecutorTest, CpuSetBasics) {
+  cpu_set s{3, 1, 2, 1};
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_TRUE(s.contains(1));
+  EXPECT_FALSE(s.contains(0));
+  EXPECT_EQ(s.ids(), (std::vector<int>{1, 2, 3}));
+  EXPECT_TRUE(s.erase(2));
+  EXPECT_FALSE(s.erase(2));
+  EXPECT_FALSE(cpu_set::all().empty());
+  EXPECT_TRUE(cpu_set::all().contains(sched_getcpu()));
+}
+
+// --- the main ordering test: 10^6 jobs, shuffled done() from foreign threads --
+TEST_F(ExecutorTest, SerialOrderUnderRandomDoneOrderFromForeignThreads) {
+  const std::uint64_t n = scaled(1'000'000);
+  const cpu_set cpus = test_cpus();
+  order_checker chk;
+  std::atomic<std::uint64_t> bad_seq{0};
+  completers comp(3);
+  std::vector<std::unique_ptr<test_job>> ring(4096);
+  for (auto& j : ring) j = std::make_unique<test_job>();
+  {
+    ordered_executor ex(cpus);
+    ASSERT_TRUE(ex.status().ok()) << ex.status();
+    std::mt19937 rng(42);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      test_job& j = acquire_job(ring, i);
+      j.index = static_cast<std::int64_t>(i);
+      j.cb_cpu = cpus.ids()[rng() % cpus.size()];
+      j.mode = (rng() % 4 == 0) ? 0 : 1;  // a quarter complete at once, the rest later, shuffled
+      j.comp = &comp;
+      j.chk = &chk;
+      j.bad_seq = &bad_seq;
+      j.check_seq = true;
+      j.expect_seq = i;
+      ASSERT_TRUE(ex.submit(j, j.cb_cpu).ok());
+    }
+    ex.drain();
+    EXPECT_EQ(chk.serials.load(), n) << "drain() returned before every serial() ran";
+    EXPECT_EQ(ex.in_flight(), 0u);
+  }
+  comp.stop();
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u) << "serial() ran off its callback CPU";
+  EXPECT_EQ(bad_seq.load(), 0u);
+}
+
+// --- wraparound ----------------------------------------------------------------
+void run_wrap(std::uint64_t first_seq, std::uint64_t n, std::size_t max_in_flight) {
+  const cpu_set cpus = test_cpus();
+  order_checker chk;
+  std::atomic<std::uint64_t> bad_seq{0};
+  completers comp(2, 7);
+  std::vector<std::unique_ptr<test_job>> ring(4 * max_in_flight + 8);
+  for (auto& j : ring) j = std::make_unique<test_job>();
+  bool saw_max = false, saw_zero = false;
+  {
+    executor_options o;
+    o.first_seq = first_seq;
+    o.max_in_flight = max_in_flight;
+    ordered_executor ex(cpus, o);
+    ASSERT_TRUE(ex.status().ok());
+    std::mt19937 rng(3);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      test_job& j = acquire_job(ring, i);
+      j.index = static_cast<std::int64_t>(i);
+      j.cb_cpu = cpus.ids()[rng() % cpus.size()];
+      j.mode = rng() % 3 == 0 ? 0 : 1;
+      j.comp = &comp;
+      j.chk = &chk;
+      j.bad_seq = &bad_seq;
+      j.check_seq = true;
+      j.expect_seq = first_seq + i;  // wraps modulo 2^64
+      saw_max |= j.expect_seq == UINT64_MAX;
+      saw_zero |= j.expect_seq == 0;
+      ASSERT_TRUE(ex.submit(j, j.cb_cpu).ok());
+    }
+    ex.drain();
+  }
+  comp.stop();
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  EXPECT_EQ(bad_seq.load(), 0u);
+  if (first_seq > UINT64_MAX - n) {
+    EXPECT_TRUE(saw_max && saw_zero) << "the test did not cross 2^64";
+  }
+}
+
+TEST_F(ExecutorTest, SequenceWrapsPast2To64) { run_wrap(UINT64_MAX - 700, scaled(20'000), 16); }
+TEST_F(ExecutorTest, SequenceCrosses2To32) { run_wrap(UINT32_MAX - 300, scaled(5'000), 1000); }
+
+// --- CPU-set changes in flight ---------------------------------------------
+TEST_F(ExecutorTest, CpuSetChangesMidFlightLoseAndReorderNothing) {
+  const cpu_set cpus = test_cpus();
+  order_checker chk;
+  std::atomic<std::uint64_t> bad_seq{0};
+  completers comp(2, 11);
+  std::vector<std::unique_ptr<test_job>> ring(4096);
+  for (auto& j : ring) j = std::make_unique<test_job>();
+  const std::uint64_t n = scaled(200'000);
+  std::atomic<std::uint64_t> changes{0};
+  {
+    ordered_executor ex(cpus);
+    ASSERT_TRUE(ex.status().ok());
+    std::atomic<bool> stop{false};
+    std::thread changer([&] {
+      std::mt19937 rng(5);
+      std::vector<cpu_set> shapes;
+      for (int c : cpus) shapes.push_back(cpu_set{c});
+      shapes.push_back(cpus);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const unsigned op = rng() % 3;
+        const int c = cpus.ids()[rng() % cpus.size()];
+        absl::Status s = op == 0   ? ex.set_cpus(shapes[rng() % shapes.size()])
+                         : op == 1 ? ex.add_cpu(c)
+                                   : ex.remove_cpu(c);
+        // remove_cpu of the last CPU or of a CPU not in the set is refused.
+        if (s.ok()) changes.fetch_add(1, std::memory_order_relaxed);
+        std::this_thread::sleep_for(20us);
+      }
+    });
+    std::mt19937 rng(9);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      test_job& j = acquire_job(ring, i);
+      j.index = static_cast<std::int64_t>(i);
+      j.mode = rng() % 2;
+      j.comp = &comp;
+      j.chk = &chk;
+      j.bad_seq = &bad_seq;
+      for (;;) {
+        const cpu_set now = ex.cpus();
+        j.cb_cpu = now.ids()[rng() % now.size()];
+        const absl::Status s = ex.submit(j, j.cb_cpu);
+        if (s.ok()) break;
+        ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;  // CPU removed meanwhile: retry
+      }
+    }
+    stop.store(true);
+    changer.join();
+    ex.drain();
+  }
+  comp.stop();
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  EXPECT_GT(changes.load(), 0u);
+}
+
+// --- stop/start -------------------------------------------------------------
+TEST_F(ExecutorTest, StopGatesSubmitButInFlightJobsFinish) {
+  const cpu_set cpus = test_cpus();
+  order_checker chk;
+  ordered_executor ex(cpus);
+  std::vector<ordered_job*> held;
+  struct holding_job : test_job {
+    std::vector<ordered_job*>* held;
+    std::mutex* mu;
+    void parallel() override {
+      std::lock_guard<std::mutex> g(*mu);
+      held->push_back(this);
+    }
+  };
+  std::mutex mu;
+  std::vector<std::unique_ptr<holding_job>> hj(4);
+  for (int i = 0; i < 4; ++i) {
+    hj[i] = std::make_unique<holding_job>();
+    hj[i]->index = i;
+    hj[i]->cb_cpu = *cpus.begin();
+    hj[i]->chk = &chk;
+    hj[i]->held = &held;
+    hj[i]->mu = &mu;
+    ASSERT_TRUE(ex.submit(*hj[i], hj[i]->cb_cpu).ok());
+  }
+  ex.stop();
+  test_job extra;
+  extra.chk = &chk;
+  EXPECT_EQ(ex.submit(extra, *cpus.begin()).code(), absl::StatusCode::kFailedPrecondition);
+  // Release the held jobs while stopped, in reverse order.
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (held.size() == 4) break;
+  }
+  for (auto it = held.rbegin(); it != held.rend(); ++it) (*it)->done();
+  ex.drain();
+  EXPECT_EQ(chk.serials.load(), 4u);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  ex.start();
+  extra.index = 10;
+  extra.cb_cpu = *cpus.begin();
+  ASSERT_TRUE(ex.submit(extra, extra.cb_cpu).ok());
+  ex.drain();
+  EXPECT_EQ(chk.serials.load(), 5u);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+}
+
+// --- backpressure -------------------------------------------------------------
+struct parked_job : ordered_job {
+  std::mutex* mu = nullptr;
+  std::vector<ordered_job*>* parked = nullptr;
+  std::atomic<int>* serials = nullptr;
+  void parallel() override {
+    std::lock_guard<std::mutex> g(*mu);
+    parked->push_back(this);
+  }
+  void serial() override { serials->fetch_add(1); }
+};
+
+TEST_F(ExecutorTest, BackpressureFailPolicyReturnsResourceExhausted) {
+  const int cb = *test_cpus().begin();
+  executor_options o;
+  o.max_in_flight = 8;
+  o.on_full = rcukit::when_full::fail;
+  ordered_executor ex(test_cpus(), o);
+  std::mutex mu;
+  std::vector<ordered_job*> parked;
+  std::atomic<int> serials{0};
+  std::vector<parked_job> jobs(9);
+  for (auto& j : jobs) {
+    j.mu = &mu;
+    j.parked = &parked;
+    j.serials = &serials;
+  }
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(ex.submit(jobs[i], cb).ok());
+  EXPECT_EQ(ex.in_flight(), 8u);
+  EXPECT_EQ(ex.submit(jobs[8], cb).code(), absl::StatusCode::kResourceExhausted);
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (parked.size() == 8) break;
+  }
+  for (ordered_job* j : parked) j->done();
+  ex.drain();
+  EXPECT_EQ(serials.load(), 8);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    parked.clear();
+  }
+  EXPECT_TRUE(ex.submit(jobs[8], cb).ok()) << "room again after the serial steps ran";
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (parked.size() == 1) break;
+  }
+  parked[0]->done();
+  ex.drain();
+  EXPECT_EQ(serials.load(), 9);
+}
+
+TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
+  const int cb = *test_cpus().begin();
+  executor_options o;
+  o.max_in_flight = 8;  // default policy: block
+  ordered_executor ex(test_cpus(), o);
+  std::mutex mu;
+  std::vector<ordered_job*> parked;
+  std::atomic<int> serials{0};
+  std::vector<parked_job> jobs(9);
+  for (auto& j : jobs) {
+    j.mu = &mu;
+    j.parked = &parked;
+    j.serials = &serials;
+  }
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(ex.submit(jobs[i], cb).ok());
+  std::atomic<bool> returned{false};
+  absl::Status blocked_status;
+  std::thread blocked([&] {
+    blocked_status = ex.submit(jobs[8], cb);
+    returned.store(true);
+  });
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (parked.size() == 8) break;
+  }
+  std::this_thread::sleep_for(20ms);
+  // Nothing completed yet, so a correct submit cannot have returned.
+  EXPECT_FALSE(returned.load()) << "submit() past max_in_flight returned instead of blocking";
+  std::vector<ordered_job*> first8;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    first8 = parked;
+  }
+  jobs[0].done();  // the oldest job: its serial step runs and gives one slot back
+  blocked.join();
+  EXPECT_TRUE(blocked_status.ok()) << blocked_status;
+  for (ordered_job* j : first8) {
+    if (j != &jobs[0]) j->done();
+  }
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (parked.size() == 9) break;
+  }
+  parked[8]->done();
+  ex.drain();
+  EXPECT_EQ(serials.load(), 9);
+
+  // From one of the executor's own threads a full executor fails instead of
+  // blocking (waiting there could wait for itself).
+  struct nested_job : ordered_job {
+    ordered_executor* ex;
+    parked_job* inner;
+    int cb;
+    absl::Status got;
+    std::atomic<bool> ran{false};
+    void parallel() override {
+      got = ex->submit(*inner, cb);
+      ran.store(true, std::memory_order_release);  // pairs with the test's acquire load
+      done();
+    }
+    void serial() override {}
+  };
+  std::vector<parked_job> fill(7);
+  parked.clear();
+  for (auto& j : fill) {
+    j.mu = &mu;
+    j.parked = &parked;
+    j.serials = &serials;
+    ASSERT_TRUE(ex.submit(j, cb).ok());
+  }
+  parked_job inner;
+  inner.mu = &mu;
+  inner.parked = &parked;
+  inner.serials = &serials;
+  nested_job nj;
+  nj.ex = &ex;
+  nj.inner = &inner;
+  nj.cb = cb;
+  ASSERT_TRUE(ex.submit(nj, cb).ok());  // the 8th slot
+  while (!nj.ran.load(std::memory_order_acquire)) std::this_thread::yield();
+  for (;;) {
+    std::lock_guard<std::mutex> g(mu);
+    if (parked.size() == 7) break;
+  }
+  for (ordered_job* j : std::vector<ordered_job*>(parked)) j->done();
+  ex.drain();
+  EXPECT_EQ(nj.got.code(), absl::StatusCode::kResourceExhausted) << nj.got;
+  EXPECT_EQ(ex.in_flight(), 0u);
+}
+
+// --- exceptions -----------------------------------------------------------------
+TEST_F(ExecutorTest, ThrowingParallelStillReachesSerialInOrder) {
+  const cpu_set cpus = test_cpus();
+  struct throwing_job : ordered_job {
+    std::int64_t index = 0;
+    int cb = 0;
+    int kind = 0;  // 0 ok, 1 throw before done, 2 done then throw, 3 serial throws
+    order_checker* chk = nullptr;
+    std::atomic<std::uint64_t>* error_mismatch = nullptr;
+    void parallel() override {
+      if (kind == 1) throw std::runtime_error("parallel failed");
+      done();
+      if (kind == 2) throw std::runtime_error("after done");
+    }
+    void serial() override {
+      chk->check(cb, index);
+      const bool has = parallel_error() != nullptr;
+      if (has != (kind == 1)) error_mismatch->fetch_add(1);
+      if (kind == 3) throw std::logic_error("serial failed");
+    }
+  };
+  const std::uint64_t n = scaled(50'000);
+  std::vector<throwing_job> jobs(n);
+  order_checker chk;
+  std::atomic<std::uint64_t> mismatch{0};
+  std::uint64_t throws_parallel = 0, throws_serial = 0;
+  ordered_executor ex(cpus);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    throwing_job& j = jobs[i];
+    j.index = static_cast<std::int64_t>(i);
+    j.cb = cpus.ids()[i % cpus.size()];
+    j.kind = i % 5 == 1 ? 1 : i % 7 == 2 ? 2 : i % 11 == 3 ? 3 : 0;
+    throws_parallel += j.kind == 1 || j.kind == 2;
+    throws_serial += j.kind == 3;
+    j.chk = &chk;
+    j.error_mismatch = &mismatch;
+    ASSERT_TRUE(ex.submit(j, j.cb).ok());
+  }
+  ex.drain();
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(mismatch.load(), 0u);
+  EXPECT_EQ(ex.parallel_errors(), throws_parallel);
+  EXPECT_EQ(ex.serial_errors(), throws_serial);
+}
+
+// --- teardown with jobs in flight ------------------------------------------------
+TEST_F(ExecutorTest, TeardownWithJobsInFlightWaitsAndFreesSafely) {
+  const cpu_set cpus = test_cpus();
+  const int rounds = std::max(3, static_cast<int>(20 * test_scale()));
+  for (int r = 0; r < rounds; ++r) {
+    order_checker chk;
+    completers comp(3, 100 + r);
+    comp.set_delay(r % 2 == 0);
+    const std::uint64_t n = 600;
+    std::vector<std::unique_ptr<test_job>> jobs(n);
+    {
+      auto ex = std::make_unique<ordered_executor>(cpus);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        jobs[i] = std::make_unique<test_job>();
+        test_job& j = *jobs[i];
+        j.index = static_cast<std::int64_t>(i);
+        j.cb_cpu = cpus.ids()[i % cpus.size()];
+        j.mode = 1;
+        j.comp = &comp;
+        j.chk = &chk;
+        ASSERT_TRUE(ex->submit(j, j.cb_cpu).ok());
+      }
+      ex.reset();  // jobs are still in flight in the completers: the destructor drains
+      EXPECT_EQ(chk.serials.load(), n);
+    }
+    comp.stop();  // completers may still have been inside done() during the destructor
+    EXPECT_EQ(chk.out_of_order.load(), 0u);
+    EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  }
+}
+
+// --- drain with concurrent submitters ---------------------------------------------
+TEST_F(ExecutorTest, DrainCoversJobsSubmittedBeforeItDespiteConcurrentSubmitters) {
+  const cpu_set cpus = test_cpus();
+  ordered_executor ex(cpus);
+  struct flag_job : ordered_job {
+    std::atomic<bool> ran{false};
+    void parallel() override { done(); }
+    void serial() override { ran.store(true, std::memory_order_release); }
+  };
+  const std::size_t n = 2000;
+  std::vector<flag_job> mine(n);
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    std::vector<std::unique_ptr<flag_job>> theirs(64);
+    for (auto& j : theirs) j = std::make_unique<flag_job>();
+    std::uint64_t i = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(test_seconds() * 0.3);
+    while (!stop.load() && std::chrono::steady_clock::now() < end) {
+      flag_job& j = *theirs[i++ % theirs.size()];
+      ex.drain();  // keep our reused jobs private: only resubmit after they ran
+      ASSERT_TRUE(ex.submit(j, *cpus.begin()).ok());
+    }
+    ex.drain();  // before `theirs` is freed
+  });
+  for (auto& j : mine) ASSERT_TRUE(ex.submit(j, cpus.ids().back()).ok());
+  ex.drain();
+  std::size_t ran = 0;
+  for (auto& j : mine) ran += j.ran.load(std::memory_order_acquire);
+  EXPECT_EQ(ran, n);
+  stop.store(true);
+  other.join();
+  ex.drain();
+}
+
+// --- front ends -----------------------------------------------------------------
+TEST_F(ExecutorTest, OrderedTransformDeliversResultsInInputOrder) {
+  ordered_executor ex(test_cpus());
+  const std::uint64_t n = scaled(200'000);
+  std::vector<std::uint64_t> in(n);
+  for (std::uint64_t i = 0; i < n; ++i) in[i] = i;
+  std::vector<std::uint64_t> out;
+  out.reserve(n);
+  rcukit::ordered_transform(
+      ex, in.begin(), in.end(), [](std::uint64_t x) { return x * x + 1; },
+      [&](std::uint64_t y) { out.push_back(y); });
+  ASSERT_EQ(out.size(), n);
+  for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(out[i], i * i + 1) << i;
+}
+
+TEST_F(ExecutorTest, OrderedTransformRethrowsFirstErrorAndSkipsOnlyFailedItems) {
+  ordered_executor ex(test_cpus());
+  std::vector<int> in(5000);
+  for (int i = 0; i < 5000; ++i) in[static_cast<std::size_t>(i)] = i;
+  std::vector<int> out;
+  try {
+    rcukit::ordered_transform(
+        ex, in.begin(), in.end(),
+        [](int x) {
+          if (x % 1000 == 999) throw std::runtime_error("bad " + std::to_string(x));
+          return x;
+        },
+        [&](int y) { out.push_back(y); });
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "bad 999");
+  }
+  ASSERT_EQ(out.size(), 4995u);
+  EXPECT_TRUE(std::is_sorted(out.begin(), out.end()));
+  // The executor is still fully usable.
+  std::vector<int> out2;
+  rcukit::ordered_transform(
+      ex, in.begin(), in.end(), [](int x) { return x; }, [&](int y) { out2.push_back(y); });
+  EXPECT_EQ(out2, in);
+}
+
+TEST_F(ExecutorTest, OrderedTransformFallsBackInlineWhenStoppedOrNested) {
+  ordered_executor ex(test_cpus());
+  std::vector<int> in(300);
+  for (int i = 0; i < 300; ++i) in[static_cast<std::size_t>(i)] = i;
+  ex.stop();
+  std::vector<int> out;
+  rcukit::ordered_transform(
+      ex, in.begin(), in.end(), [](int x) { return x + 1; }, [&](int y) { out.push_back(y - 1); });
+  EXPECT_EQ(out, in);
+  ex.start();
+  struct nested : ordered_job {
+    ordered_executor* ex;
+    std::vector<int>* in;
+    std::vector<int> out;
+    void parallel() override {
+      rcukit::ordered_transform(
+          *ex, in->begin(), in->end(), [](int x) { return x; }, [&](int y) { out.push_back(y); });
+      done();
+    }
+    void serial() override {}
+  } nj;
+  nj.ex = &ex;
+  nj.in = &in;
+  ASSERT_TRUE(ex.submit(nj, *test_cpus().begin()).ok());
+  ex.drain();
+  EXPECT_EQ(nj.out, in);
+}
+
+TEST_F(ExecutorTest, ParallelChunksCoversEveryIndexOnceWithMinChunk) {
+  ordered_executor ex(test_cpus());
+  const std::uint64_t begin = 1000, end = 1000 + scaled(300'000);
+  std::vector<std::atomic<std::uint8_t>> seen(end - begin);
+  std::atomic<std::uint64_t> small_chunks{0}, chunks{0};
+  const std::uint64_t min_chunk = 5000;
+  rcukit::parallel_chunks(ex, begin, end, min_chunk, [&](std::uint64_t b, std::uint64_t e) {
+    chunks.fetch_add(1);
+    if (e - b < min_chunk && e != end) small_chunks.fetch_add(1);
+    for (std::uint64_t i = b; i < e; ++i) seen[i - begin].fetch_add(1, std::memory_order_relaxed);
+  });
+  for (std::uint64_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i].load(), 1) << i;
+  EXPECT_EQ(small_chunks.load(), 0u);
+  EXPECT_GE(chunks.load(), 1u);
+  // Tiny ranges and empty ranges.
+  std::atomic<int> calls{0};
+  rcukit::parallel_chunks(ex, 5, 5, 1, [&](std::uint64_t, std::uint64_t) { calls++; });
+  EXPECT_EQ(calls.load(), 0);
+  rcukit::parallel_chunks(ex, 5, 6, 0,
+                          [&](std::uint64_t b, std::uint64_t e) { calls += static_cast<int>(e - b); });
+  EXPECT_EQ(calls.load(), 1);
+  ex.drain();  // helper jobs delete themselves in their serial step
+}
+
+TEST_F(ExecutorTest, ParallelChunksRethrows) {
+  ordered_executor ex(test_cpus());
+  EXPECT_THROW(rcukit::parallel_chunks(ex, 0, 100'000, 100,
+                                       [&](std::uint64_t b, std::uint64_t) {
+                                         if (b >= 50'000) throw std::out_of_range("chunk");
+                                       }),
+               std::out_of_range);
+  std::atomic<std::uint64_t> sum{0};
+  rcukit::parallel_chunks(ex, 0, 1000, 10, [&](std::uint64_t b, std::uint64_t e) {
+    for (std::uint64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 999u * 1000u / 2u);
+  ex.drain();
+}
+
+}  // namespace
