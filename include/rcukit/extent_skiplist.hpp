@@ -35,6 +35,13 @@
 //    neighbour locks. Level 0 (the only level correctness depends on) is
 //    changed under the leaf locks.
 //
+// Hole search: every leaf keeps per level a conservative bound on the
+// largest free gap of the span it heads (detail/skiplist_gap.hpp); a search
+// descends like a key search but skips spans whose bound is below the
+// request, and tightens the bounds it proves. Erases raise the bounds of the
+// spans around the gap they opened after their effect; insert_hole commits
+// only when no erase ran during its search (invariants 6, 7).
+//
 // Locking: leaf locks are taken in ascending key order (left to right), at
 // most three at once (predecessor, covering leaf, successor), then possibly
 // the index lock. Nothing is ever allocated while a lock is held: a split
@@ -54,11 +61,17 @@
 //  (5) A leaf is marked dead (with count 0) before it is unlinked from level
 //      0 and it is retired through rcu::retire only after it is unlinked
 //      from every level; readers that meet a dead leaf restart the descent.
-//  (6) erase_version_ is incremented before every erase takes effect; it is
-//      how insert_hole() notices that a hole may have opened behind its scan.
+//  (6) An erase increments erases_in_flight_ before its effect, and after
+//      its effect and its gap-bound marks increments erase_version_ and
+//      decrements erases_in_flight_. insert_hole() commits only if, under its
+//      leaf locks, no erase is in flight and erase_version_ is unchanged
+//      since its search began: then no hole opened behind its scan and every
+//      gap bound it trusted was an upper bound.
+//  (7) Gap bounds (detail/skiplist_gap.hpp): when no erase is in flight,
+//      leaf->gap[l] >= every free gap intersecting the span the leaf heads at
+//      level l. New leaves start at "unknown"; searches tighten lazily.
 //
-// Not supported (deliberately): per-level gap summaries (insert_hole() walks
-// the gaps from its start point; see the report in the issue), leaf merging
+// Not supported (deliberately): leaf merging
 // (a leaf is removed only when it becomes empty), values that are not
 // trivially copyable.
 #pragma once
@@ -74,12 +87,14 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rcukit/detail/seqcount.hpp"
+#include "rcukit/detail/skiplist_gap.hpp"
 #include "rcukit/detail/skiplist_leaf.hpp"
 #include "rcukit/detail/skiplist_level.hpp"
 #include "rcukit/detail/spin_lock.hpp"
@@ -277,8 +292,11 @@ class extent_skiplist {
         want_pred = true;
         continue;
       }
-      // seq_cst: insert_hole() compares it under its leaf locks (invariant 6).
-      erase_version_.fetch_add(1, std::memory_order_seq_cst);
+      // seq_cst: insert_hole() reads it under its leaf locks (invariant 6).
+      erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
+      wait_for_hole_commits();
+      leaf* nx = l->next[0].load(std::memory_order_relaxed);  // under l's lock
+      const bool first = idx == 0, last = idx + 1 == n;
       bool removed = false;
       if (n == 1 && l != &head_) {
         remove_leaf_locked(p, l);
@@ -294,6 +312,13 @@ class extent_skiplist {
         l->seq.write_end();
       }
       ls.unlock();
+      // The gap around x grew: raise the bounds of every span it intersects
+      // (x's leaf, and its neighbours when x was at an edge), then publish.
+      mark_key(x->start);
+      if ((first || removed) && l != &head_) mark_key(l->key - 1);
+      if (last && nx != nullptr) mark_key(nx->key);
+      erase_version_.fetch_add(1, std::memory_order_seq_cst);
+      erases_in_flight_.fetch_sub(1, std::memory_order_seq_cst);
       if (removed) rcu::retire_with<&extent_skiplist::free_leaf, Rcu>(l);
       return to_entry(*x);
     }
@@ -303,8 +328,14 @@ class extent_skiplist {
   // up or down), inserts it with value v, returns its start. Blocking; retries
   // lost races itself. InvalidArgument for a malformed request,
   // ResourceExhausted if no hole fits or a needed leaf cannot be allocated;
-  // nothing changed on error. Linearizable against inserts; see the note at
-  // insert_hole_impl() for the narrow window against a concurrent erase.
+  // nothing changed on error. Linearizable: the search (O(log n) expected
+  // through the gap bounds, invariant 7) runs lock-free on a recent state,
+  // and the commit re-checks under the target leaf locks that no erase ran
+  // meanwhile (invariant 6); otherwise it searches again. After 64 lost
+  // rounds (erases never pause) it stops requiring that, uses the linear
+  // walk, and commits the first hole still free: then the result may be a
+  // hole that was the lowest a moment earlier (progress over exactness).
+  // Erases wait (briefly, spinning) for commits that announced themselves.
   absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
     if (auto s = validate_hole_request(r); !s.ok()) return s;
     preload_token tok;
@@ -315,11 +346,16 @@ class extent_skiplist {
       std::optional<uint64_t> s;
       {
         rcu::read_guard<Rcu> g;
-        s = search_hole(detail::first_pass(r), r);
-        if (!s) s = search_hole(detail::second_pass(r), r);
+        if (strict) {  // O(log n) expected: skips spans whose gap bound is too small
+          s = search_summaries(detail::first_pass(r), r);
+          if (!s) s = search_summaries(detail::second_pass(r), r);
+        } else {  // starved by erases: the linear walk needs no bounds
+          s = search_hole(detail::first_pass(r), r);
+          if (!s) s = search_hole(detail::second_pass(r), r);
+        }
       }
       if (!s) {
-        if (!strict || erase_version_.load(std::memory_order_seq_cst) == v0) {
+        if (!strict || erases_quiet(v0)) {
           return absl::ResourceExhaustedError("extent_skiplist::insert_hole: no hole fits");
         }
         continue;
@@ -428,20 +464,31 @@ class extent_skiplist {
       leaf* n = head_.next[0].load(std::memory_order_relaxed);  // under head's lock
       if (n != nullptr) {
         n->lock.lock();  // left to right; n is live: removing it needs head's lock
-        erase_version_.fetch_add(1, std::memory_order_seq_cst);
+        erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
+        wait_for_hole_commits();
         remove_leaf_locked(&head_, n);
         n->lock.unlock();
         head_.lock.unlock();
+        mark_key(0);
+        erase_version_.fetch_add(1, std::memory_order_seq_cst);
+        erases_in_flight_.fetch_sub(1, std::memory_order_seq_cst);
         rcu::retire_with<&extent_skiplist::free_leaf, Rcu>(n);
         continue;
       }
-      if (head_.count.load(std::memory_order_relaxed) != 0) {
-        erase_version_.fetch_add(1, std::memory_order_seq_cst);
+      const bool had = head_.count.load(std::memory_order_relaxed) != 0;
+      if (had) {
+        erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
+        wait_for_hole_commits();
         head_.seq.write_begin();
         head_.count.store(0, std::memory_order_release);  // seq-protected
         head_.seq.write_end();
       }
       head_.lock.unlock();
+      if (had) {
+        mark_key(0);
+        erase_version_.fetch_add(1, std::memory_order_seq_cst);
+        erases_in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+      }
       return;
     }
   }
@@ -504,6 +551,22 @@ class extent_skiplist {
         ++seen;
       }
       if (seen != per_level[k]) return bad("upper level is not the set of tall enough leaves", p);
+    }
+    // Invariant 7: every bound covers the true largest gap of its span.
+    rcu::read_guard<Rcu> g;
+    for (unsigned k = 0; k < levels_.load(std::memory_order_relaxed); ++k) {
+      for (const leaf* x = &head_; x != nullptr; x = x->next[k].load(std::memory_order_acquire)) {
+        const leaf* end = x->next[k].load(std::memory_order_acquire);
+        uint64_t biggest = 0;
+        for (const leaf* y = x; y != end; y = y->next[0].load(std::memory_order_acquire)) {
+          leaf_gaps lg;
+          gaps_of(y, lg);
+          for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
+        }
+        if (!detail::gap_may_fit(x->gap[k].load(std::memory_order_acquire), biggest)) {
+          return bad("gap bound below the true largest gap of its span", x);
+        }
+      }
     }
     return absl::OkStatus();
   }
@@ -841,6 +904,199 @@ class extent_skiplist {
     return detail::fit_highest(w.lo, top, r.size, r.align);
   }
 
+  // --- gap bounds (invariant 7) ---------------------------------------------
+
+  // An erase, announced in erases_in_flight_, lets announced insert_hole
+  // commits finish before its effect (invariant 6). Commits hold no lock an
+  // erase can hold and wait for nothing, so this wait is short and cannot
+  // deadlock.
+  void wait_for_hole_commits() const noexcept {
+    int spins = 0;
+    // seq_cst: pairs with the fetch_add in insert_impl() (Dekker-style).
+    while (hole_commits_.load(std::memory_order_seq_cst) != 0) {
+      if (++spins > 64) {
+        std::this_thread::yield();
+        spins = 0;
+      }
+    }
+  }
+
+  bool erases_quiet(uint64_t v0) const noexcept {
+    // seq_cst (both): pairs with the RMWs in erase()/clear() (invariant 6).
+    return erases_in_flight_.load(std::memory_order_seq_cst) == 0 &&
+           erase_version_.load(std::memory_order_seq_cst) == v0;
+  }
+
+  // For every level, the leaf heading the span that contains `key`.
+  void span_heads(uint64_t key, leaf** heads, unsigned top) const noexcept {
+    const leaf* x = &head_;
+    for (unsigned lvl = top; lvl-- > 0;) {
+      // acquire: pairs with the release stores in link_upper()/split/remove.
+      const leaf* n = x->next[lvl].load(std::memory_order_acquire);
+      while (n != nullptr && n->key <= key) {
+        x = n;
+        n = x->next[lvl].load(std::memory_order_acquire);
+      }
+      heads[lvl] = const_cast<leaf*>(x);
+    }
+  }
+
+  // Raises the bound of every span containing `key`, bottom level first, and
+  // repeats while the spans changed under it (a concurrent split or removal),
+  // so that the spans containing `key` when it returns are all marked.
+  void mark_key(uint64_t key) noexcept {
+    rcu::read_guard<Rcu> g;
+    leaf* heads[max_levels];
+    leaf* again[max_levels];
+    for (;;) {
+      const unsigned top = levels_.load(std::memory_order_relaxed);  // new levels start "unknown"
+      span_heads(key, heads, top);
+      for (unsigned lvl = 0; lvl < top; ++lvl) detail::gap_mark(heads[lvl]->gap[lvl]);
+      span_heads(key, again, top);
+      bool same_heads = true;
+      for (unsigned lvl = 0; lvl < top; ++lvl) same_heads = same_heads && again[lvl] == heads[lvl];
+      if (same_heads) return;
+    }
+  }
+
+  // Free gaps intersecting leaf l's range, in ascending order, as [lo, hi)
+  // pairs; n == 0 when l is dead. Reads l, the end of the extent before it
+  // and the start of the extent after it (a recent state; commits re-check).
+  struct leaf_gaps {
+    uint32_t n = 0;
+    bool dead = false;
+    leaf* next = nullptr;
+    std::pair<uint64_t, uint64_t> g[leaf_capacity + 1];
+  };
+  void gaps_of(const leaf* l, leaf_gaps& out) const noexcept {
+    raw buf[leaf_capacity];
+    const leaf_copy c = copy_leaf(l, buf);
+    out.n = 0;
+    out.dead = c.dead;
+    out.next = c.next;
+    if (c.dead) return;
+    uint64_t cursor = 0;
+    if (l != &head_) {
+      if (auto b = last_le_raw(l->key - 1)) cursor = b->start + b->size;
+    }
+    uint64_t after = UINT64_MAX;  // start of the first extent after l
+    if (c.next != nullptr) {
+      const probe q = do_probe(c.next, c.next->key);
+      // A dead (or, transiently, empty) successor: assume the gap runs on;
+      // an over-estimate costs a failed commit at worst.
+      if (!q.dead && q.has_le) after = q.le.start;
+      if (!q.dead && !q.has_le && q.has_gt) after = q.gt.start;
+    }
+    for (uint32_t i = 0; i <= c.n; ++i) {
+      const uint64_t hi = i < c.n ? buf[i].start : after;
+      if (hi > cursor) out.g[out.n++] = {cursor, hi};
+      if (i < c.n) cursor = std::max(cursor, buf[i].start + buf[i].size);
+    }
+  }
+
+  enum class span_result { found, none, fallback };
+
+  // Searches the span headed by x at level lvl (ending before `end`, or at
+  // the list end) for the API.md fit inside window w; tightens the bounds it
+  // proves. For the root, pass x = head, lvl = number of levels, root = true.
+  span_result search_span(leaf* x, const leaf* end, unsigned lvl, detail::hole_window w,
+                          const hole_request& r, bool root, uint64_t& out) const {
+    const bool up = r.dir == hole_request::direction::up;
+    if (lvl == 0) {
+      // The span is leaf x plus any leaf split off it since the caller listed
+      // it: walk level 0 up to `end` by key, so no split-off range is missed.
+      const uint64_t end_key0 = end != nullptr ? end->key : UINT64_MAX;
+      constexpr unsigned kMaxChain = 4;
+      leaf_gaps chain[kMaxChain];
+      unsigned nc = 0;
+      for (leaf* y = x; y != nullptr && (y == x || y->key < end_key0);) {
+        if (nc == kMaxChain) return span_result::fallback;
+        // acquire: pairs with gap_mark (seq_cst RMW).
+        const uint64_t seen = y->gap[0].load(std::memory_order_acquire);
+        leaf_gaps& lg = chain[nc++];
+        gaps_of(y, lg);
+        if (lg.dead) {  // its range now belongs to a live predecessor (an erase is in flight)
+          --nc;
+          break;
+        }
+        uint64_t biggest = 0;
+        for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
+        detail::gap_tighten(y->gap[0], seen, biggest);
+        y = lg.next;
+      }
+      for (unsigned ci = 0; ci < nc; ++ci) {
+        const leaf_gaps& lg = chain[up ? ci : nc - 1 - ci];
+        for (uint32_t k = 0; k < lg.n; ++k) {
+          const auto& gap = lg.g[up ? k : lg.n - 1 - k];
+          const uint64_t lo = std::max(gap.first, w.lo), hi = std::min(gap.second, w.hi);
+          if (lo >= hi) continue;
+          const auto s =
+              up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
+          if (s) {
+            out = *s;
+            return span_result::found;
+          }
+        }
+      }
+      return span_result::none;
+    }
+    const uint64_t seen = root ? 0 : x->gap[lvl].load(std::memory_order_acquire);
+    const uint64_t end_key = end != nullptr ? end->key : UINT64_MAX;
+    constexpr unsigned kMaxChildren = 48;
+    struct child {
+      leaf* head;
+      const leaf* end;
+      uint64_t lo;
+      uint64_t hi;  // key range [lo, hi) of the child span (hi = UINT64_MAX: open)
+    };
+    child kids[kMaxChildren];
+    unsigned nk = 0;
+    const unsigned cl = lvl - 1;
+    for (leaf* y = x; y != nullptr && y != end && (y == x || y->key < end_key);) {
+      if (nk == kMaxChildren) return span_result::fallback;
+      // acquire: pairs with the release stores that link leaves.
+      leaf* yn = y->next[cl].load(std::memory_order_acquire);
+      const leaf* ye = (yn == nullptr || (end != nullptr && yn->key >= end_key)) ? end : yn;
+      kids[nk++] = child{y, ye, y->key, ye != nullptr ? ye->key : UINT64_MAX};
+      y = yn;
+    }
+    for (unsigned k = 0; k < nk; ++k) {
+      const child& c = kids[up ? k : nk - 1 - k];
+      // Skip children outside the window (a gap that reaches into the window
+      // also intersects the child containing the window's edge) and children
+      // whose bound proves no gap of r.size.
+      if (c.hi <= w.lo || (c.lo >= w.hi && c.head != x)) continue;
+      if (!detail::gap_may_fit(c.head->gap[cl].load(std::memory_order_acquire), r.size)) continue;
+      const span_result sr = search_span(c.head, c.end, cl, w, r, false, out);
+      if (sr != span_result::none) return sr;
+    }
+    if (!root) {
+      uint64_t biggest = 0;
+      for (unsigned k = 0; k < nk; ++k) {
+        biggest = std::max(biggest, detail::gap_value(kids[k].head->gap[cl].load(std::memory_order_acquire)));
+      }
+      detail::gap_tighten(x->gap[lvl], seen, biggest);
+    }
+    return span_result::none;
+  }
+
+  // The API.md answer inside one pass window using the gap bounds; falls
+  // back to the linear walk in the (improbable) case of a very wide span.
+  std::optional<uint64_t> search_summaries(detail::hole_window w, const hole_request& r) const {
+    if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
+    uint64_t out = 0;
+    const unsigned top = levels_.load(std::memory_order_relaxed);
+    switch (search_span(const_cast<leaf*>(&head_), nullptr, top, w, r, true, out)) {
+      case span_result::found:
+        return out;
+      case span_result::none:
+        return std::nullopt;
+      case span_result::fallback:
+        break;
+    }
+    return search_hole(w, r);
+  }
+
   // --- writers ---------------------------------------------------------------
 
   // Up to three leaves, locked in ascending key order, validated adjacent and live.
@@ -925,11 +1181,24 @@ class extent_skiplist {
       if (verdict == outcome::ok && need_next && nx->starts[0].load(std::memory_order_relaxed) < end) {
         verdict = outcome::exists;  // nx is live, locked and non-empty (invariant 3)
       }
-      if (verdict == outcome::ok && expect != nullptr &&
-          erase_version_.load(std::memory_order_seq_cst) != *expect) {
-        verdict = outcome::stale;
+      if (verdict == outcome::ok && n >= leaf_capacity && tok.leaf_ == nullptr) {
+        ls.unlock();  // never allocate under a lock: drop everything, allocate, retry
+        tok.leaf_ = alloc_leaf();
+        if (tok.leaf_ == nullptr) return outcome::nomem;
+        continue;
+      }
+      // insert_hole: announce the commit, then require no erase in flight or
+      // completed since the search (invariant 6). An erase announces itself
+      // and then waits for announced commits, so one of the two always sees
+      // the other (both seq_cst): a hole cannot open behind the scan between
+      // this check and the write below.
+      const bool committing = verdict == outcome::ok && expect != nullptr;
+      if (committing) {
+        hole_commits_.fetch_add(1, std::memory_order_seq_cst);
+        if (!erases_quiet(*expect)) verdict = outcome::stale;
       }
       if (verdict != outcome::ok) {
+        if (committing) hole_commits_.fetch_sub(1, std::memory_order_seq_cst);
         ls.unlock();
         return verdict;
       }
@@ -943,16 +1212,10 @@ class extent_skiplist {
         l->store_release(idx, r);
         l->count.store(n + 1, std::memory_order_release);  // seq-protected
         l->seq.write_end();
-        ls.unlock();
-        return outcome::ok;
+      } else {
+        split_locked(l, idx, r, std::exchange(tok.leaf_, nullptr));
       }
-      if (tok.leaf_ == nullptr) {
-        ls.unlock();  // never allocate under a lock: drop everything, allocate, retry
-        tok.leaf_ = alloc_leaf();
-        if (tok.leaf_ == nullptr) return outcome::nomem;
-        continue;
-      }
-      split_locked(l, idx, r, std::exchange(tok.leaf_, nullptr));
+      if (committing) hole_commits_.fetch_sub(1, std::memory_order_seq_cst);
       ls.unlock();
       return outcome::ok;
     }
@@ -1045,7 +1308,11 @@ class extent_skiplist {
   leaf head_;
   alignas(64) mutable detail::spin_lock index_lock_;
   std::atomic<unsigned> levels_{1};
+  // Invariant 6. Both seq_cst: insert_hole's validation must see an erase
+  // either in flight or counted.
   alignas(64) std::atomic<uint64_t> erase_version_{0};
+  std::atomic<uint64_t> erases_in_flight_{0};
+  std::atomic<uint64_t> hole_commits_{0};  // insert_hole commits in progress
 };
 
 }  // namespace rcukit

@@ -186,7 +186,12 @@ long run_histories(int rounds, uint64_t seed, bool report) {
         std::vector<event> h;
         for (const auto& v : per_thread) h.insert(h.end(), v.begin(), v.end());
         if (!is_linearizable(h, init, model_step{})) {
-          if (report && rejected < 3) ADD_FAILURE() << "non-linearizable history:\n" << describe(h);
+          if (report && rejected < 3) {
+            std::ostringstream st;
+            for (const auto& e : init.m.all())
+              st << " [" << e.range.start << ",+" << e.range.size << ")=" << e.value;
+            ADD_FAILURE() << "non-linearizable history from state" << st.str() << ":\n" << describe(h);
+          }
           ++rejected;
         }
       }

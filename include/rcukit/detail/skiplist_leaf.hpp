@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "rcukit/detail/seqcount.hpp"
+#include "rcukit/detail/skiplist_gap.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/rcu.hpp"
 
@@ -46,6 +47,7 @@ struct sl_leaf : rcu::retirable {
 
   sl_leaf() noexcept {
     for (auto& n : next) n.store(nullptr, std::memory_order_relaxed);  // unpublished: no reader yet
+    for (auto& g : gap) g.store(kGapBig, std::memory_order_relaxed);   // unknown until tightened
   }
 
   uint64_t key = 0;     // immutable once published (invariant 1)
@@ -58,6 +60,9 @@ struct sl_leaf : rcu::retirable {
   std::atomic<uint64_t> sizes[Cap]{};
   std::atomic<uint64_t> vals[Cap][W]{};
   std::atomic<sl_leaf*> next[MaxLevels];  // next[0] seq-protected; upper levels under the index lock
+  // gap[l]: bound on the free gaps intersecting the span this leaf heads at
+  // level l (detail/skiplist_gap.hpp). Not seq-protected: monotone words.
+  std::atomic<uint64_t> gap[MaxLevels];
 
   // Reader side (inside a seq read section): acquire loads, see seqcount.hpp.
   void load_acquire(unsigned i, raw& out) const noexcept {
