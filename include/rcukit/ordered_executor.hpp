@@ -260,22 +260,39 @@ class ordered_executor {
 // ---------------------------------------------------------------------------
 namespace detail {
 
-// Completion counter that a waiting thread may destroy as soon as it sees the
-// count it waits for: the notifier holds the mutex across its increment and
-// notify, so the waiter cannot observe the final count before the notifier is
-// done with the object.
+// Completion counter for the front ends. Notifiers (serial steps) hold the
+// mutex across increment and notify, and the final wait_all() takes the
+// mutex, so the waiting thread cannot destroy the counter while a notifier is
+// still inside add_one(). Intermediate waits read the count lock-free and
+// sleep only when they must; add_one() signals only when the count reaches
+// the target a sleeping waiter registered, so a running submitter costs no
+// wake-ups.
 struct completion_counter {
   std::mutex mu;
   std::condition_variable cv;
-  std::uint64_t count = 0;  // guarded by mu
+  // Written under mu; release: pairs with the acquire loads in wait_for(), so
+  // a finished job's slot may be reused. Read lock-free.
+  std::atomic<std::uint64_t> count{0};
+  std::uint64_t target = UINT64_MAX;  // guarded by mu: what a sleeping waiter needs
+
   void add_one() {
     std::lock_guard<std::mutex> g(mu);
-    ++count;
-    cv.notify_all();
+    const std::uint64_t c = count.load(std::memory_order_relaxed) + 1;  // relaxed: writers hold mu
+    count.store(c, std::memory_order_release);
+    if (c >= target) cv.notify_all();
   }
-  void wait_for(std::uint64_t target) {
+  // Returns once count >= t. The object must stay alive afterwards (use
+  // wait_all() for the last wait before destroying it).
+  void wait_for(std::uint64_t t) {
+    if (count.load(std::memory_order_acquire) >= t) return;
+    wait_all(t);
+  }
+  // Returns once count >= t, always through the mutex (see above).
+  void wait_all(std::uint64_t t) {
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return count >= target; });
+    target = t;
+    cv.wait(l, [&] { return count.load(std::memory_order_relaxed) >= t; });  // relaxed: under mu
+    target = UINT64_MAX;
   }
 };
 
@@ -305,7 +322,7 @@ struct first_error {
 
 // ser(par(*it)) for every it in [first, last): par runs in parallel on the
 // executor's workers, ser runs one call at a time, in input order, on one
-// callback CPU's thread. At most min(max_in_flight, 16 x workers, 64 or more)
+// callback CPU's thread. At most min(max_in_flight, max(256, 64 x workers))
 // items are in flight; the calling thread only submits and waits. If par
 // throws for an item, ser is skipped for that item; if ser throws, later ser
 // calls are skipped; in both cases every item is still accounted for and the
@@ -377,8 +394,10 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
 
   int cb = ex.on_worker_thread() ? -1 : pick_cb();
   const std::size_t workers = std::max<std::size_t>(1, ex.cpus().size());
+  // Jobs in flight per call; when the window is full the submitter sleeps
+  // until half of it has drained (one wake-up per window / 2 items).
   const std::size_t window = std::max<std::size_t>(
-      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(64, 16 * workers)));
+      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(256, 64 * workers)));
   std::vector<job> jobs(window);
   for (auto& j : jobs) j.st = &st;
 
@@ -390,7 +409,9 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
       run_inline(first, index);
       continue;
     }
-    if (submitted >= window) st.finished.wait_for(submitted - window + 1);  // the slot's previous job is done
+    if (submitted >= window && st.finished.count.load(std::memory_order_acquire) < submitted - window + 1) {
+      st.finished.wait_for(submitted - window / 2);  // the slot's previous job, and half the window, are done
+    }
     job& j = jobs[submitted % window];
     j.it.emplace(first);
     j.index = index;
@@ -409,7 +430,7 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
     }
     ++submitted;
   }
-  st.finished.wait_for(submitted);
+  st.finished.wait_all(submitted);
   st.err.rethrow_if_any();
 }
 
@@ -482,7 +503,7 @@ void parallel_chunks(ordered_executor& ex, std::uint64_t begin, std::uint64_t en
     ++helpers;
   }
   st->work();
-  st->helpers_finished.wait_for(helpers);
+  st->helpers_finished.wait_all(helpers);
   st->err.rethrow_if_any();
 }
 
