@@ -100,6 +100,7 @@ struct rcukit_judy {
     a.for_each(0, ~std::uint64_t{0}, [&](std::uint64_t k, std::uint64_t v) { f(k, v); });
   }
   double own_bytes() const { return static_cast<double>(a.memory_bytes()); }
+  void finish() {}
 };
 
 struct judyl {
@@ -135,6 +136,7 @@ struct judyl {
     }
   }
   double own_bytes() const { return static_cast<double>(JudyLMemUsed(arr)); }
+  void finish() {}
 };
 
 template <class Map, const char* Name>
@@ -161,6 +163,7 @@ struct ordered_map {
     for (const auto& [k, v] : m) f(k, v);
   }
   double own_bytes() const { return -1; }
+  void finish() {}
 };
 constexpr char kStdMap[] = "std_map";
 constexpr char kBtree[] = "absl_btree_map";
@@ -182,6 +185,7 @@ struct absl_flat {
   template <class F>
   void walk(F&&) const {}
   double own_bytes() const { return -1; }
+  void finish() {}
 };
 
 struct lfht_node {
@@ -236,6 +240,9 @@ struct urcu_lfht {
   template <class F>
   void walk(F&&) const {}
   double own_bytes() const { return -1; }
+  // Automatic resizes run in the background; finish with a synchronous one
+  // to 2^20 buckets so lookups see the table at its intended load.
+  void finish() { cds_lfht_resize(ht, 1ul << 20); }
 };
 
 // One built structure kept between the lookup benchmarks of one (A, keyset).
@@ -247,11 +254,16 @@ A& built(int ks) {
     cached.reset();
     cached = std::make_unique<A>();
     for (std::uint64_t k : keyset(ks).keys) cached->insert(k, k ^ 0x5555);
+    cached->finish();
     cached_ks = ks;
   }
   return *cached;
 }
-double heap_bytes() { return static_cast<double>(mallinfo2().uordblks); }
+// malloc'd bytes in use: small chunks plus mmap'd big blocks (hash tables).
+double heap_bytes() {
+  const struct mallinfo2 mi = mallinfo2();
+  return static_cast<double>(mi.uordblks + mi.hblkhd);
+}
 void settle_rcu() { rcu::barrier<rcu::memb>(); }
 
 template <class A>
@@ -265,6 +277,7 @@ void BM_insert(benchmark::State& state) {
     auto a = std::make_unique<A>();
     state.ResumeTiming();
     for (std::uint64_t k : d.keys) a->insert(k, k);
+    a->finish();
     state.PauseTiming();
     settle_rcu();
     heap = heap_bytes() - before;

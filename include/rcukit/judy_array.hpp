@@ -183,11 +183,15 @@ class judy_array {
 
   // Keys present. Exact when no writer runs; relaxed snapshot otherwise.
   std::size_t size() const noexcept {
-    return static_cast<std::size_t>(size_.load(std::memory_order_relaxed));  // statistic
+    std::ptrdiff_t n = 0;
+    for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
+    return static_cast<std::size_t>(n);
   }
   // Bytes held by nodes and buckets (not yet retired). Same exactness.
   std::size_t memory_bytes() const noexcept {
-    return static_cast<std::size_t>(bytes_.load(std::memory_order_relaxed));  // statistic
+    std::ptrdiff_t n = 0;
+    for (const stripe& st : stripes_) n += st.bytes.load(std::memory_order_relaxed);  // statistic
+    return static_cast<std::size_t>(n);
   }
 
   // Node population by kind (lin4, lin11, lin25, pool, pigeon) and buckets.
@@ -690,6 +694,9 @@ class judy_array {
       // bottom are replaced).
       word repl[kMaxDepth];
       const word fresh = w;  // the new bottom word: a wholly new bucket or subtree, or 0
+      // Its size, measured before publication: once published, other writers
+      // may change nodes inside a fresh subtree (and account for that).
+      const std::size_t fresh_bytes = subtree_bytes(fresh);
       int level = p.bottom;
       bool failed = false;
       for (; level >= 0; --level) {
@@ -730,7 +737,7 @@ class judy_array {
         if (p.bottom > level && merged(p.bottom)) {
           detail::judy_free_bucket<T>(as_bucket_mut(fresh));
         } else {
-          delta += static_cast<std::ptrdiff_t>(subtree_bytes(fresh));
+          delta += static_cast<std::ptrdiff_t>(fresh_bytes);
         }
       }
       for (int d = level + 1; d <= p.bottom; ++d) {
@@ -772,9 +779,13 @@ class judy_array {
           rcu::retire_with<&detail::judy_free_node, Rcu>(as_node(retire_list[i]));
         }
       }
-      if (v != nullptr && inserted) size_.fetch_add(1, std::memory_order_relaxed);  // statistic
-      if (v == nullptr) size_.fetch_sub(1, std::memory_order_relaxed);              // statistic
-      bytes_.fetch_add(delta, std::memory_order_relaxed);                           // statistic
+      // Statistics, striped per thread so writers in disjoint subtrees do not
+      // share a cache line; relaxed: summed by size()/memory_bytes(), which
+      // are exact only when no writer runs.
+      stripe& st = stripes_[detail::judy_stripe_index()];
+      if (v != nullptr && inserted) st.size.fetch_add(1, std::memory_order_relaxed);
+      if (v == nullptr) st.size.fetch_sub(1, std::memory_order_relaxed);
+      st.bytes.fetch_add(delta, std::memory_order_relaxed);
       return inserted;
     }
   }
@@ -887,8 +898,11 @@ class judy_array {
 
   alignas(64) std::atomic<word> root_{0};  // release-published by update(), acquired by readers
   root_lock root_lock_;
-  alignas(64) std::atomic<std::ptrdiff_t> size_{0};
-  std::atomic<std::ptrdiff_t> bytes_{0};
+  struct alignas(64) stripe {
+    std::atomic<std::ptrdiff_t> size{0};   // keys inserted - erased by this stripe's threads
+    std::atomic<std::ptrdiff_t> bytes{0};  // node/bucket bytes allocated - freed, likewise
+  };
+  stripe stripes_[detail::judy_stripes];
 };
 
 }  // namespace rcukit

@@ -88,6 +88,15 @@ struct judy_alloc {
   }
 };
 
+// Statistics stripes: each thread updates one (chosen once per thread).
+inline constexpr unsigned judy_stripes = 8;
+inline unsigned judy_stripe_index() noexcept {
+  static std::atomic<unsigned> next{0};
+  // relaxed: only spreads threads over stripes; any value is correct.
+  static thread_local const unsigned mine = next.fetch_add(1, std::memory_order_relaxed) % judy_stripes;
+  return mine;
+}
+
 enum class judy_kind : std::uint8_t { lin4 = 0, lin11 = 1, lin25 = 2, pool = 3, pigeon = 4 };
 
 struct judy_kind_info {
