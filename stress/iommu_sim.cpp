@@ -380,6 +380,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Model of the 2013 IOMMU fio comparison: IOVA allocators under 16 threads x iodepth 10 x 20 MB IOs.\n"
       "Example: rcukit-iommu-sim --pattern random --rw write --allocator off,rbtree,skiplist --seconds 5");
+  harness::normalize_flag_names(argc, argv);
   absl::ParseCommandLine(argc, argv);
 
   auto fmt = harness::parse_format(absl::GetFlag(FLAGS_format));

@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Replica of the kernel's skiplist_test module (2013): fill, per-thread rounds, check, delete.\n"
       "Example: rcukit-skiplist-test --items 100000 --rounds 100000 --threads 1,2,4 --format tsv");
+  harness::normalize_flag_names(argc, argv);
   absl::ParseCommandLine(argc, argv);
 
   std::vector<std::string> names;

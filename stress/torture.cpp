@@ -559,6 +559,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "rcutorture-style torture for rcukit structures.\n"
       "Example: rcukit-torture --structure rcu,skiplist --threads 4 --seconds 30 --yield");
+  harness::normalize_flag_names(argc, argv);
   absl::ParseCommandLine(argc, argv);
   const std::vector<std::string> all = {"rcu",  "skiplist", "rbtree",  "rbtree-augmented",
                                         "judy", "iova",     "executor"};

@@ -193,6 +193,17 @@ void progress::done(absl::string_view status) {
   std::fflush(stderr);
 }
 
+void normalize_flag_names(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* a = argv[i];
+    if (a[0] != '-' || a[1] != '-') continue;
+    if (a[2] == '\0') break;  // "--": the rest are not flags
+    for (char* p = a + 2; *p != '\0' && *p != '='; ++p) {
+      if (*p == '-') *p = '_';
+    }
+  }
+}
+
 int fail(absl::string_view msg) {
   std::fprintf(stderr, "error: %.*s\n", static_cast<int>(msg.size()), msg.data());
   return 1;

@@ -79,6 +79,11 @@ class progress {
   bool tty_;
 };
 
+// Abseil flag names cannot contain '-'; the harnesses document the
+// conventional spelling (--io-size). Rewrites "--io-size[=v]" to
+// "--io_size[=v]" in place (only the name part, before any '='), so both work.
+void normalize_flag_names(int argc, char** argv);
+
 // Exit helper: prints "error: <msg>" to stderr and returns 1 (for main()).
 int fail(absl::string_view msg);
 
