@@ -16,9 +16,12 @@
 #include <memory>
 #include <random>
 
-#include <cds/container/skip_list_map_rcu.h>
+// libcds needs its RCU header before the container header (order matters).
+// clang-format off
 #include <cds/init.h>
 #include <cds/urcu/general_buffered.h>
+#include <cds/container/skip_list_map_rcu.h>
+// clang-format on
 #include <oneapi/tbb/concurrent_map.h>
 
 #include "common/peers.hpp"
