@@ -142,10 +142,14 @@ struct ordered_job {
   // dropped, and later jobs run as usual.
   virtual void serial() = 0;
 
-  // padata_do_serial: the parallel half is finished. Lock-free except that
-  // the caller may become the reorderer and move a bounded batch of ready
-  // jobs (<= max_in_flight) to their callback workers. After done() the job
-  // belongs to the executor until its serial() starts.
+  // padata_do_serial: the parallel half is finished. Never waits for other
+  // jobs: it takes no lock except a short mutex hand-off when it wakes a
+  // sleeping worker. The caller may become the reorderer and move ready jobs
+  // to their callback workers; it keeps doing so while other done() calls
+  // arrive meanwhile (bounded in practice by max_in_flight, since no job is
+  // admitted until a serial step ends). Runs inside an rcu::memb read side;
+  // callable from any thread, including inside other read sides. After
+  // done() the job belongs to the executor until its serial() starts.
   void done();
 
   // The exception thrown by parallel(), or null. Valid inside serial().
@@ -228,7 +232,8 @@ class ordered_executor {
   cpu_set cpus() const;
 
   // Queues j; j.parallel() will run on a worker, j.serial() on cb_cpu's
-  // worker in sequence order. Lock-free, except that past max_in_flight it
+  // worker in sequence order. Non-blocking (a CAS loop and a short mutex
+  // hand-off to wake a sleeping worker), except that past max_in_flight it
   // blocks or fails according to executor_options::on_full. Errors (nothing
   // queued): FailedPrecondition (stopped), InvalidArgument (cb_cpu not in the
   // current set), ResourceExhausted (full and on_full == fail, or full and
