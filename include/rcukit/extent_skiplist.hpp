@@ -676,6 +676,14 @@ class extent_skiplist {
         }
       }
       for (;;) {
+        // Move right without a snapshot while the successor's key is <= key:
+        // keys are immutable, so the covering leaf is at or after it.
+        // acquire: pairs with the release stores of next[0] in split/remove.
+        const leaf* n0 = x->next[0].load(std::memory_order_acquire);
+        if (n0 != nullptr && n0->key <= key) {
+          x = n0;
+          continue;
+        }
         probe p = do_probe(x, key);
         if (p.dead) break;
         if (p.next != nullptr && p.next->key <= key) {

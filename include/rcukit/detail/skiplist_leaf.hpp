@@ -50,8 +50,10 @@ struct sl_leaf : rcu::retirable {
     for (auto& g : gap) g.store(kGapBig, std::memory_order_relaxed);   // unknown until tightened
   }
 
-  uint64_t key = 0;     // immutable once published (invariant 1)
-  unsigned height = 1;  // immutable once published
+  // Hot for the descent first: key and the tower share the first cache lines.
+  uint64_t key = 0;                       // immutable once published (invariant 1)
+  unsigned height = 1;                    // immutable once published
+  std::atomic<sl_leaf*> next[MaxLevels];  // next[0] seq-protected; upper levels under the index lock
   spin_lock lock;
   seqcount seq;
   std::atomic<uint32_t> count{0};  // seq-protected
@@ -59,7 +61,6 @@ struct sl_leaf : rcu::retirable {
   std::atomic<uint64_t> starts[Cap]{};
   std::atomic<uint64_t> sizes[Cap]{};
   std::atomic<uint64_t> vals[Cap][W]{};
-  std::atomic<sl_leaf*> next[MaxLevels];  // next[0] seq-protected; upper levels under the index lock
   // gap[l]: bound on the free gaps intersecting the span this leaf heads at
   // level l (detail/skiplist_gap.hpp). Not seq-protected: monotone words.
   std::atomic<uint64_t> gap[MaxLevels];
