@@ -2,26 +2,25 @@
 // for every index, and the same with iova_magazine_cache in front.
 //
 // Setup (per index and live count n, built once and reused across runs):
-// a domain of 2n + 2^20 pages; 2n one-page allocations top-down fill the top
-// 2n pages; n of them, chosen at random, are freed, leaving n live ranges
-// and n one-page holes scattered among them, with 2^20 free pages at the
-// bottom. One iteration is the IOMMU pattern of random completion order:
-//   free a random live 1-page range (the cached position moves up to it),
-//   alloc 1 page (refills that hole), alloc 2 pages (no 1-page hole fits:
-//   the search goes down to the bottom free space), free the 2 pages.
+// a domain of 2n + 1 + 2^20 pages; 2n + 1 one-page allocations top-down fill
+// the top of it (the first, at the very top, is the "sentinel"); every other
+// one below the sentinel is freed, leaving n + 1 live ranges and n isolated
+// one-page holes, with 2^20 free pages at the bottom. One iteration is the
+// kernel's pathology (a completion above the cached node sends the next walk
+// back to the top):
+//   free the sentinel (the cached position resets to the top), alloc 1 page
+//   (takes the sentinel's page back), alloc 2 pages (no 1-page hole fits: the
+//   search must get past all n holes to the bottom free space), free them.
 // That is two alloc+free pairs per iteration (items = pairs). The rbtree
-// baseline walks every extent below the freed one (linear in n, as the
-// 2013 kernel); the augmented rbtree and the skiplist skip subtrees / spans
-// whose largest gap is too small (logarithmic). With the cache in front the
-// same calls go through iova_magazine_cache (sizes round up to 1 and 2
-// pages, size-aligned) and are served from per-thread magazines.
+// baseline walks every extent (linear in n, as the 2013 kernel); the
+// augmented rbtree and the skiplist skip subtrees / spans whose largest gap
+// is too small (logarithmic). With the cache in front the same calls go
+// through iova_magazine_cache and are served from per-thread magazines.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <random>
 #include <vector>
 
 #include "rcukit/iova.hpp"
@@ -35,18 +34,22 @@ template <class Index>
 struct fixture {
   std::unique_ptr<rcukit::iova_domain<Index>> d;
   std::vector<uint64_t> live;  // live 1-page allocations
-  std::mt19937_64 rng{42};
   uint64_t top = 0;
 
+  uint64_t sentinel = 0;
+
   explicit fixture(uint64_t n) {
-    top = 1 + kBottom + 2 * n;
+    top = 1 + kBottom + 2 * n + 1;
     d = std::make_unique<rcukit::iova_domain<Index>>(4096, 1, top);
-    std::vector<uint64_t> all;
-    all.reserve(2 * n);
-    for (uint64_t i = 0; i < 2 * n; ++i) all.push_back(*d->alloc(1, top - 1, false));
-    std::shuffle(all.begin(), all.end(), rng);
-    for (uint64_t i = 0; i < n; ++i) (void)d->free(all[i]);
-    live.assign(all.begin() + static_cast<long>(n), all.end());
+    sentinel = *d->alloc(1, top - 1, false);
+    for (uint64_t i = 0; i < 2 * n; ++i) {
+      const uint64_t p = *d->alloc(1, top - 1, false);
+      if (i % 2 == 0) {
+        (void)d->free(p);
+      } else {
+        live.push_back(p);
+      }
+    }
   }
 
   static fixture& get(uint64_t n) {
@@ -62,15 +65,13 @@ void BM_DomainFragmented(benchmark::State& state) {
   auto& f = fixture<Index>::get(static_cast<uint64_t>(state.range(0)));
   auto& d = *f.d;
   for (auto _ : state) {
-    const size_t i = f.rng() % f.live.size();
-    if (!d.free(f.live[i]).ok()) state.SkipWithError("free failed");
+    if (!d.free(f.sentinel).ok()) state.SkipWithError("free failed");
     auto one = d.alloc(1, f.top - 1, false);
     auto two = d.alloc(2, f.top - 1, false);
-    if (!one.ok() || !two.ok()) {
-      state.SkipWithError("alloc failed");
+    if (!one.ok() || !two.ok() || *one != f.sentinel) {
+      state.SkipWithError("alloc failed or sentinel not reused");
       break;
     }
-    f.live[i] = *one;
     benchmark::DoNotOptimize(*two);
     (void)d.free(*two);
   }
@@ -85,19 +86,17 @@ void BM_CacheFragmented(benchmark::State& state) {
   {
     rcukit::iova_magazine_cache<rcukit::iova_domain<Index>> cache(d);
     for (auto _ : state) {
-      const size_t i = f.rng() % f.live.size();
-      cache.free(f.live[i], 1);
+      cache.free(f.sentinel, 1);
       auto one = cache.alloc(1, f.top - 1);
       auto two = cache.alloc(2, f.top - 1);
-      if (!one.ok() || !two.ok()) {
-        state.SkipWithError("alloc failed");
+      if (!one.ok() || !two.ok() || *one != f.sentinel) {
+        state.SkipWithError("alloc failed or sentinel not reused");
         break;
       }
-      f.live[i] = *one;
       benchmark::DoNotOptimize(*two);
       cache.free(*two, 2);
     }
-    // The cache's destructor returns its magazines; the fixture keeps n live.
+    // The cache's destructor returns its magazines (the sentinel is live again).
   }
   state.SetItemsProcessed(state.iterations() * 2);
 }
