@@ -346,7 +346,7 @@ class extent_skiplist {
       std::optional<uint64_t> s;
       {
         rcu::read_guard<Rcu> g;
-        if (strict) {  // O(log n) expected: skips spans whose gap bound is too small
+        if (strict && !kLinearHoles) {  // O(log n) expected: skips spans whose gap bound is too small
           s = search_summaries(detail::first_pass(r), r);
           if (!s) s = search_summaries(detail::second_pass(r), r);
         } else {  // starved by erases: the linear walk needs no bounds
@@ -582,6 +582,15 @@ class extent_skiplist {
  private:
   enum class outcome { ok, exists, nomem, stale };
   static constexpr unsigned kStrictAttempts = 64;
+  // Traits::linear_hole_search (optional, default false) forces the linear
+  // walk, so tests can check it against the model too.
+  static constexpr bool kLinearHoles = [] {
+    if constexpr (requires { Traits::linear_hole_search; }) {
+      return static_cast<bool>(Traits::linear_hole_search);
+    } else {
+      return false;
+    }
+  }();
 
   [[noreturn]] static void fatal(const char* what) noexcept {
     std::fprintf(stderr, "rcukit::extent_skiplist: %s\n", what);

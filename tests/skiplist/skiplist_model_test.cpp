@@ -22,11 +22,12 @@ namespace {
 using default_list = extent_skiplist<uint64_t, rcu::memb, default_test_traits>;
 using tiny_list = extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>;
 using qsbr_tiny_list = extent_skiplist<uint64_t, rcu::qsbr, counting_traits<4, 4>>;
+using linear_hole_list = extent_skiplist<uint64_t, rcu::memb, counting_traits<8, 8, true>>;
 
 static_assert(extent_index<extent_skiplist<uint64_t>>, "extent_skiplist must model rcukit::extent_index");
 static_assert(extent_index<default_list> && extent_index<tiny_list> && extent_index<qsbr_tiny_list>);
 
-using SkiplistTypes = ::testing::Types<default_list, tiny_list, qsbr_tiny_list>;
+using SkiplistTypes = ::testing::Types<default_list, tiny_list, qsbr_tiny_list, linear_hole_list>;
 INSTANTIATE_TYPED_TEST_SUITE_P(Skiplist, ExtentIndexSuite, SkiplistTypes);
 
 template <class L>

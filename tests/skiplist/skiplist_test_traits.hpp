@@ -11,10 +11,11 @@
 
 namespace rcukit::testing {
 
-template <unsigned Cap, unsigned Levels>
+template <unsigned Cap, unsigned Levels, bool Linear = false>
 struct counting_traits : skiplist_traits {
   static constexpr unsigned leaf_capacity = Cap;
   static constexpr unsigned max_levels = Levels;
+  static constexpr bool linear_hole_search = Linear;  // test the fallback hole walk too
   // relaxed counters: read after rcu::barrier(), which orders the callbacks before it.
   static inline std::atomic<long> live{0};
   static inline std::atomic<long> allocations{0};
