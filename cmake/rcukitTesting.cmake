@@ -15,6 +15,13 @@ elseif(RCUKIT_SANITIZER STREQUAL "thread")
   target_compile_options(rcukit_internal_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
   target_link_options(rcukit_internal_flags INTERFACE -fsanitize=thread)
   target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_TSAN=1)
+elseif(RCUKIT_SANITIZER STREQUAL "fuzzer")
+  # libFuzzer builds (clang): instrument everything for coverage, ASan and
+  # UBSan; only fuzz targets link the libFuzzer driver.
+  target_compile_options(rcukit_internal_flags INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
+  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
 elseif(NOT RCUKIT_SANITIZER STREQUAL "")
   message(FATAL_ERROR "RCUKIT_SANITIZER must be '', address or thread (got '${RCUKIT_SANITIZER}')")
 endif()
@@ -66,7 +73,7 @@ function(rcukit_test_properties name)
   if(RCUKIT_SANITIZER STREQUAL "thread")
     set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
       "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp")
-  elseif(RCUKIT_SANITIZER STREQUAL "address")
+  elseif(RCUKIT_SANITIZER STREQUAL "address" OR RCUKIT_SANITIZER STREQUAL "fuzzer")
     set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
   endif()

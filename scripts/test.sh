@@ -3,6 +3,7 @@
 #   1. release preset: unit + concurrent tests
 #   2. asan preset (ASan + UBSan + LeakSanitizer): unit + concurrent tests
 #   3. tsan preset: concurrent tests (grace periods annotated; canary must fire)
+#   3b. fuzz preset (clang): differential libFuzzer targets, bounded runs
 #   4. install the release build and build/run examples/consumer against it
 #      through find_package(rcukit)
 # Concurrent tests run RCUKIT_TEST_SECONDS each (default 1). Long soaks carry
@@ -14,7 +15,7 @@ jobs=${RCUKIT_JOBS:-$(nproc)}
 export RCUKIT_TEST_SECONDS=${RCUKIT_TEST_SECONDS:-1}
 export CTEST_OUTPUT_ON_FAILURE=1
 
-scripts/bootstrap.sh || exit 1
+scripts/bootstrap.sh clang-14 libclang-rt-14-dev || exit 1
 
 total_pass=0
 total_fail=0
@@ -57,6 +58,7 @@ run_ctest() {
 run_ctest release
 run_ctest asan
 run_ctest tsan
+run_ctest fuzz    # libFuzzer targets, a bounded number of executions each (>= 10^6 in total)
 
 stage "examples/consumer: find_package(rcukit) on the installed package, and add_subdirectory"
 prefix="$root/build/release/install"

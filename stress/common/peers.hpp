@@ -73,6 +73,7 @@ struct ordered_map_extents {
   }
   template <class F>
   static void for_each(const Map& m, uint64_t lo, uint64_t hi, F&& f) {
+    if (lo >= hi) return;  // [lo, hi) is empty
     auto it = m.upper_bound(lo);
     if (it != m.begin() && std::prev(it)->first + std::prev(it)->second.size > lo) --it;
     for (; it != m.end() && it->first < hi; ++it) f(entry{{it->first, it->second.size}, it->second.value});

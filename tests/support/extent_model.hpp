@@ -56,6 +56,7 @@ class extent_model {
 
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
+    if (lo >= hi) return;  // [lo, hi) is empty: nothing overlaps it
     for (const auto& [start, e] : map_) {
       if (e.range.end() > lo && start < hi) f(e);
     }
