@@ -4,6 +4,8 @@
 // workers, three ways:
 //   ordered_transform  rcukit's padata engine via its ordered front end: par
 //                      in parallel, ser one at a time in input order;
+//   engine_submit      the same engine driven directly with submit()/done()
+//                      on preallocated jobs (no front end);
 //   tbb_pipeline       oneTBB parallel_pipeline: serial_in_order source,
 //                      parallel middle, serial_in_order sink, tokens = 4 x
 //                      threads, in a task_arena of `threads`;
@@ -24,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ranges>
+#include <vector>
 
 #include "rcukit/ordered_executor.hpp"
 
@@ -81,6 +84,48 @@ void BM_ordered_transform(benchmark::State& state) {
           return std::pair{i, work(i, ns)};
         },
         [&](std::pair<std::uint64_t, std::uint64_t> p) { sink(p.first, p.second); });
+    benchmark::DoNotOptimize(sink.fold);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// The engine without the front end: the caller submits preallocated jobs
+// directly (one callback CPU) and lets submit() block at max_in_flight (1000);
+// with one callback CPU serial steps end in order, so an admitted job i
+// proves job i - 1000 finished and a ring of 1024 jobs can be reused safely.
+struct engine_job final : rcukit::ordered_job {
+  std::uint64_t i = 0;
+  std::int64_t ns = 0;
+  std::uint64_t value = 0;
+  order_sink* sink = nullptr;
+  void parallel() override {
+    value = work(i, ns);
+    done();
+  }
+  void serial() override { (*sink)(i, value); }
+};
+
+void BM_engine_submit(benchmark::State& state) {
+  const std::int64_t ns = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  const std::uint64_t n = items_for(ns);
+  const rcukit::cpu_set cpus = first_cpus(threads);
+  rcukit::ordered_executor ex(cpus);
+  if (!ex.status().ok()) {
+    state.SkipWithError("not enough CPUs");
+    return;
+  }
+  std::vector<engine_job> jobs(1024);
+  for (auto _ : state) {
+    order_sink sink;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      engine_job& j = jobs[i % jobs.size()];
+      j.i = i;
+      j.ns = ns;
+      j.sink = &sink;
+      if (!ex.submit(j, *cpus.begin()).ok()) std::abort();
+    }
+    ex.drain();
     benchmark::DoNotOptimize(sink.fold);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
@@ -147,6 +192,7 @@ void args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_ordered_transform)->Apply(args);
+BENCHMARK(BM_engine_submit)->Apply(args);
 BENCHMARK(BM_tbb_pipeline)->Apply(args);
 BENCHMARK(BM_tbb_parallel_for)->Apply(args);
 

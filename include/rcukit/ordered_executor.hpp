@@ -177,9 +177,12 @@ struct ordered_job {
 
 // What submit() does when max_in_flight jobs are already in flight.
 enum class when_full {
-  block,  // wait until a job's serial() has finished (default). Called from one
-          // of the executor's own threads, submit() returns ResourceExhausted
-          // instead, since waiting there could wait for itself.
+  block,  // (default) sleep until the jobs in flight have fallen to
+          // max_in_flight - 1 - max_in_flight / 4 (hysteresis: a saturated
+          // submitter wakes once per quarter of the bound, not once per job),
+          // or until stop(). Called from one of the executor's own threads,
+          // submit() returns ResourceExhausted instead, since waiting there
+          // could wait for itself.
   fail,   // return ResourceExhausted at once (padata's -EBUSY)
 };
 

@@ -108,7 +108,11 @@ class executor_core {
   static constexpr std::uint64_t kRun = 8;
 
   explicit executor_core(const executor_options& o)
-      : max_(o.max_in_flight), on_full_(o.on_full), next_seq_(o.first_seq), release_seq_(o.first_seq) {
+      : max_(o.max_in_flight),
+        resume_at_(o.max_in_flight - 1 - o.max_in_flight / 4),
+        on_full_(o.on_full),
+        next_seq_(o.first_seq),
+        release_seq_(o.first_seq) {
     std::size_t cap = 1;
     while (cap < max_) cap <<= 1;
     mask_ = cap - 1;
@@ -139,9 +143,9 @@ class executor_core {
   bool running() const { return running_.load(std::memory_order_relaxed); }
   void set_running(bool on) {
     // seq_cst: a submitter blocked in wait_until() re-reads it (pairs with the
-    // seq_cst load in its predicate through notify_waiters()).
+    // seq_cst load in its predicate through notify_if()).
     running_.store(on, std::memory_order_seq_cst);
-    notify_waiters();
+    notify_if(submit_waiters_);
   }
 
   // Applies edit(current set) -> new set atomically with respect to other
@@ -226,10 +230,13 @@ class executor_core {
       if (on_full_ == when_full::fail || on_own_thread()) {
         return absl::ResourceExhaustedError("ordered_executor: max_in_flight jobs in flight");
       }
-      wait_until([&] {
+      // Hysteresis: resume only once a quarter of the bound has drained, so a
+      // saturated submitter sleeps once per max/4 jobs instead of once per job.
+      wait_until(submit_waiters_, [&] {
         // seq_cst: Dekker with the decrement (D1) / stop (set_running) and the
-        // waiters_ load in notify_waiters().
-        return in_flight_.load(std::memory_order_seq_cst) < max_ || !running_.load(std::memory_order_seq_cst);
+        // submit_waiters_ load in notify_if().
+        return in_flight_.load(std::memory_order_seq_cst) <= resume_at_ ||
+               !running_.load(std::memory_order_seq_cst);
       });
     }
   }
@@ -258,6 +265,10 @@ class executor_core {
       // next release_ready(); release hands next_release_ to the next drainer
       // (whose P1 reads this value or a later one in the chain).
       const std::uint64_t prev = pending_.fetch_sub(todo, std::memory_order_acq_rel);
+#if RCUKIT_PLANTED_BUG == 5  // canary (docs/RELIABILITY.md): completions counted during the drain are never reordered
+      if (prev != todo) pending_.fetch_sub(prev - todo, std::memory_order_acq_rel);
+      return;
+#endif
       if (prev == todo) return;
       todo = prev - todo;
     }
@@ -267,8 +278,8 @@ class executor_core {
     if (on_own_thread()) executor_fatal("drain() called from one of the executor's own threads");
     // acquire: pairs with S1; every job numbered below target has been assigned.
     const std::uint64_t target = next_seq_.load(std::memory_order_acquire);
-    wait_until([&] {
-      // seq_cst: pairs with the seq_cst store (R3) and the waiters_ Dekker.
+    wait_until(drain_waiters_, [&] {
+      // seq_cst: pairs with the seq_cst store (R3) and the drain_waiters_ Dekker.
       const std::uint64_t r = release_seq_.load(std::memory_order_seq_cst);
       return static_cast<std::int64_t>(r - target) >= 0;  // wrap-safe (64-bit sequence)
     });
@@ -282,9 +293,9 @@ class executor_core {
         snap.emplace_back(w.get(), w->ser_pushed.load(std::memory_order_acquire));
       }
     }
-    wait_until([&] {
+    wait_until(drain_waiters_, [&] {
       for (auto& [w, n] : snap) {
-        // seq_cst: pairs with D0 and the waiters_ Dekker.
+        // seq_cst: pairs with D0 and the drain_waiters_ Dekker.
         if (w->ser_done.load(std::memory_order_seq_cst) < n) return false;
       }
       return true;
@@ -376,9 +387,9 @@ class executor_core {
     }
     if (any) {
       next_release_ = s;
-      // (R3) seq_cst: read by drain(); Dekker with waiters_ in notify_waiters().
+      // (R3) seq_cst: read by drain(); Dekker with drain_waiters_ in notify_if().
       release_seq_.store(s, std::memory_order_seq_cst);
-      notify_waiters();
+      notify_if(drain_waiters_);
     }
   }
 
@@ -393,12 +404,13 @@ class executor_core {
         serial_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
       }
       // Invariant 4: j is the user's again.
-      // (D0) seq_cst: single writer; read by drain() (Dekker with waiters_).
+      // (D0) seq_cst: single writer; read by drain() (Dekker with drain_waiters_).
       w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
       // (D1) seq_cst: gives the slot back; release for the ring argument, and
       // Dekker with a blocked submitter's predicate.
-      in_flight_.fetch_sub(1, std::memory_order_seq_cst);
-      notify_waiters();
+      const std::uint64_t left = in_flight_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+      notify_if(drain_waiters_);
+      if (left <= resume_at_) notify_if(submit_waiters_);
       j = next;
     }
     return true;
@@ -433,19 +445,19 @@ class executor_core {
   }
 
   template <class Pred>
-  void wait_until(Pred pred) {
+  void wait_until(std::atomic<int>& waiters, Pred pred) {
     if (pred()) return;
-    waiters_.fetch_add(1, std::memory_order_seq_cst);  // (V1) pairs with V2
+    waiters.fetch_add(1, std::memory_order_seq_cst);  // (V1) pairs with V2
     {
       std::unique_lock<std::mutex> l(wait_mu_);
       wait_cv_.wait(l, pred);
     }
-    waiters_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: only suppresses future notifications
+    waiters.fetch_sub(1, std::memory_order_relaxed);  // relaxed: only suppresses future notifications
   }
 
-  void notify_waiters() {
+  void notify_if(std::atomic<int>& waiters) {
     // (V2) seq_cst: after the progress store (D0/D1/R3/running_); pairs with V1.
-    if (waiters_.load(std::memory_order_seq_cst) != 0) {
+    if (waiters.load(std::memory_order_seq_cst) != 0) {
       { std::lock_guard<std::mutex> g(wait_mu_); }  // a waiter is either before its check or waiting
       wait_cv_.notify_all();
     }
@@ -500,6 +512,7 @@ class executor_core {
   }
 
   const std::size_t max_;
+  const std::uint64_t resume_at_;  // a blocked submit resumes when in_flight <= this
   const when_full on_full_;
   std::size_t mask_ = 0;
   std::unique_ptr<std::atomic<ordered_job*>[]> ring_;  // reorder ring, capacity mask_ + 1
@@ -509,7 +522,8 @@ class executor_core {
   alignas(64) std::atomic<std::uint64_t> pending_{0};
   std::uint64_t next_release_ = 0;  // drainer only (handed over through P1/P2)
   alignas(64) std::atomic<std::uint64_t> release_seq_;
-  alignas(64) std::atomic<int> waiters_{0};
+  alignas(64) std::atomic<int> submit_waiters_{0};  // submitters blocked at the bound
+  std::atomic<int> drain_waiters_{0};               // threads in drain()
   std::atomic<bool> running_{true};
   std::atomic<std::uint64_t> parallel_errors_{0};
   std::atomic<std::uint64_t> serial_errors_{0};
