@@ -330,7 +330,7 @@ struct first_error {
 
 // ser(par(*it)) for every it in [first, last): par runs in parallel on the
 // executor's workers, ser runs one call at a time, in input order, on one
-// callback CPU's thread. At most min(max_in_flight, max(256, 64 x workers))
+// callback CPU's thread. At most min(max_in_flight, max(512, 128 x workers), input size)
 // items are in flight; the calling thread only submits and waits. If par
 // throws for an item, ser is skipped for that item; if ser throws, later ser
 // calls are skipped; in both cases every item is still accounted for and the
@@ -343,6 +343,8 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
   using ref = decltype(*first);
   using result = std::invoke_result_t<Par&, ref>;
   static_assert(!std::is_void_v<result>, "ordered_transform: par must return the value ser consumes");
+  static_assert(std::forward_iterator<It>,
+                "ordered_transform: workers dereference copies of the iterator later");
 
   struct state {
     Par* par;
@@ -404,8 +406,11 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
   const std::size_t workers = std::max<std::size_t>(1, ex.cpus().size());
   // Jobs in flight per call; when the window is full the submitter sleeps
   // until half of it has drained (one wake-up per window / 2 items).
-  const std::size_t window = std::max<std::size_t>(
-      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(256, 64 * workers)));
+  std::size_t window = std::max<std::size_t>(
+      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(512, 128 * workers)));
+  if constexpr (std::random_access_iterator<It>) {  // no bigger than the input
+    window = std::max<std::size_t>(1, std::min<std::size_t>(window, static_cast<std::size_t>(last - first)));
+  }
   std::vector<job> jobs(window);
   for (auto& j : jobs) j.st = &st;
 
