@@ -4,7 +4,8 @@
 #   2. asan preset (ASan + UBSan + LeakSanitizer): unit + concurrent tests
 #   3. tsan preset: concurrent tests (grace periods annotated; canary must fire)
 #   3b. fuzz preset (clang): differential libFuzzer targets, bounded runs
-#   4. install the release build and build/run examples/consumer against it
+#   4. planted-bug canaries: scripts/canaries.sh ("caught N of N")
+#   5. install the release build and build/run examples/consumer against it
 #      through find_package(rcukit)
 # Concurrent tests run RCUKIT_TEST_SECONDS each (default 1). Long soaks carry
 # the `stress` label and are not run here: `ctest --preset release -L stress`.
@@ -59,6 +60,13 @@ run_ctest release
 run_ctest asan
 run_ctest tsan
 run_ctest fuzz    # libFuzzer targets, a bounded number of executions each (>= 10^6 in total)
+
+stage "planted-bug canaries (each deliberate bug must be caught)"
+if scripts/canaries.sh; then
+  total_pass=$((total_pass + 1))
+else
+  failed_stages+=("canaries"); total_fail=$((total_fail + 1))
+fi
 
 stage "examples/consumer: find_package(rcukit) on the installed package, and add_subdirectory"
 prefix="$root/build/release/install"

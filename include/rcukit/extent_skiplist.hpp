@@ -1262,7 +1262,11 @@ class extent_skiplist {
     for (uint32_t i = 0; i < left; ++i) l->store_release(i, buf[i]);
     l->count.store(left, std::memory_order_release);  // seq-protected
     // release: publishes nl's contents; pairs with the acquire loads of next[0] in readers.
+#if RCUKIT_PLANTED_BUG == 2  // canary (docs/RELIABILITY.md): a relaxed publish
+    l->next[0].store(nl, std::memory_order_relaxed);
+#else
     l->next[0].store(nl, std::memory_order_release);
+#endif
     l->seq.write_end();
     if (nl->height > 1) {
       index_lock_.lock();
@@ -1313,7 +1317,11 @@ class extent_skiplist {
         x = n;
         n = x->next[lvl].load(std::memory_order_relaxed);
       }
+#if RCUKIT_PLANTED_BUG == 3  // canary (docs/RELIABILITY.md): a skipped unlink
+      if (lvl < d->height && lvl != 1) {
+#else
       if (lvl < d->height) {
+#endif
         if (n != d) fatal("remove_leaf: leaf missing from an upper level");
         // release: pairs with the acquire loads in find_leaf().
         x->next[lvl].store(d->next[lvl].load(std::memory_order_relaxed), std::memory_order_release);
