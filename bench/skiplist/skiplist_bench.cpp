@@ -1,5 +1,5 @@
 // Single-thread micro-benchmarks of extent_skiplist against std::map behind a
-// spin lock and absl::btree_map behind a std::mutex (the locks are taken on
+// spin lock and absl::btree_map behind absl::Mutex (the locks are taken on
 // every call, uncontended, as a concurrent user would have to), at 10^3 ..
 // 10^6 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
 // walk; and insert_hole on a space fragmented to 50% by random frees, where
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
-#include "rcukit/detail/spin_lock.hpp"
+#include "common/peers.hpp"
 #include "rcukit/extent_skiplist.hpp"
 
 namespace {
@@ -28,76 +28,11 @@ using rcukit::extent;
 using rcukit::hole_request;
 using entry = rcukit::extent_entry<uint64_t>;
 
-// A locked ordered map of extents with the operations the benchmarks use;
-// insert_hole is the plain linear gap walk (up direction) from the hint.
-template <class Map, class Lock>
-class locked_map {
- public:
-  using rcu_flavor = rcukit::rcu::default_flavor;
-  absl::Status insert(extent e, uint64_t v) {
-    std::lock_guard<Lock> g(lock_);
-    return insert_locked(e, v);
-  }
-  std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
-    std::lock_guard<Lock> g(lock_);
-    return lookup_locked(key, size);
-  }
-  std::optional<entry> lookup_rcu(const rcukit::rcu::read_guard<>&, uint64_t key, uint64_t size = 1) const {
-    return lookup(key, size);
-  }
-  std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    std::lock_guard<Lock> g(lock_);
-    auto e = lookup_locked(key, size);
-    if (e) map_.erase(e->range.start);
-    return e;
-  }
-  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, uint64_t v) {
-    std::lock_guard<Lock> g(lock_);
-    uint64_t cursor = std::max(r.hint, r.floor);
-    auto it = map_.upper_bound(cursor);
-    if (it != map_.begin()) {
-      auto p = std::prev(it);
-      cursor = std::max(cursor, p->second.range.end());
-    }
-    for (;; ++it) {
-      const uint64_t hi = it == map_.end() ? r.limit : std::min(it->first, r.limit);
-      if (auto s = rcukit::detail::fit_lowest(cursor, hi, r.size, r.align)) {
-        map_.emplace(*s, entry{extent{*s, r.size}, v});
-        return *s;
-      }
-      if (it == map_.end() || it->first >= r.limit) break;
-      cursor = std::max(cursor, it->second.range.end());
-    }
-    return absl::ResourceExhaustedError("no hole");
-  }
-  template <class F>
-  void for_each(uint64_t lo, uint64_t hi, F&& f) const {
-    std::lock_guard<Lock> g(lock_);
-    for (auto it = map_.lower_bound(lo); it != map_.end() && it->first < hi; ++it) f(it->second);
-  }
-
- private:
-  absl::Status insert_locked(extent e, uint64_t v) {
-    if (lookup_locked(e.start, e.size)) return absl::AlreadyExistsError("overlap");
-    map_.emplace(e.start, entry{e, v});
-    return absl::OkStatus();
-  }
-  std::optional<entry> lookup_locked(uint64_t key, uint64_t size) const {
-    auto it = map_.upper_bound(key);
-    if (it != map_.begin()) {
-      auto p = std::prev(it);
-      if (p->second.range.end() > key) return p->second;
-    }
-    if (it != map_.end() && it->first < key + size) return it->second;
-    return std::nullopt;
-  }
-  mutable Lock lock_;
-  Map map_;
-};
-
 using skiplist = rcukit::extent_skiplist<uint64_t>;
-using std_map_spin = locked_map<std::map<uint64_t, entry>, rcukit::detail::spin_lock>;
-using btree_mutex = locked_map<absl::btree_map<uint64_t, entry>, std::mutex>;
+// The peers shared with the harnesses (stress/common/peers.hpp): insert_hole
+// there is the plain linear gap walk a sorted map offers.
+using std_map_spin = rcukit::harness::std_map_spinlock<uint64_t>;
+using btree_mutex = rcukit::harness::btree_mutex<uint64_t>;
 
 // n extents [16 i, 16 i + 8), inserted in random order.
 template <class M>

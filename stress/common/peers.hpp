@@ -5,8 +5,10 @@
 //   std_map_spinlock  std::map<start, {size, value}> behind one spin lock
 //   btree_mutex       absl::btree_map<start, {size, value}> behind absl::Mutex
 //
-// They implement the subset of the extent_index surface the harnesses use:
-// insert, lookup(key, size), erase(key, size), for_each(lo, hi, f), size().
+// They implement the subset of the extent_index surface the harnesses and
+// benchmarks use: insert, lookup(key, size), lookup_rcu (takes the lock),
+// erase(key, size), insert_hole (linear walk, direction::up only),
+// for_each(lo, hi, f), size().
 // lookup/erase follow API.md: the lowest extent overlapping [key, key+size).
 #pragma once
 
@@ -18,25 +20,15 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/extent.hpp"
 
 namespace rcukit::harness {
 
-// Test-and-test-and-set spin lock, like the kernel's spinlock_t in spirit.
-class spin_lock {
- public:
-  void lock() noexcept {
-    // acquire: pairs with the release store in unlock().
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) __builtin_ia32_pause();  // relaxed: just a hint
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }  // pairs with lock()
-
- private:
-  std::atomic<bool> locked_{false};
-};
+// The same spin lock the rbtree baseline uses (one lock, readers included).
+using spin_lock = detail::spin_lock;
 
 // What an ordered peer map stores per start key.
 template <class T>
@@ -71,6 +63,29 @@ struct ordered_map_extents {
     if (e) m.erase(e->range.start);
     return e;
   }
+  // Linear next-fit walk over the gaps from max(hint, floor) upward, then
+  // from floor (direction::up of API.md); what a plain ordered map offers.
+  static absl::StatusOr<uint64_t> insert_hole_up(Map& m, const hole_request& r, const T& v) {
+    if (auto s = validate_hole_request(r); !s.ok()) return s;
+    if (r.dir != hole_request::direction::up) return absl::UnimplementedError("peer maps walk up only");
+    for (const detail::hole_window w : {detail::first_pass(r), detail::second_pass(r)}) {
+      uint64_t cursor = w.lo;
+      auto it = m.upper_bound(cursor);
+      if (it != m.begin()) cursor = std::max(cursor, std::prev(it)->first + std::prev(it)->second.size);
+      for (;; ++it) {
+        const uint64_t hi = it == m.end() ? w.hi : std::min(it->first, w.hi);
+        if (cursor < hi) {
+          if (auto s = detail::fit_lowest(cursor, hi, r.size, r.align)) {
+            m.emplace(*s, extent_slot<T>{r.size, v});
+            return *s;
+          }
+        }
+        if (it == m.end() || it->first >= w.hi) break;
+        cursor = std::max(cursor, it->first + it->second.size);
+      }
+    }
+    return absl::ResourceExhaustedError("no hole");
+  }
   template <class F>
   static void for_each(const Map& m, uint64_t lo, uint64_t hi, F&& f) {
     if (lo >= hi) return;  // [lo, hi) is empty
@@ -82,6 +97,10 @@ struct ordered_map_extents {
 
 template <class T>
 class std_map_spinlock {
+ public:
+  using rcu_flavor = rcu::default_flavor;
+
+ private:
   using map = std::map<uint64_t, extent_slot<T>>;
   using ops = ordered_map_extents<map, T>;
 
@@ -98,6 +117,14 @@ class std_map_spinlock {
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
     std::lock_guard g(lock_);
     return ops::erase(map_, key, size);
+  }
+  // Takes the lock like every other call: a peer has no read side.
+  std::optional<entry> lookup_rcu(const rcu::read_guard<>&, uint64_t key, uint64_t size = 1) const {
+    return lookup(key, size);
+  }
+  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
+    std::lock_guard g(lock_);
+    return ops::insert_hole_up(map_, r, v);
   }
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
@@ -116,6 +143,10 @@ class std_map_spinlock {
 
 template <class T>
 class btree_mutex {
+ public:
+  using rcu_flavor = rcu::default_flavor;
+
+ private:
   using map = absl::btree_map<uint64_t, extent_slot<T>>;
   using ops = ordered_map_extents<map, T>;
 
@@ -132,6 +163,14 @@ class btree_mutex {
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
     absl::MutexLock g(&mu_);
     return ops::erase(map_, key, size);
+  }
+  // Takes the lock like every other call: a peer has no read side.
+  std::optional<entry> lookup_rcu(const rcu::read_guard<>&, uint64_t key, uint64_t size = 1) const {
+    return lookup(key, size);
+  }
+  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
+    absl::MutexLock g(&mu_);
+    return ops::insert_hole_up(map_, r, v);
   }
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {

@@ -44,6 +44,7 @@
 #include <thread>
 
 #include "rcukit/detail/executor_queue.hpp"
+#include "rcukit/detail/spin_lock.hpp"  // cpu_relax()
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
@@ -54,16 +55,6 @@ using executor_rcu = rcu::memb;
 [[noreturn]] inline void executor_fatal(const char* what) noexcept {
   std::fprintf(stderr, "rcukit::ordered_executor: %s\n", what);
   std::abort();
-}
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#else
-  std::this_thread::yield();
-#endif
 }
 
 struct executor_worker {
@@ -265,7 +256,8 @@ class executor_core {
       // next release_ready(); release hands next_release_ to the next drainer
       // (whose P1 reads this value or a later one in the chain).
       const std::uint64_t prev = pending_.fetch_sub(todo, std::memory_order_acq_rel);
-#if RCUKIT_PLANTED_BUG == 5  // canary (docs/RELIABILITY.md): completions counted during the drain are never reordered
+#if RCUKIT_PLANTED_BUG == \
+    5  // canary (docs/RELIABILITY.md): completions counted during the drain are never reordered
       if (prev != todo) pending_.fetch_sub(prev - todo, std::memory_order_acq_rel);
       return;
 #endif

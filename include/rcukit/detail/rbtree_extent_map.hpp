@@ -3,7 +3,7 @@
 // (subtree max-gap) variant, one class template with a compile-time switch.
 //
 // The idea. Every extent [start, start + size) is one rbtree node keyed by
-// start. One spinlock (detail/rbtree_spinlock.hpp) serialises everything,
+// start. One spinlock (detail/spin_lock.hpp) serialises everything,
 // readers included, exactly as drivers/iommu/iova.c did in 2013 with
 // iova_rbtree_lock; nodes are freed right after unlinking (no reader can see
 // them without the lock, so no RCU is needed).
@@ -57,7 +57,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rcukit/detail/rbtree_core.hpp"
-#include "rcukit/detail/rbtree_spinlock.hpp"
+#include "rcukit/detail/spin_lock.hpp"
+
+#include <mutex>
 #include "rcukit/extent.hpp"
 #include "rcukit/rcu.hpp"
 
@@ -136,7 +138,7 @@ class rb_extent_map_impl {
     if (n == nullptr) return absl::ResourceExhaustedError("rbtree_extent_map: node allocation failed");
     bool linked;
     {
-      rb_lock_guard g(lock_);
+      std::lock_guard<spin_lock> g(lock_);
       linked = link_locked(n);
     }
     if (!linked) {
@@ -151,7 +153,7 @@ class rb_extent_map_impl {
   // lock too), O(log n). The result is a copy.
   std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
     if (!is_valid_query(key, size)) return std::nullopt;
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     const node_t* n = find_overlap_locked(key, size);
     if (n == nullptr) return std::nullopt;
     return entry{n->range, n->value};
@@ -169,7 +171,7 @@ class rb_extent_map_impl {
     if (!is_valid_query(key, size)) return std::nullopt;
     node_t* n;
     {
-      rb_lock_guard g(lock_);
+      std::lock_guard<spin_lock> g(lock_);
       n = find_overlap_locked(key, size);
       if (n == nullptr) return std::nullopt;
       unlink_locked(n);
@@ -190,7 +192,7 @@ class rb_extent_map_impl {
     if (n == nullptr) return absl::ResourceExhaustedError("rbtree_extent_map: node allocation failed");
     std::optional<uint64_t> start;
     {
-      rb_lock_guard g(lock_);
+      std::lock_guard<spin_lock> g(lock_);
       start = find_hole_locked(first_pass(r), r);
       if (!start) start = find_hole_locked(second_pass(r), r);
       if (start) {
@@ -211,7 +213,7 @@ class rb_extent_map_impl {
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (hi <= lo) return;
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     const rb::node* n = floor_locked(lo);
     if (n == nullptr || as_extent<T>(n)->range.end() <= lo) {
       n = n == nullptr ? rb::first(&root_) : rb::next(n);
@@ -226,7 +228,7 @@ class rb_extent_map_impl {
 
   // First extent with start >= key. Blocking, O(log n).
   std::optional<entry> lower_bound(uint64_t key) const {
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     const rb::node* n = root_.top;
     const rb::node* best = nullptr;
     while (n != nullptr) {
@@ -244,14 +246,14 @@ class rb_extent_map_impl {
   // Last extent with start < key. Blocking, O(log n).
   std::optional<entry> prev_extent(uint64_t key) const {
     if (key == 0) return std::nullopt;
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     const rb::node* n = floor_locked(key - 1);
     if (n == nullptr) return std::nullopt;
     return entry{as_extent<T>(n)->range, as_extent<T>(n)->value};
   }
 
   size_t size() const {
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     return count_;
   }
   bool empty() const { return size() == 0; }
@@ -260,7 +262,7 @@ class rb_extent_map_impl {
   void clear() {
     rb::node* top;
     {
-      rb_lock_guard g(lock_);
+      std::lock_guard<spin_lock> g(lock_);
       top = root_.top;
       root_.top = nullptr;
       count_ = 0;
@@ -270,7 +272,7 @@ class rb_extent_map_impl {
 
   // Test/debug: verifies invariants (1)-(4) under the lock. O(n).
   absl::Status check_invariants() const {
-    rb_lock_guard g(lock_);
+    std::lock_guard<spin_lock> g(lock_);
     std::string err;
     size_t nodes = 0;
     if (!rb::is_black(root_.top)) return absl::InternalError("root is red");
@@ -533,7 +535,7 @@ class rb_extent_map_impl {
     return lh + (rb::is_black(n) ? 1 : 0);
   }
 
-  mutable rb_spinlock lock_;
+  mutable spin_lock lock_;
   rb::root root_;     // guarded by lock_
   size_t count_ = 0;  // guarded by lock_
 };

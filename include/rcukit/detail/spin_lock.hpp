@@ -17,6 +17,18 @@
 
 namespace rcukit::detail {
 
+// One pause of a spin-wait loop: tells the core we are spinning (x86 PAUSE,
+// arm64 YIELD) so the sibling hyperthread and the lock holder run faster.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#else
+  std::this_thread::yield();
+#endif
+}
+
 class spin_lock {
  public:
   // Blocking; not wait-free (spins, then yields). Never allocates.
@@ -30,6 +42,8 @@ class spin_lock {
         if (++spins > 64) {
           std::this_thread::yield();
           spins = 0;
+        } else {
+          cpu_relax();
         }
       }
     }
