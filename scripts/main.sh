@@ -53,9 +53,9 @@ if [ -x "$bin/stress/rcukit-iommu-sim" ]; then
       --allocator "$allocs" --seconds "$io_secs" --format json >"$raw/iommu-$pattern-$rw.json"
   done
 fi
-for b in "$bin"/bench/*/bench_*; do
-  [ -x "$b" ] || continue
-  name=$(basename "$b"); name=${name#bench_}; name=${name//_/-}
+for b in "$bin"/bench/*/bench_* "$bin"/bench/*/*_bench; do
+  [ -x "$b" ] && [ -f "$b" ] || continue
+  name=$(basename "$b"); name=${name#bench_}; name=${name%_bench}; name=${name//_/-}
   step "benchmark $name (min time ${bm_time}s per case)"
   "$b" --benchmark_min_time="$bm_time" --benchmark_format=json --benchmark_out="$raw/bench-$name.json" \
     --benchmark_out_format=json >/dev/null
