@@ -147,7 +147,8 @@ def main():
             if bm.get("run_type") == "aggregate":
                 continue
             if bm.get("error_occurred"):
-                rows.append([bm["name"], "N/A: " + bm.get("error_message", ""), ""])
+                msg = bm.get("error_message", "")
+                rows.append([bm["name"], msg if msg.startswith("N/A") else "N/A: " + msg, ""])
                 continue
             ips = bm.get("items_per_second")
             rows.append([bm["name"], "%.3g" % ips if ips else "",
