@@ -34,10 +34,12 @@ if [ "$size" = full ]; then
   sl_args=(--items 1000000 --rounds 100000 --threads 1,2,4,8,16)
   io_secs=10
   bm_time=1.0
+  bm_filter=.
 else
   sl_args=(--items 100000 --rounds 20000 --threads 1,2,8)
   io_secs=3
   bm_time=0.2
+  bm_filter='-.*/1000000'   # quick: sizes up to 10^5 (the full run adds 10^6)
 fi
 
 if [ -x "$bin/stress/rcukit-skiplist-test" ]; then
@@ -57,7 +59,7 @@ for b in "$bin"/bench/*/bench_* "$bin"/bench/*/*_bench; do
   [ -x "$b" ] && [ -f "$b" ] || continue
   name=$(basename "$b"); name=${name#bench_}; name=${name%_bench}; name=${name//_/-}
   step "benchmark $name (min time ${bm_time}s per case)"
-  "$b" --benchmark_min_time="$bm_time" --benchmark_format=json --benchmark_out="$raw/bench-$name.json" \
+  "$b" --benchmark_min_time="$bm_time" --benchmark_filter="$bm_filter" --benchmark_format=json --benchmark_out="$raw/bench-$name.json" \
     --benchmark_out_format=json >/dev/null
 done
 
