@@ -207,8 +207,9 @@ class device {
     for (;;) {
       if (busy_) {
         if (now < end_) return;
+        done_bytes_ += current_->bytes;  // before the store below: the owner may free the IO after it
         current_->complete.store(true, std::memory_order_release);  // pairs with the owner's acquire
-        done_bytes_ += current_->bytes;
+        current_ = nullptr;
         busy_ = false;
         start_next(end_);  // back to back when work is queued
       } else {

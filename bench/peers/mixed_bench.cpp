@@ -4,7 +4,7 @@
 //   each operation picks a random slot: 80% lookup, 10% insert, 10% erase.
 // Threads 1, 2 and 8 (8 oversubscribes a 2-core machine on purpose: lock-holder
 // preemption shows there). Peers, each used through its documented API:
-//   std::map behind a spin lock, absl::btree_map behind absl::Mutex,
+//   std::map behind a spin lock, absl::btree_map behind a std::mutex,
 //   libcds SkipListMap with its RCU gc (general_buffered), and oneTBB
 //   concurrent_map, which has no concurrency-safe erase: its erase workload is
 //   reported as an error row "N/A", never emulated.

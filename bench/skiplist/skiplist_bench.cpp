@@ -1,5 +1,5 @@
 // Single-thread micro-benchmarks of extent_skiplist against std::map behind a
-// spin lock and absl::btree_map behind absl::Mutex (the locks are taken on
+// spin lock and absl::btree_map behind a std::mutex (the locks are taken on
 // every call, uncontended, as a concurrent user would have to), at 10^3 ..
 // 10^6 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
 // walk; and insert_hole on a space fragmented to 50% by random frees, where
