@@ -185,7 +185,8 @@ TEST(JudyLinearizability, PointOperationsAreLinearizable) {
   sync.arrive_and_wait();
   for (auto& th : threads) th.join();
   a.reset();
-  std::printf("judy linearizability: %ld rounds of %d operations checked\n", rounds, kThreads * kOpsPerThread);
+  std::printf("judy linearizability: %ld rounds of %d operations checked\n", rounds,
+              kThreads * kOpsPerThread);
   EXPECT_EQ(failures, 0) << "non-linearizable histories out of " << rounds << " rounds";
   rcu::barrier();
   EXPECT_EQ(alloc::live.load(std::memory_order_relaxed), 0);
