@@ -96,16 +96,14 @@ struct ordered_map_extents {
   }
 };
 
-template <class T>
-class std_map_spinlock {
+// An ordered map of extents behind one lock, taken by every call (a peer has
+// no read side). Map is keyed by start and stores extent_slot<T>.
+template <class Map, class Lock, class T>
+class locked_extent_map {
+  using ops = ordered_map_extents<Map, T>;
+
  public:
   using rcu_flavor = rcu::default_flavor;
-
- private:
-  using map = std::map<uint64_t, extent_slot<T>>;
-  using ops = ordered_map_extents<map, T>;
-
- public:
   using entry = extent_entry<T>;
   absl::Status insert(extent e, const T& v) {
     std::lock_guard g(lock_);
@@ -119,7 +117,6 @@ class std_map_spinlock {
     std::lock_guard g(lock_);
     return ops::erase(map_, key, size);
   }
-  // Takes the lock like every other call: a peer has no read side.
   std::optional<entry> lookup_rcu(const rcu::read_guard<>&, uint64_t key, uint64_t size = 1) const {
     return lookup(key, size);
   }
@@ -138,54 +135,13 @@ class std_map_spinlock {
   }
 
  private:
-  mutable spin_lock lock_;
-  map map_;
+  mutable Lock lock_;
+  Map map_;
 };
 
 template <class T>
-class btree_mutex {
- public:
-  using rcu_flavor = rcu::default_flavor;
-
- private:
-  using map = absl::btree_map<uint64_t, extent_slot<T>>;
-  using ops = ordered_map_extents<map, T>;
-
- public:
-  using entry = extent_entry<T>;
-  absl::Status insert(extent e, const T& v) {
-    std::lock_guard g(mu_);
-    return ops::insert(map_, e, v);
-  }
-  std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
-    std::lock_guard g(mu_);
-    return ops::lookup(map_, key, size);
-  }
-  std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    std::lock_guard g(mu_);
-    return ops::erase(map_, key, size);
-  }
-  // Takes the lock like every other call: a peer has no read side.
-  std::optional<entry> lookup_rcu(const rcu::read_guard<>&, uint64_t key, uint64_t size = 1) const {
-    return lookup(key, size);
-  }
-  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
-    std::lock_guard g(mu_);
-    return ops::insert_hole_up(map_, r, v);
-  }
-  template <class F>
-  void for_each(uint64_t lo, uint64_t hi, F&& f) const {
-    std::lock_guard g(mu_);
-    ops::for_each(map_, lo, hi, f);
-  }
-  size_t size() const {
-    std::lock_guard g(mu_);
-    return map_.size();
-  }
-
- private:
-  mutable std::mutex mu_;
-  map map_;
-};
+using std_map_spinlock = locked_extent_map<std::map<uint64_t, extent_slot<T>>, spin_lock, T>;
+template <class T>
+using btree_mutex = locked_extent_map<absl::btree_map<uint64_t, extent_slot<T>>, std::mutex, T>;
 
 }  // namespace rcukit::harness
