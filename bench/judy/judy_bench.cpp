@@ -265,7 +265,12 @@ double heap_bytes() {
   const struct mallinfo2 mi = mallinfo2();
   return static_cast<double>(mi.uordblks + mi.hblkhd);
 }
-void settle_rcu() { rcu::barrier<rcu::memb>(); }
+// After the barrier, also free on this thread the judy nodes it retired
+// (judy_array frees retired memory on the retiring thread, lazily).
+void settle_rcu() {
+  rcu::barrier<rcu::memb>();
+  rcukit::detail::judy_reclaimer<rcu::memb>::mine().drain();
+}
 
 template <class A>
 void BM_insert(benchmark::State& state) {
@@ -412,19 +417,41 @@ void BM_judy_readers_churn(benchmark::State& state) {
   }
 }
 
-// Writers in disjoint top-level subtrees (key's top byte = 0x10 + thread).
+// Writers in disjoint subtrees below the root. Thread t owns the keys whose
+// top byte is 0x10 + t. Both subtrees are prefilled (once, before either run)
+// with kDisjointStable even keys, so the root node holds both children in the
+// 1- and the 2-thread run alike and never changes: the churn (insert then
+// erase of the thread's own odd keys, never in the prefill) rebuilds buckets
+// and stores them into the thread's depth-1 node only. Nothing shared is
+// written in the loop (the key list and the RNG are per thread).
+constexpr int kDisjointStable = 4096;
+rcukit::judy_array<std::uint64_t>& disjoint_array() {
+  static rcukit::judy_array<std::uint64_t>* a = [] {
+    auto* p = new rcukit::judy_array<std::uint64_t>();
+    for (unsigned t = 0; t < 2; ++t) {
+      std::mt19937_64 rng(1000 + t);
+      const std::uint64_t top = std::uint64_t{0x10u + t} << 56;
+      for (int i = 0; i < kDisjointStable; ++i) (void)p->insert(top | ((rng() >> 8) & ~std::uint64_t{1}), 0);
+    }
+    return p;
+  }();
+  return *a;
+}
+
 void BM_judy_writers_disjoint(benchmark::State& state) {
-  static rcukit::judy_array<std::uint64_t> a;
+  auto& a = disjoint_array();
   std::mt19937_64 rng(100 + state.thread_index());
   const std::uint64_t top = std::uint64_t{0x10u + static_cast<unsigned>(state.thread_index())} << 56;
   std::vector<std::uint64_t> mine;
-  for (int i = 0; i < 4096; ++i) mine.push_back(top | (rng() >> 8));
+  for (int i = 0; i < 4096; ++i) mine.push_back(top | (rng() >> 8) | 1);  // odd: never prefilled
   std::size_t i = 0;
+  bool ok = true;
   for (auto _ : state) {
     const std::uint64_t k = mine[i++ & 4095];
-    (void)a.insert(k, k);
-    (void)a.erase(k);
+    ok &= a.insert(k, k).ok();
+    ok &= a.erase(k).has_value();
   }
+  if (!ok) state.SkipWithError("an insert or erase of the thread's own key failed");
   state.SetItemsProcessed(static_cast<std::int64_t>(2 * state.iterations()));
 }
 

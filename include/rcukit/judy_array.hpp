@@ -35,7 +35,27 @@
 // Writers in different subtrees lock disjoint nodes and run in parallel;
 // they meet only on a common ancestor that must absorb a rebuilt child (for
 // a lin*/pool node, inserting a new key byte rebuilds it and locks its
-// parent for the duration of that store).
+// parent for the duration of that store). Readers' path nodes above the top
+// level are only read, never locked or written.
+//
+// Reclamation (detail/judy_node.hpp). Nearly every update replaces one
+// bucket. Retiring each through its own call_rcu, and letting liburcu's
+// callback thread free() what the writers malloc()ed, made a second writer
+// on a disjoint subtree cost as much CPU per update as the first one saved:
+// glibc's arena locks bounced between the writers and the callback thread.
+// So each thread batches what it retires (one rcu::retire_with per 64
+// objects), the callback hands the batch back to the retiring thread, and
+// that thread frees the memory itself into a per-thread block cache that
+// its next allocations reuse. The only shared writes left per update are
+// to the node locked at the top level. Memory of a retired object is
+// reclaimed after its grace period and after its retiring thread's next
+// update (or its exit, or its destruction of a judy_array): see the
+// judy_node.hpp essay for the bound on what an idle thread holds.
+//
+// Allocation failure. insert, try_insert_or_assign and try_erase return
+// ResourceExhausted; insert_or_assign and erase (API.md gives them no error
+// channel) throw std::bad_alloc, as std::map's do. In every case the update
+// built nothing visible: the array is unchanged (invariant 3 below).
 //
 // Invariants (in addition to detail/judy_node.hpp's):
 //  (1) Locks are taken in increasing depth only: no deadlock.
@@ -58,6 +78,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
@@ -92,7 +113,13 @@ class judy_array {
   judy_array(const judy_array&) = delete;
   judy_array& operator=(const judy_array&) = delete;
   // Frees every node at once. Precondition: no other thread uses the array.
-  ~judy_array() { destroy(root_.load(std::memory_order_relaxed)); }
+  // Also hands the calling thread's pending retired nodes (of any array) to
+  // RCU, so that they are freed by the next rcu::barrier().
+  ~judy_array() {
+    destroy(root_.load(std::memory_order_relaxed));
+    detail::judy_reclaimer<Rcu>::mine().flush();
+    detail::judy_reclaimer<Rcu>::mine().drain();
+  }
 
   // Inserts key -> v. AlreadyExists if key is present; ResourceExhausted if a
   // node allocation failed. Either way nothing changed. Blocking (per-node
@@ -104,29 +131,33 @@ class judy_array {
     return *r ? absl::OkStatus() : absl::AlreadyExistsError("judy_array::insert: key already present");
   }
 
-  // Inserts or replaces; true if inserted. Aborts on allocation failure (the
-  // API.md signature has no room for an error): use try_insert_or_assign to
-  // get ResourceExhausted instead. Blocking writer.
+  // Inserts or replaces; true if inserted. Blocking writer (per-node locks);
+  // the linearization point is the one publishing store. On allocation
+  // failure it throws std::bad_alloc and nothing changed (the API.md
+  // signature has no error channel; std::map::insert_or_assign behaves the
+  // same way). try_insert_or_assign reports ResourceExhausted instead.
   bool insert_or_assign(std::uint64_t key, const T& v) {
     absl::StatusOr<bool> r = try_insert_or_assign(key, v);
-    if (!r.ok()) rcu::detail::fatal("judy_array::insert_or_assign: out of memory");
+    if (!r.ok()) throw std::bad_alloc();
     return *r;
   }
-  // As insert_or_assign; ResourceExhausted (nothing changed) on allocation failure.
+  // As insert_or_assign; ResourceExhausted (nothing changed) on allocation
+  // failure. Never throws.
   absl::StatusOr<bool> try_insert_or_assign(std::uint64_t key, const T& v) {
     return update(key, &v, /*assign=*/true, nullptr);
   }
 
   // Removes key; returns its value, or nullopt if absent. Erasing rebuilds
-  // the key's bucket (and may shrink or merge nodes), so it allocates; it
-  // aborts on allocation failure (use try_erase to get ResourceExhausted).
-  // Blocking writer.
+  // the key's bucket (and may shrink or merge nodes), so it allocates: on
+  // allocation failure it throws std::bad_alloc and nothing changed (use
+  // try_erase to get ResourceExhausted instead). Blocking writer.
   std::optional<T> erase(std::uint64_t key) {
     absl::StatusOr<std::optional<T>> r = try_erase(key);
-    if (!r.ok()) rcu::detail::fatal("judy_array::erase: out of memory");
+    if (!r.ok()) throw std::bad_alloc();
     return *r;
   }
   // As erase; ResourceExhausted (nothing changed) on allocation failure.
+  // Never throws.
   absl::StatusOr<std::optional<T>> try_erase(std::uint64_t key) {
     std::optional<T> out;
     absl::StatusOr<bool> r = update(key, nullptr, false, &out);
@@ -521,6 +552,18 @@ class judy_array {
   static std::size_t word_bytes(word w) noexcept {
     return detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes();
   }
+  // Retires a node or bucket that new readers can no longer reach: into the
+  // calling thread's batch, or alone if no batch could be allocated.
+  static void retire_word(word w) noexcept {
+    void* mem =
+        detail::judy_is_leaf(w) ? static_cast<void*>(as_bucket_mut(w)) : static_cast<void*>(as_node(w));
+    if (detail::judy_reclaimer<Rcu>::mine().retire(mem, word_bytes(w))) return;
+    if (detail::judy_is_leaf(w)) {
+      rcu::retire_with<&detail::judy_free_bucket_remote<T>, Rcu>(as_bucket_mut(w));
+    } else {
+      rcu::retire_with<&detail::judy_free_node_remote, Rcu>(as_node(w));
+    }
+  }
   // Frees one unpublished node or bucket (not its children).
   static void free_one(word w) noexcept {
     if (w == 0) return;
@@ -633,6 +676,9 @@ class judy_array {
   // returning true if the key was inserted, false if it was present.
   // v == nullptr: erase, returning true and filling *erased if removed.
   absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
+    // Free (on this thread) what this thread retired before, now past its
+    // grace period (detail/judy_node.hpp, batched reclamation).
+    detail::judy_reclaimer<Rcu>::mine().drain();
     for (;;) {
       rcu::read_guard<Rcu> g;
       path p;
@@ -756,7 +802,7 @@ class judy_array {
         p.nodes[d]->template visit<true>(0, 255, [&](unsigned cb, word cw) {
           if (cb != p.bytes[d]) {
             delta -= static_cast<std::ptrdiff_t>(word_bytes(cw));
-            rcu::retire_with<&detail::judy_free_bucket<T>, Rcu>(as_bucket_mut(cw));
+            retire_word(cw);
           }
           return false;
         });
@@ -773,11 +819,7 @@ class judy_array {
       unlock_range(p, top, p.bottom);
       for (int i = 0; i < nretire; ++i) {
         delta -= static_cast<std::ptrdiff_t>(word_bytes(retire_list[i]));
-        if (detail::judy_is_leaf(retire_list[i])) {
-          rcu::retire_with<&detail::judy_free_bucket<T>, Rcu>(as_bucket_mut(retire_list[i]));
-        } else {
-          rcu::retire_with<&detail::judy_free_node, Rcu>(as_node(retire_list[i]));
-        }
+        retire_word(retire_list[i]);
       }
       // Statistics, striped per thread so writers in disjoint subtrees do not
       // share a cache line; relaxed: summed by size()/memory_bytes(), which

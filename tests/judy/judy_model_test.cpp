@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -336,18 +337,20 @@ TEST_F(JudyTest, BucketsSplitAndMerge) {
   ASSERT_TRUE(b.check_invariants().ok()) << b.check_invariants();
 }
 
-// Every allocation of an update, in turn, fails: the update must report
-// ResourceExhausted and leave contents, size, bytes and invariants unchanged.
+// Every allocation of an update, in turn, fails: the Status/StatusOr calls
+// must report ResourceExhausted, and insert_or_assign/erase (no error channel
+// in API.md) must throw std::bad_alloc, each leaving contents, size, bytes
+// and invariants unchanged. TearDown checks that nothing leaked.
 template <unsigned Cap>
 void allocation_failure_run(std::uint64_t seed) {
   judy_array<std::uint64_t, rcu::memb, Cap> a;
   std::map<std::uint64_t, std::uint64_t> m;
   key_source src(keyset::mixed, seed);
-  int failures = 0;
+  int failures = 0, throws = 0;
   for (int i = 0; i < 3000; ++i) {
     const std::uint64_t k = src.next();
     const std::uint64_t v = src.rng();
-    const unsigned op = static_cast<unsigned>(src.rng() % 3);
+    const unsigned op = static_cast<unsigned>(src.rng() % 5);
     for (long n = 0;; ++n) {
       const std::size_t bytes = a.memory_bytes(), size = a.size();
       alloc::fail_after(n);
@@ -361,17 +364,43 @@ void allocation_failure_run(std::uint64_t seed) {
       } else if (op == 1) {
         absl::StatusOr<bool> r = a.try_insert_or_assign(k, v);
         failed = !r.ok();
-        if (!failed) {
+        if (failed) {
+          ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+        } else {
           ASSERT_EQ(*r, m.find(k) == m.end());
           m[k] = v;
         }
-      } else {
+      } else if (op == 2) {
         absl::StatusOr<std::optional<std::uint64_t>> r = a.try_erase(k);
         failed = !r.ok();
-        if (!failed) {
+        if (failed) {
+          ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+        } else {
           auto it = m.find(k);
           ASSERT_EQ(r->has_value(), it != m.end());
           if (it != m.end()) m.erase(it);
+        }
+      } else if (op == 3) {
+        try {
+          const bool inserted = a.insert_or_assign(k, v);
+          ASSERT_EQ(inserted, m.find(k) == m.end());
+          m[k] = v;
+        } catch (const std::bad_alloc&) {
+          failed = true;
+          ++throws;
+        }
+      } else {
+        try {
+          const std::optional<std::uint64_t> r = a.erase(k);
+          auto it = m.find(k);
+          ASSERT_EQ(r.has_value(), it != m.end());
+          if (it != m.end()) {
+            ASSERT_EQ(*r, it->second);
+            m.erase(it);
+          }
+        } catch (const std::bad_alloc&) {
+          failed = true;
+          ++throws;
         }
       }
       alloc::fail_after(-1);
@@ -387,6 +416,7 @@ void allocation_failure_run(std::uint64_t seed) {
     }
   }
   EXPECT_GT(failures, 1500);  // every insert and assign allocates at least its bucket
+  EXPECT_GT(throws, 300);     // insert_or_assign always allocates; erase often does
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
   expect_same_contents(a, m);
 }

@@ -39,6 +39,13 @@
 //      would have merged); buckets hold 1..cap sorted keys on their path.
 //  (5) A node is never modified after dead_ is set (it has been replaced).
 //
+// Allocation (below): nodes and buckets come from a per-thread block cache
+// in 16-byte size classes, and what a thread retires is batched and
+// returned to it after the grace period, so the thread that allocates is
+// the one that frees (no malloc arena shared between writers and liburcu's
+// callback thread). judy_alloc::live counts objects not yet past their
+// grace period.
+//
 // Not supported here: path compression of inner-node chains (a long shared
 // prefix over more than a bucket of keys costs one lin4 node per shared
 // byte), key-suffix compression in buckets (keys are stored whole: 8 bytes).
@@ -56,14 +63,111 @@
 
 namespace rcukit::detail {
 
+// Statistics stripes: each thread updates one (chosen once per thread), so
+// writers on different cores do not bounce one cache line.
+inline constexpr unsigned judy_stripes = 8;
+inline unsigned judy_stripe_index() noexcept {
+  static std::atomic<unsigned> next{0};
+  // relaxed: only spreads threads over stripes; any value is correct.
+  static thread_local const unsigned mine = next.fetch_add(1, std::memory_order_relaxed) % judy_stripes;
+  return mine;
+}
+
+// A striped signed counter (a statistic): add() touches the caller's stripe,
+// load() sums them. Relaxed throughout: readers sum it only after a join or
+// rcu::barrier(), which orders the updates before the read.
+struct judy_striped_counter {
+  struct alignas(64) cell {
+    std::atomic<long> v{0};
+  };
+  cell cells[judy_stripes];
+  void add(long d) noexcept { cells[judy_stripe_index()].v.fetch_add(d, std::memory_order_relaxed); }
+  long load(std::memory_order = std::memory_order_relaxed) const noexcept {
+    long n = 0;
+    for (const cell& c : cells) n += c.v.load(std::memory_order_relaxed);  // statistic, see above
+    return n;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Per-thread block cache. Every update allocates a bucket and frees the one
+// it replaced a grace period later; through glibc that pair cost about a
+// third of an update (_int_free's coalescing of a burst of freed chunks).
+// Each thread keeps freed blocks in exact 16-byte size classes (up to
+// judy_cache_max_bytes in all) and reuses them. Plain thread-local data,
+// constant-initialized and trivially destructible, so it stays usable while
+// other thread-locals are destroyed; a guard empties and disables it at
+// thread exit.
+// ---------------------------------------------------------------------------
+inline constexpr std::size_t judy_cache_classes = 131;  // 16-byte classes up to 2080 bytes
+inline constexpr std::size_t judy_cache_max_bytes = 2 * 1024 * 1024;
+
+struct judy_block_cache {
+  void* heads[judy_cache_classes];  // free blocks, linked through their first word
+  std::size_t bytes;                // held in all classes
+  unsigned char state;              // 0 = unused yet, 1 = on, 2 = off (thread exiting)
+};
+inline thread_local constinit judy_block_cache judy_tls_cache{};
+
+struct judy_block_cache_guard {
+  ~judy_block_cache_guard() {
+    judy_block_cache& c = judy_tls_cache;
+    for (void*& h : c.heads) {
+      while (h != nullptr) {
+        void* next = *static_cast<void**>(h);
+        std::free(h);
+        h = next;
+      }
+    }
+    c.bytes = 0;
+    c.state = 2;
+  }
+};
+
+inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
+
+// A block of at least `bytes` (rounded up to its class), or nullptr.
+inline void* judy_cache_get(std::size_t bytes) noexcept {
+  const std::size_t c = judy_size_class(bytes);
+  judy_block_cache& tc = judy_tls_cache;
+  if (c < judy_cache_classes && tc.state == 1 && tc.heads[c] != nullptr) {
+    void* p = tc.heads[c];
+    tc.heads[c] = *static_cast<void**>(p);
+    tc.bytes -= c * 16;
+    return p;
+  }
+  if (tc.state == 0) {
+    static thread_local judy_block_cache_guard guard;  // empties the cache at thread exit
+    (void)guard;
+    tc.state = 1;
+  }
+  return std::malloc(c < judy_cache_classes ? c * 16 : bytes);
+}
+
+// Gives back a block from judy_cache_get(bytes): into this thread's cache,
+// or to free() when the cache is full, off, or the block too big.
+inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
+  const std::size_t c = judy_size_class(bytes);
+  judy_block_cache& tc = judy_tls_cache;
+  if (c < judy_cache_classes && tc.state == 1 && tc.bytes + c * 16 <= judy_cache_max_bytes) {
+    *static_cast<void**>(p) = tc.heads[c];
+    tc.heads[c] = p;
+    tc.bytes += c * 16;
+    return;
+  }
+  std::free(p);
+}
+
 // ---------------------------------------------------------------------------
 // Allocation hook. Every node and bucket of every judy_array is allocated here,
 // so tests can make the n-th allocation of the calling thread fail.
 // ---------------------------------------------------------------------------
 struct judy_alloc {
-  // Live allocations (all arrays): tests check it is 0 after rcu::barrier().
-  // Relaxed: a statistic, read only after barrier()/join, which order it.
-  static inline std::atomic<long> live{0};
+  // Live allocations (all arrays): tests check live.load() is 0 after the
+  // arrays are destroyed and rcu::barrier() returned. A retired object stops
+  // counting when its grace period ends (judy_batch_done), even if the
+  // retiring thread frees the memory itself later (judy_reclaimer).
+  static inline judy_striped_counter live{};
   // Per-thread fault injection: -1 = never fail; n >= 0 = the (n+1)-th
   // allocation by this thread fails (and the countdown then disarms).
   static inline thread_local long fail_countdown = -1;
@@ -77,25 +181,219 @@ struct judy_alloc {
       }
       --fail_countdown;
     }
-    void* p = std::malloc(bytes);
-    if (p != nullptr) live.fetch_add(1, std::memory_order_relaxed);
+    void* p = judy_cache_get(bytes);
+    if (p != nullptr) live.add(1);
     return p;
   }
-  static void deallocate(void* p) noexcept {
+  // Frees a block of `bytes` from allocate() on the calling thread (cached).
+  static void deallocate(void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;
-    live.fetch_sub(1, std::memory_order_relaxed);
+    live.add(-1);
+    judy_cache_put(p, bytes);
+  }
+  // Same, from a thread that never allocates (liburcu's callback thread):
+  // straight to free(), so that thread's cache does not fill up uselessly.
+  static void deallocate_remote(void* p) noexcept {
+    if (p == nullptr) return;
+    live.add(-1);
     std::free(p);
   }
 };
 
-// Statistics stripes: each thread updates one (chosen once per thread).
-inline constexpr unsigned judy_stripes = 8;
-inline unsigned judy_stripe_index() noexcept {
-  static std::atomic<unsigned> next{0};
-  // relaxed: only spreads threads over stripes; any value is correct.
-  static thread_local const unsigned mine = next.fetch_add(1, std::memory_order_relaxed) % judy_stripes;
-  return mine;
+// ---------------------------------------------------------------------------
+// Batched reclamation. Writers replace a bucket (and often nothing else) on
+// every update; retiring each one through call_rcu costs an enqueue on
+// liburcu's shared callback queue per update, and having liburcu's callback
+// thread free() memory that the writers malloc()ed makes it fight the
+// writers for their malloc arena locks (measured: most of the second
+// writer's time went to futex wake-ups of glibc's arena lock). So each
+// thread collects what it retires in a batch (judy_batch_cap objects, one
+// rcu_head); a full batch goes through one rcu::retire_with; when its grace
+// period ends the callback only accounts for the objects (judy_alloc::live)
+// and pushes the batch back onto its owner's "returned" list, and the owner
+// frees the memory itself at the start of its next update (same-thread
+// free: no arena contention). A thread that exits hands its open batch to
+// RCU and marks its list orphaned, after which callbacks free directly.
+//
+// Invariants:
+//  (R1) An object in a batch is unreachable for new readers; it is freed
+//       only after the grace period of the batch's rcu::retire_with.
+//  (R2) A batch is in exactly one place: its owner's open slot, liburcu's
+//       queue, the owner's returned list, or the owner's spare slot.
+//  (R3) A box (the returned list) lives while its owner thread lives or a
+//       batch of it is queued (refs counts both).
+// Not supported: a thread that retired objects and then never updates any
+// judy_array again keeps up to one open batch (judy_batch_cap objects) until
+// it exits or destroys a judy_array, and its returned batches until then:
+// memory is bounded, not returned promptly.
+// ---------------------------------------------------------------------------
+inline constexpr unsigned judy_batch_cap = 64;
+
+struct judy_reclaim_box;
+struct judy_retire_batch : rcu::retirable {
+  judy_retire_batch* next = nullptr;  // in the owner's returned list
+  judy_reclaim_box* box = nullptr;    // the owner's
+  unsigned n = 0;
+  void* objs[judy_batch_cap];           // allocations from judy_alloc::allocate
+  std::uint32_t sizes[judy_batch_cap];  // their sizes
+};
+
+struct judy_reclaim_box {
+  // Batches past their grace period: pushed by callbacks (release), taken
+  // whole by the owner (acquire exchange). judy_orphan once the owner exited.
+  std::atomic<judy_retire_batch*> returned{nullptr};
+  // The owner's reference plus one per queued batch (invariant R3).
+  std::atomic<long> refs{1};
+};
+
+inline judy_retire_batch* judy_orphan() noexcept {
+  return reinterpret_cast<judy_retire_batch*>(std::uintptr_t{1});
 }
+
+// Frees a batch's objects (live already dropped): into the calling thread's
+// cache when it is the owner, else straight to free().
+inline void judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
+  for (unsigned i = 0; i < b->n; ++i) {
+    if (owner) {
+      judy_cache_put(b->objs[i], b->sizes[i]);
+    } else {
+      std::free(b->objs[i]);
+    }
+  }
+  b->n = 0;
+}
+
+inline void judy_box_unref(judy_reclaim_box* box) noexcept {
+  // acq_rel: the last decrement (acquire) sees every other holder's use of
+  // the box, each of which released it with its own decrement.
+  if (box->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    box->~judy_reclaim_box();
+    std::free(box);
+  }
+}
+
+// RCU callback (liburcu's callback thread): the batch's grace period ended.
+inline void judy_batch_done(judy_retire_batch* b) noexcept {
+  judy_alloc::live.add(-static_cast<long>(b->n));
+  judy_reclaim_box* box = b->box;
+  // relaxed: the CAS below orders the push; an orphaned list needs no
+  // ordering with the owner (it only stopped draining).
+  judy_retire_batch* head = box->returned.load(std::memory_order_relaxed);
+  for (;;) {
+    if (head == judy_orphan()) {
+      judy_free_batch_objects(b, /*owner=*/false);
+      b->~judy_retire_batch();
+      std::free(b);
+      break;
+    }
+    b->next = head;
+    // release: hands the batch (and the end of its grace period, which the
+    // rcu layer made happen-before this callback) to the owner's acquire
+    // exchange in judy_reclaimer::drain().
+    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  judy_box_unref(box);
+}
+
+// The calling thread's batches for flavour Rcu.
+template <class Rcu>
+class judy_reclaimer {
+ public:
+  static judy_reclaimer& mine() noexcept {
+    static thread_local judy_reclaimer r;
+    return r;
+  }
+
+  // Queues allocation `mem` (unreachable for new readers) for freeing after
+  // a grace period. False if no batch could be allocated: the caller then
+  // retires the object alone (rcu::retire_with does not allocate).
+  bool retire(void* mem, std::size_t bytes) noexcept {
+    if (open_ == nullptr && !open_batch()) return false;
+    open_->sizes[open_->n] = static_cast<std::uint32_t>(bytes);
+    open_->objs[open_->n++] = mem;
+    if (open_->n == judy_batch_cap) flush();
+    return true;
+  }
+
+  // Hands the open batch (if any) to RCU.
+  void flush() noexcept {
+    if (open_ == nullptr || open_->n == 0) return;
+    judy_retire_batch* b = open_;
+    open_ = nullptr;
+    // relaxed: the reference is published to the callback by call_rcu itself
+    // (its enqueue orders our writes before the callback's reads).
+    box_->refs.fetch_add(1, std::memory_order_relaxed);
+    rcu::retire_with<&judy_batch_done, Rcu>(b);
+  }
+
+  // Frees the memory of the batches whose grace period ended. Cheap when
+  // there are none (one relaxed load).
+  void drain() noexcept {
+    // relaxed: only a hint; the exchange below acquires.
+    if (box_ == nullptr || box_->returned.load(std::memory_order_relaxed) == nullptr) return;
+    // acquire: pairs with the release CAS in judy_batch_done().
+    judy_retire_batch* l = box_->returned.exchange(nullptr, std::memory_order_acquire);
+    while (l != nullptr) {
+      judy_retire_batch* next = l->next;
+      judy_free_batch_objects(l, /*owner=*/true);
+      if (spare_ == nullptr) {
+        spare_ = l;
+      } else {
+        l->~judy_retire_batch();
+        std::free(l);
+      }
+      l = next;
+    }
+  }
+
+  judy_reclaimer() = default;
+  judy_reclaimer(const judy_reclaimer&) = delete;
+  judy_reclaimer& operator=(const judy_reclaimer&) = delete;
+  ~judy_reclaimer() {  // thread exit
+    flush();
+    if (open_ != nullptr) std::free(open_);  // empty
+    if (spare_ != nullptr) std::free(spare_);
+    if (box_ == nullptr) return;
+    // acquire: pairs with the release CAS in judy_batch_done(); from now on
+    // callbacks free their batches themselves.
+    judy_retire_batch* l = box_->returned.exchange(judy_orphan(), std::memory_order_acquire);
+    while (l != nullptr) {
+      judy_retire_batch* next = l->next;
+      judy_free_batch_objects(l, /*owner=*/false);  // the cache may be gone already
+      l->~judy_retire_batch();
+      std::free(l);
+      l = next;
+    }
+    judy_box_unref(box_);
+  }
+
+ private:
+  bool open_batch() noexcept {
+    if (box_ == nullptr) {
+      void* m = std::malloc(sizeof(judy_reclaim_box));
+      if (m == nullptr) return false;
+      box_ = new (m) judy_reclaim_box();
+    }
+    if (spare_ != nullptr) {
+      open_ = spare_;
+      spare_ = nullptr;
+    } else {
+      void* m = std::malloc(sizeof(judy_retire_batch));
+      if (m == nullptr) return false;
+      open_ = new (m) judy_retire_batch();
+    }
+    open_->box = box_;
+    open_->n = 0;
+    open_->next = nullptr;
+    return true;
+  }
+
+  judy_reclaim_box* box_ = nullptr;
+  judy_retire_batch* open_ = nullptr;
+  judy_retire_batch* spare_ = nullptr;
+};
 
 enum class judy_kind : std::uint8_t { lin4 = 0, lin11 = 1, lin25 = 2, pool = 3, pigeon = 4 };
 
@@ -357,9 +655,16 @@ inline judy_node* judy_new_node(judy_kind k) noexcept {
   return n;
 }
 
+// Frees an unpublished node (on the thread that may reuse the memory).
 inline void judy_free_node(judy_node* n) noexcept {
+  const std::size_t bytes = n->bytes();
   n->~judy_node();
-  judy_alloc::deallocate(n);
+  judy_alloc::deallocate(n, bytes);
+}
+// Frees a node retired alone (RCU callback thread).
+inline void judy_free_node_remote(judy_node* n) noexcept {
+  n->~judy_node();
+  judy_alloc::deallocate_remote(n);
 }
 
 // Allocates a bucket for n entries (keys and values left for the caller).
@@ -377,8 +682,14 @@ judy_bucket<T>* judy_new_bucket(std::uint32_t n, bool narrow, std::uint64_t pref
 
 template <class T>
 void judy_free_bucket(judy_bucket<T>* b) noexcept {
+  const std::size_t bytes = b->bytes();
   b->~judy_bucket<T>();
-  judy_alloc::deallocate(b);
+  judy_alloc::deallocate(b, bytes);
+}
+template <class T>
+void judy_free_bucket_remote(judy_bucket<T>* b) noexcept {
+  b->~judy_bucket<T>();
+  judy_alloc::deallocate_remote(b);
 }
 
 // A sorted list of (byte, word) children, the input from which new nodes are
