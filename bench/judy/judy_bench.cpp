@@ -269,7 +269,7 @@ double heap_bytes() {
 // (judy_array frees retired memory on the retiring thread, lazily).
 void settle_rcu() {
   rcu::barrier<rcu::memb>();
-  rcukit::detail::judy_reclaimer<rcu::memb>::mine().drain();
+  rcukit::detail::judy_reclaimer<rcu::memb>::drain();
 }
 
 template <class A>

@@ -117,8 +117,8 @@ class judy_array {
   // RCU, so that they are freed by the next rcu::barrier().
   ~judy_array() {
     destroy(root_.load(std::memory_order_relaxed));
-    detail::judy_reclaimer<Rcu>::mine().flush();
-    detail::judy_reclaimer<Rcu>::mine().drain();
+    detail::judy_reclaimer<Rcu>::flush();
+    detail::judy_reclaimer<Rcu>::drain();
   }
 
   // Inserts key -> v. AlreadyExists if key is present; ResourceExhausted if a
@@ -557,7 +557,7 @@ class judy_array {
   static void retire_word(word w) noexcept {
     void* mem =
         detail::judy_is_leaf(w) ? static_cast<void*>(as_bucket_mut(w)) : static_cast<void*>(as_node(w));
-    if (detail::judy_reclaimer<Rcu>::mine().retire(mem, word_bytes(w))) return;
+    if (detail::judy_reclaimer<Rcu>::retire(mem, word_bytes(w))) return;
     if (detail::judy_is_leaf(w)) {
       rcu::retire_with<&detail::judy_free_bucket_remote<T>, Rcu>(as_bucket_mut(w));
     } else {
@@ -678,7 +678,7 @@ class judy_array {
   absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
     // Free (on this thread) what this thread retired before, now past its
     // grace period (detail/judy_node.hpp, batched reclamation).
-    detail::judy_reclaimer<Rcu>::mine().drain();
+    detail::judy_reclaimer<Rcu>::drain();
     for (;;) {
       rcu::read_guard<Rcu> g;
       path p;

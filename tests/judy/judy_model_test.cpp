@@ -14,6 +14,7 @@
 #include <map>
 #include <new>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "rcukit/judy_array.hpp"
@@ -423,6 +424,40 @@ void allocation_failure_run(std::uint64_t seed) {
 
 TEST_F(JudyTest, AllocationFailureChangesNothing) { allocation_failure_run<32>(99); }
 TEST_F(JudyTest, AllocationFailureChangesNothingTinyBuckets) { allocation_failure_run<2>(98); }
+
+// Retired nodes are batched per thread and freed by the retiring thread.
+// A thread_local array is destroyed after that thread's reclamation state
+// (constructed later, destroyed first): its destructor and the updates
+// before it must still free everything exactly once (TearDown checks).
+TEST_F(JudyTest, ArrayOutlivingItsThreadsReclaimState) {
+  std::size_t left = 0;
+  std::thread([&left] {
+    thread_local judy_array<std::uint64_t> a;
+    for (std::uint64_t k = 0; k < 5000; ++k) ASSERT_TRUE(a.insert(k * 0x9e3779b97f4a7c15ull, k).ok());
+    for (std::uint64_t k = 0; k < 5000; k += 2) ASSERT_EQ(a.erase(k * 0x9e3779b97f4a7c15ull), k);
+    left = a.size();
+  }).join();
+  EXPECT_EQ(left, 2500u);
+}
+
+// Updates from many short-lived threads: each exits with batches in flight
+// (handed to RCU's callback thread, which then frees them itself).
+TEST_F(JudyTest, ShortLivedWriterThreads) {
+  judy_array<std::uint64_t> a;
+  for (int t = 0; t < 16; ++t) {
+    std::thread([&a, t] {
+      for (std::uint64_t k = 0; k < 300; ++k) {
+        const std::uint64_t key = (std::uint64_t{static_cast<unsigned>(t)} << 40) | k;
+        ASSERT_TRUE(a.insert(key, k).ok());
+        if (k % 3 == 0) {
+          ASSERT_EQ(a.erase(key), k);
+        }
+      }
+    }).join();
+  }
+  EXPECT_EQ(a.size(), 16u * 200u);
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+}
 
 struct wide {
   std::uint64_t a, b, c;

@@ -297,49 +297,60 @@ inline void judy_batch_done(judy_retire_batch* b) noexcept {
   judy_box_unref(box);
 }
 
-// The calling thread's batches for flavour Rcu.
+// The calling thread's batches for flavour Rcu: plain thread-local state,
+// constant-initialized and trivially destructible, so it stays valid (and
+// says "exited") when a judy_array is destroyed after this thread's
+// thread-locals, e.g. a static array at process exit.
+struct judy_reclaim_state {
+  judy_reclaim_box* box;
+  judy_retire_batch* open;   // being filled
+  judy_retire_batch* spare;  // an emptied batch kept for reuse
+  unsigned char phase;       // 0 = unused yet, 1 = on, 2 = thread exited
+};
+template <class Rcu>
+inline thread_local constinit judy_reclaim_state judy_tls_reclaim{};
+
 template <class Rcu>
 class judy_reclaimer {
  public:
-  static judy_reclaimer& mine() noexcept {
-    static thread_local judy_reclaimer r;
-    return r;
-  }
-
-  // Queues allocation `mem` (unreachable for new readers) for freeing after
-  // a grace period. False if no batch could be allocated: the caller then
-  // retires the object alone (rcu::retire_with does not allocate).
-  bool retire(void* mem, std::size_t bytes) noexcept {
-    if (open_ == nullptr && !open_batch()) return false;
-    open_->sizes[open_->n] = static_cast<std::uint32_t>(bytes);
-    open_->objs[open_->n++] = mem;
-    if (open_->n == judy_batch_cap) flush();
+  // Queues allocation `mem` of `bytes` (unreachable for new readers) for
+  // freeing after a grace period. False if it could not be batched (no
+  // memory for a batch, or the thread is exiting): the caller then retires
+  // the object alone (rcu::retire_with does not allocate).
+  static bool retire(void* mem, std::size_t bytes) noexcept {
+    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
+    if (st.open == nullptr && !open_batch(st)) return false;
+    st.open->sizes[st.open->n] = static_cast<std::uint32_t>(bytes);
+    st.open->objs[st.open->n++] = mem;
+    if (st.open->n == judy_batch_cap) flush();
     return true;
   }
 
-  // Hands the open batch (if any) to RCU.
-  void flush() noexcept {
-    if (open_ == nullptr || open_->n == 0) return;
-    judy_retire_batch* b = open_;
-    open_ = nullptr;
-    // relaxed: the reference is published to the callback by call_rcu itself
-    // (its enqueue orders our writes before the callback's reads).
-    box_->refs.fetch_add(1, std::memory_order_relaxed);
+  // Hands the calling thread's open batch (if any) to RCU.
+  static void flush() noexcept {
+    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
+    if (st.open == nullptr || st.open->n == 0) return;
+    judy_retire_batch* b = st.open;
+    st.open = nullptr;
+    // relaxed: call_rcu's enqueue orders this before the callback's unref.
+    st.box->refs.fetch_add(1, std::memory_order_relaxed);
     rcu::retire_with<&judy_batch_done, Rcu>(b);
   }
 
-  // Frees the memory of the batches whose grace period ended. Cheap when
-  // there are none (one relaxed load).
-  void drain() noexcept {
+  // Frees, into this thread's block cache, the objects of the calling
+  // thread's batches whose grace period ended. One relaxed load when none.
+  static void drain() noexcept {
+    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
+    if (st.phase != 1) return;
     // relaxed: only a hint; the exchange below acquires.
-    if (box_ == nullptr || box_->returned.load(std::memory_order_relaxed) == nullptr) return;
+    if (st.box->returned.load(std::memory_order_relaxed) == nullptr) return;
     // acquire: pairs with the release CAS in judy_batch_done().
-    judy_retire_batch* l = box_->returned.exchange(nullptr, std::memory_order_acquire);
+    judy_retire_batch* l = st.box->returned.exchange(nullptr, std::memory_order_acquire);
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
       judy_free_batch_objects(l, /*owner=*/true);
-      if (spare_ == nullptr) {
-        spare_ = l;
+      if (st.spare == nullptr) {
+        st.spare = l;
       } else {
         l->~judy_retire_batch();
         std::free(l);
@@ -348,51 +359,55 @@ class judy_reclaimer {
     }
   }
 
-  judy_reclaimer() = default;
-  judy_reclaimer(const judy_reclaimer&) = delete;
-  judy_reclaimer& operator=(const judy_reclaimer&) = delete;
-  ~judy_reclaimer() {  // thread exit
+ private:
+  struct exit_guard {
+    ~exit_guard() { thread_exit(); }
+  };
+
+  static void thread_exit() noexcept {
+    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
     flush();
-    if (open_ != nullptr) std::free(open_);  // empty
-    if (spare_ != nullptr) std::free(spare_);
-    if (box_ == nullptr) return;
+    std::free(st.open);  // empty (or null)
+    std::free(st.spare);
+    st.open = st.spare = nullptr;
+    st.phase = 2;
     // acquire: pairs with the release CAS in judy_batch_done(); from now on
     // callbacks free their batches themselves.
-    judy_retire_batch* l = box_->returned.exchange(judy_orphan(), std::memory_order_acquire);
+    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acquire);
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
-      judy_free_batch_objects(l, /*owner=*/false);  // the cache may be gone already
+      judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
       l->~judy_retire_batch();
       std::free(l);
       l = next;
     }
-    judy_box_unref(box_);
+    judy_box_unref(st.box);
+    st.box = nullptr;
   }
 
- private:
-  bool open_batch() noexcept {
-    if (box_ == nullptr) {
+  static bool open_batch(judy_reclaim_state& st) noexcept {
+    if (st.phase == 2) return false;
+    if (st.phase == 0) {
       void* m = std::malloc(sizeof(judy_reclaim_box));
       if (m == nullptr) return false;
-      box_ = new (m) judy_reclaim_box();
+      st.box = new (m) judy_reclaim_box();
+      st.phase = 1;
+      static thread_local exit_guard guard;  // thread_exit() at thread exit
+      (void)guard;
     }
-    if (spare_ != nullptr) {
-      open_ = spare_;
-      spare_ = nullptr;
+    if (st.spare != nullptr) {
+      st.open = st.spare;
+      st.spare = nullptr;
     } else {
       void* m = std::malloc(sizeof(judy_retire_batch));
       if (m == nullptr) return false;
-      open_ = new (m) judy_retire_batch();
+      st.open = new (m) judy_retire_batch();
     }
-    open_->box = box_;
-    open_->n = 0;
-    open_->next = nullptr;
+    st.open->box = st.box;
+    st.open->n = 0;
+    st.open->next = nullptr;
     return true;
   }
-
-  judy_reclaim_box* box_ = nullptr;
-  judy_retire_batch* open_ = nullptr;
-  judy_retire_batch* spare_ = nullptr;
 };
 
 enum class judy_kind : std::uint8_t { lin4 = 0, lin11 = 1, lin25 = 2, pool = 3, pigeon = 4 };
