@@ -16,7 +16,8 @@
 //    correct: a leaf's place in every level never changes while it is live.
 //  * Readers are correct by themselves (no caller re-check). Each leaf has a
 //    fence-free seqcount (detail/seqcount.hpp) covering its slots, count,
-//    dead flag and next[0]; a reader snapshots a leaf and retries on change.
+//    dead flag and link 0 (pointer and cached key); a reader snapshots a
+//    leaf and retries on change.
 //    When an answer needs two adjacent leaves, the reader re-validates the
 //    first leaf's sequence after reading the second, so both snapshots held
 //    at one instant: every reader is linearizable.
@@ -28,6 +29,18 @@
 //    compile to plain moves. The cost is that a reader can retry while a
 //    writer keeps rewriting one leaf; writers hold a leaf for a few dozen
 //    stores, so retries are short.
+//  * Fat links (detail/skiplist_leaf.hpp): every link carries the key of the
+//    leaf it points to, so the descent decides "do not advance" from the
+//    line it is already on and touches one line per leaf it moves to; only
+//    the leaf the descent ends on has its real key checked (walk_right
+//    explains why a stale cached key can make the descent stop early or
+//    restart, never return a wrong leaf). A probe prefetches the leaf's slot
+//    lines, finds the slot in two rounds of independent loads (one per
+//    8-slot cache line, then inside one line) and loads the value words of
+//    the slot after the match only when the query needs them. Counted by
+//    design (this VM exposes no cache counters): a move now touches one
+//    line (the link) instead of up to three (link, successor's key line,
+//    successor's link line), and a decision to stay touches none.
 //  * Tower links above level 0 are changed only under one index lock (taken
 //    after the leaf locks, never before them). Splits and leaf removals are
 //    about 1 in 16 writes, so the lock is cold; in exchange the upper levels
@@ -48,7 +61,13 @@
 // uses a leaf preallocated by preload() (insert(e, v) preloads on demand,
 // after dropping its locks, and retries).
 //
-// Invariants (check_invariants() verifies 1-6 when quiescent):
+// Erase: one descent finds the extent containing the key in its covering
+// leaf; after locking that leaf (and its predecessor when the leaf empties)
+// an unchanged leaf sequence proves the probe still holds, so the common
+// case needs no second search under the locks. Other shapes (the extent
+// starts after the key, or lies in a neighbour) re-run the query locked.
+//
+// Invariants (check_invariants() verifies 1-5 and 7 when quiescent):
 //  (1) Level 0 from the head visits every live leaf in strictly increasing
 //      key order; each upper level is a subsequence of level 0.
 //  (2) Every extent lives in the leaf whose range contains its start; slots
@@ -61,6 +80,10 @@
 //  (5) A leaf is marked dead (with count 0) before it is unlinked from level
 //      0 and it is retired through rcu::retire only after it is unlinked
 //      from every level; readers that meet a dead leaf restart the descent.
+//      When quiescent, level k is exactly the level-0 sequence restricted to
+//      leaves taller than k, and every cached link key equals its target's
+//      key (check_invariants compares links by identity before following
+//      them, so a dead leaf left linked is reported, not walked into).
 //  (6) An erase increments erases_in_flight_ before its effect, and after
 //      its effect and its gap-bound marks increments erase_version_ and
 //      decrements erases_in_flight_. insert_hole() commits only if, under its
@@ -90,6 +113,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -196,9 +220,9 @@ class extent_skiplist {
   // Not thread-safe: no other thread may use the list or hold a view into it.
   // Leaves already retired are freed by their RCU callbacks (rcu::barrier()).
   ~extent_skiplist() {
-    leaf* l = head_.next[0].load(std::memory_order_relaxed);  // exclusive access
+    leaf* l = head_.next(0, std::memory_order_relaxed);  // exclusive access
     while (l != nullptr) {
-      leaf* n = l->next[0].load(std::memory_order_relaxed);
+      leaf* n = l->next(0, std::memory_order_relaxed);
       free_leaf(l);
       l = n;
     }
@@ -260,33 +284,68 @@ class extent_skiplist {
   // Blocking (leaf locks); linearizable. nullopt if none (or invalid range).
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
     if (!is_valid_query(key, size)) return std::nullopt;
+    const uint64_t end = key + size;  // valid query: no overflow
     bool want_pred = false;
     for (;;) {
       rcu::read_guard<Rcu> g;
-      const auto x = lookup_raw(key, size);
-      if (!x) return std::nullopt;
-      leaf* l0 = find_leaf(key).self;
-      const probe px = find_leaf(x->start);
-      leaf* l = px.self;
-      leaf* p = nullptr;
-      if ((want_pred || px.n == 1) && l != &head_) p = find_leaf(l->key - 1).self;
+      leaf* l;            // the leaf holding x
+      leaf* p = nullptr;  // its predecessor, locked too when x is l's last extent
+      uint32_t idx;       // x's slot in l
+      raw xr;
       lock_set ls;
-      if (p != nullptr) ls.add(p);
-      ls.add(l0);
-      ls.add(l);
-      if (!ls.lock_and_validate()) continue;
-      if (!covers(l0, key) || !covers(l, x->start)) {
-        ls.unlock();
-        continue;
-      }
-      const auto y = lookup_raw(key, size);  // the answer with every relevant leaf locked
-      if (!y || !same(*y, *x)) {
-        ls.unlock();
-        continue;
+      probe q;
+      find_leaf_into(key, end, q);
+      if (q.has_le && q.le.start + q.le.size > key) {
+        // Fast path: x is the extent containing key, in the leaf covering
+        // key. One descent; under l's lock, an unchanged sequence proves that
+        // l (its slots, count, link 0, so its range) is exactly what the
+        // probe saw, so x is still there and still the lowest extent
+        // overlapping the query (extents do not overlap, and x contains key).
+        l = q.self;
+        xr = q.le;
+        if (q.n == 1 && l != &head_) {
+          probe pq;
+          find_leaf_into(l->key - 1, 0, pq);
+          p = pq.self;
+          ls.add(p);
+        }
+        ls.add(l);
+        if (!ls.lock_and_validate()) continue;
+        if (l->seq.current() != q.seq) {  // under l's lock: stable
+          ls.unlock();
+          continue;
+        }
+        idx = q.idx - 1;
+      } else {
+        // General path: x may start after key (possibly in the next leaf)
+        // or sit in the previous leaf; lock every leaf involved and re-run
+        // the query under the locks.
+        const auto x = lookup_raw(key, size);
+        if (!x) return std::nullopt;
+        leaf* l0 = find_leaf(key).self;
+        const probe px = find_leaf(x->start, 0);
+        l = px.self;
+        if ((want_pred || px.n == 1) && l != &head_) p = find_leaf(l->key - 1, 0).self;
+        if (p != nullptr) ls.add(p);
+        ls.add(l0);
+        ls.add(l);
+        if (!ls.lock_and_validate()) continue;
+        if (!covers(l0, key) || !covers(l, x->start)) {
+          ls.unlock();
+          continue;
+        }
+        const auto y = lookup_raw(key, size);  // the answer with every relevant leaf locked
+        if (!y || !same(*y, *x)) {
+          ls.unlock();
+          continue;
+        }
+        xr = *x;
+        idx = find_slot_locked(l, x->start);
       }
       const uint32_t n = l->count.load(std::memory_order_relaxed);  // we hold l's lock
-      const uint32_t idx = find_slot_locked(l, x->start);
-      if (idx >= n) fatal("erase: located extent vanished under lock");
+      if (idx >= n || l->starts[idx].load(std::memory_order_relaxed) != xr.start) {
+        fatal("erase: located extent vanished under lock");
+      }
       if (n == 1 && l != &head_ && p == nullptr) {
         ls.unlock();  // the leaf empties: its predecessor must be locked too (left to right)
         want_pred = true;
@@ -295,7 +354,7 @@ class extent_skiplist {
       // seq_cst: insert_hole() reads it under its leaf locks (invariant 6).
       erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
       wait_for_hole_commits();
-      leaf* nx = l->next[0].load(std::memory_order_relaxed);  // under l's lock
+      leaf* nx = l->next(0, std::memory_order_relaxed);  // under l's lock
       const bool first = idx == 0, last = idx + 1 == n;
       bool removed = false;
       if (n == 1 && l != &head_) {
@@ -314,13 +373,13 @@ class extent_skiplist {
       ls.unlock();
       // The gap around x grew: raise the bounds of every span it intersects
       // (x's leaf, and its neighbours when x was at an edge), then publish.
-      mark_key(x->start);
+      mark_key(xr.start);
       if ((first || removed) && l != &head_) mark_key(l->key - 1);
       if (last && nx != nullptr) mark_key(nx->key);
       erase_version_.fetch_add(1, std::memory_order_seq_cst);
       erases_in_flight_.fetch_sub(1, std::memory_order_seq_cst);
       if (removed) rcu::retire_with<&extent_skiplist::free_leaf, Rcu>(l);
-      return to_entry(*x);
+      return to_entry(xr);
     }
   }
 
@@ -429,7 +488,7 @@ class extent_skiplist {
         for (;;) {
           const uint64_t s = l->seq.read_begin();
           dead = l->dead.load(std::memory_order_acquire);  // seq-protected
-          next = l->next[0].load(std::memory_order_acquire);
+          next = l->next(0, std::memory_order_acquire);
           n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
           if (!l->seq.retry(s)) break;
         }
@@ -449,7 +508,7 @@ class extent_skiplist {
     for (;;) {
       const uint64_t s = head_.seq.read_begin();
       const bool e = head_.count.load(std::memory_order_acquire) == 0 &&
-                     head_.next[0].load(std::memory_order_acquire) == nullptr;
+                     head_.next(0, std::memory_order_acquire) == nullptr;
       if (!head_.seq.retry(s)) return e;
     }
   }
@@ -461,7 +520,7 @@ class extent_skiplist {
     for (;;) {
       rcu::read_guard<Rcu> g;
       head_.lock.lock();
-      leaf* n = head_.next[0].load(std::memory_order_relaxed);  // under head's lock
+      leaf* n = head_.next(0, std::memory_order_relaxed);  // under head's lock
       if (n != nullptr) {
         n->lock.lock();  // left to right; n is live: removing it needs head's lock
         erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
@@ -514,18 +573,14 @@ class extent_skiplist {
     const leaf* prev = nullptr;
     bool have_end = false;
     uint64_t prev_end = 0;
-    size_t per_level[max_levels] = {};
-    for (const leaf* l = &head_; l != nullptr; l = l->next[0].load(std::memory_order_acquire)) {
+    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) {
       const uint32_t n = l->count.load(std::memory_order_acquire);
-      const leaf* nx = l->next[0].load(std::memory_order_acquire);
+      const leaf* nx = l->next(0, std::memory_order_acquire);
       if (l->dead.load(std::memory_order_acquire)) return bad("dead leaf reachable at level 0", l);
       if (n > leaf_capacity) return bad("count above capacity", l);
       if (l != &head_ && n == 0) return bad("empty live non-head leaf", l);
       if (prev != nullptr && l->key <= prev->key) return bad("leaf keys not increasing", l);
       if (l->height < 1 || l->height > max_levels) return bad("bad height", l);
-      if (l != &head_) {
-        for (unsigned k = 1; k < l->height; ++k) ++per_level[k];
-      }
       if (l->seq.current() & 1) return bad("seqcount odd when quiescent", l);
       for (uint32_t i = 0; i < n; ++i) {
         raw r;
@@ -539,26 +594,54 @@ class extent_skiplist {
       }
       prev = l;
     }
-    for (unsigned k = 1; k < max_levels; ++k) {
-      size_t seen = 0;
-      const leaf* p = &head_;
-      for (const leaf* l = head_.next[k].load(std::memory_order_acquire); l != nullptr;
-           l = l->next[k].load(std::memory_order_acquire)) {
-        if (l->dead.load(std::memory_order_acquire)) return bad("dead leaf linked at an upper level", l);
-        if (l->height <= k) return bad("leaf linked above its height", l);
-        if (p != &head_ && l->key <= p->key) return bad("upper level not sorted", l);
-        p = l;
-        ++seen;
+    // Invariants 1 and 5 above level 0: level k must be exactly the level-0
+    // sequence restricted to leaves taller than k, in order. Compared by
+    // pointer identity before any dereference, so a link to a dead (maybe
+    // already freed) leaf or one that skips or reorders leaves is reported
+    // without touching the bad leaf. Every cached key must equal its target's.
+    const unsigned top = levels_.load(std::memory_order_relaxed);
+    std::vector<const leaf*> live;  // level 0, in order, without the head
+    for (const leaf* l = head_.next(0, std::memory_order_acquire); l != nullptr;
+         l = l->next(0, std::memory_order_acquire)) {
+      live.push_back(l);
+    }
+    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) {
+      const leaf* n = l->next(0, std::memory_order_acquire);
+      if (l->links[0].key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
+        return bad("level-0 cached key differs from its target's key", l);
       }
-      if (seen != per_level[k]) return bad("upper level is not the set of tall enough leaves", p);
+      if (l != &head_ && l->height > top)
+        return bad("leaf taller than the level hint (unreachable levels)", l);
+    }
+    for (unsigned k = 1; k < max_levels; ++k) {
+      const leaf* p = &head_;
+      size_t i = 0;  // position in `live` after p
+      for (;;) {
+        while (i < live.size() && live[i]->height <= k) ++i;
+        const leaf* want = i < live.size() ? live[i] : nullptr;
+        const leaf* n = p->next(k, std::memory_order_acquire);
+        if (n != want) {
+          if (n == nullptr) return bad("upper level ends before a tall enough leaf (skipped)", p);
+          if (std::find(live.begin(), live.end(), n) == live.end()) {
+            return bad("upper level links a leaf that is dead or not at level 0", p);
+          }
+          return bad("upper level link skips or disorders leaves", p);
+        }
+        if (p->links[k].key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
+          return bad("upper-level cached key differs from its target's key", p);
+        }
+        if (n == nullptr) break;
+        p = n;
+        ++i;
+      }
     }
     // Invariant 7: every bound covers the true largest gap of its span.
     rcu::read_guard<Rcu> g;
     for (unsigned k = 0; k < levels_.load(std::memory_order_relaxed); ++k) {
-      for (const leaf* x = &head_; x != nullptr; x = x->next[k].load(std::memory_order_acquire)) {
-        const leaf* end = x->next[k].load(std::memory_order_acquire);
+      for (const leaf* x = &head_; x != nullptr; x = x->next(k, std::memory_order_acquire)) {
+        const leaf* end = x->next(k, std::memory_order_acquire);
         uint64_t biggest = 0;
-        for (const leaf* y = x; y != end; y = y->next[0].load(std::memory_order_acquire)) {
+        for (const leaf* y = x; y != end; y = y->next(0, std::memory_order_acquire)) {
           leaf_gaps lg;
           gaps_of(y, lg);
           for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
@@ -575,13 +658,14 @@ class extent_skiplist {
   size_t leaf_count() const {
     rcu::read_guard<Rcu> g;
     size_t n = 0;
-    for (const leaf* l = &head_; l != nullptr; l = l->next[0].load(std::memory_order_acquire)) ++n;
+    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) ++n;
     return n;
   }
 
  private:
   enum class outcome { ok, exists, nomem, stale };
   static constexpr unsigned kStrictAttempts = 64;
+  static constexpr uint32_t kGroup = 64 / sizeof(uint64_t);  // slot starts per cache line
   // Traits::linear_hole_search (optional, default false) forces the linear
   // walk, so tests can check it against the model too.
   static constexpr bool kLinearHoles = [] {
@@ -601,14 +685,21 @@ class extent_skiplist {
                                std::to_string(l != nullptr ? l->key : 0) + ")");
   }
 
+  // Leaves are 64-byte aligned (the cache layout of skiplist_leaf.hpp) inside
+  // an allocation of Traits::allocate, which only promises operator new's
+  // alignment; the leaf remembers the allocation in `mem`.
   static leaf* alloc_leaf() noexcept {
-    void* p = Traits::allocate(sizeof(leaf));
+    void* p = Traits::allocate(sizeof(leaf) + alignof(leaf));
     if (p == nullptr) return nullptr;
-    return new (p) leaf();
+    const auto a = (reinterpret_cast<uintptr_t>(p) + alignof(leaf) - 1) & ~uintptr_t{alignof(leaf) - 1};
+    leaf* l = new (reinterpret_cast<void*>(a)) leaf();
+    l->mem = p;
+    return l;
   }
   static void free_leaf(leaf* l) noexcept {
+    void* p = l->mem;
     l->~leaf();
-    Traits::deallocate(l);
+    Traits::deallocate(p);
   }
 
   static raw make_raw(extent e, const T& v) noexcept {
@@ -630,12 +721,18 @@ class extent_skiplist {
   // --- lockless reading ----------------------------------------------------
 
   // One consistent look at a leaf around `key`: le = last slot with
-  // start <= key, gt = first slot with start > key.
+  // start <= key (slot idx - 1), gt = first slot with start > key (slot idx).
+  // gt.start is always filled in; gt's size and value only when
+  // gt.start < the caller's gt_limit (the rest is not needed, so not loaded).
+  // next_key is the key of `next` (kNoKey for null), read in the same
+  // snapshot, so the two are consistent.
   struct probe {
     leaf* self = nullptr;
     leaf* next = nullptr;
+    uint64_t next_key = detail::kNoKey;
     uint64_t seq = 0;
     uint32_t n = 0;
+    uint32_t idx = 0;
     bool dead = false;
     bool has_le = false;
     bool has_gt = false;
@@ -643,63 +740,105 @@ class extent_skiplist {
     raw gt{};
   };
 
-  static probe do_probe(const leaf* l, uint64_t key) noexcept {
+  static probe do_probe(const leaf* l, uint64_t key, uint64_t gt_limit = UINT64_MAX) noexcept {
     probe p;
+    probe_into(l, key, gt_limit, p);
+    return p;
+  }
+  // The same, filling the caller's probe in place (the hot paths: no copy of
+  // the ~100-byte struct, whose piecewise stores and wide reloads stall store
+  // forwarding).
+  static void probe_into(const leaf* l, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
     p.self = const_cast<leaf*>(l);
+    l->prefetch_slots();  // the search and the slot reads below
     for (;;) {
       p.seq = l->seq.read_begin();
-      p.dead = l->dead.load(std::memory_order_acquire);     // seq-protected
-      p.next = l->next[0].load(std::memory_order_acquire);  // seq-protected; pairs with split/remove stores
+      p.dead = l->dead.load(std::memory_order_acquire);  // seq-protected
+      // acquire (both, seq-protected): pair with set_link's release stores in split/remove.
+      p.next = l->links[0].ptr.load(std::memory_order_acquire);
+      p.next_key = l->links[0].key.load(std::memory_order_acquire);
       // Clamp: a torn count is discarded by the retry below, but must not index out of bounds.
-      p.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
-      uint32_t lo = 0, hi = p.n;
-      while (lo < hi) {
-        const uint32_t mid = (lo + hi) / 2;
-        if (l->starts[mid].load(std::memory_order_acquire) <= key) {
-          lo = mid + 1;
-        } else {
-          hi = mid;
-        }
+      const uint32_t n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
+      p.n = n;
+      // The number of starts <= key, in two rounds of independent loads
+      // (the lines were prefetched above): count the 8-slot groups (one
+      // cache line each) whose first start is <= key, then count inside the
+      // chosen group. Torn, unsorted starts only give a wrong index, which
+      // the retry discards; the index stays <= n.
+      // acquire (all): seq-protected slots (seqcount.hpp).
+      uint32_t g = 0;
+      for (uint32_t j = kGroup; j < n; j += kGroup)
+        g += l->starts[j].load(std::memory_order_acquire) <= key ? 1 : 0;
+      const uint32_t lo = g * kGroup, hi = std::min(lo + kGroup, n);
+      uint32_t idx = lo;
+      for (uint32_t i = lo; i < hi; ++i) idx += l->starts[i].load(std::memory_order_acquire) <= key ? 1 : 0;
+      p.idx = idx;
+      p.has_le = idx > 0;
+      p.has_gt = idx < n;
+      if (p.has_le) l->load_acquire(idx - 1, p.le);
+      if (p.has_gt) {
+        p.gt.start = l->starts[idx].load(std::memory_order_acquire);  // seq-protected
+        if (p.gt.start < gt_limit) l->load_rest_acquire(idx, p.gt);
       }
-      p.has_le = lo > 0;
-      p.has_gt = lo < p.n;
-      if (p.has_le) l->load_acquire(lo - 1, p.le);
-      if (p.has_gt) l->load_acquire(lo, p.gt);
-      if (!l->seq.retry(p.seq)) return p;
+      if (!l->seq.retry(p.seq)) return;
     }
   }
 
-  // The live leaf covering `key`, probed at `key`. Restarts from the head
-  // when it meets a dead leaf (invariant 5). Caller holds a read side.
-  probe find_leaf(uint64_t key) const noexcept {
+  // Moves right from x along level lvl while the successor's cached key is
+  // <= key, touching only the link (one cache line per move) and never the
+  // successor's own key. The caller checks the real key of the leaf the
+  // whole descent ends on (find_leaf). Why that is enough, although pointer
+  // and cached key are two words that a reader may see from two different
+  // link updates (skiplist_leaf.hpp):
+  //  (a) a cached key that is too high only makes us stay at x; every level
+  //      below contains x and continues from it in key order, so the descent
+  //      stops a level early and the next level walks a little longer;
+  //  (b) a cached key that is too low can move us to a leaf whose real key is
+  //      > key. Links only point to higher keys (along any level, live or
+  //      dead leaves alike: a removed leaf keeps its forward links), so from
+  //      then on every leaf reached has a key > key too, and the final check
+  //      of the real key of the leaf we end on catches it: find_leaf restarts.
+  //      If that final key is <= key, every leaf on the path had a key <= key,
+  //      which is all the plain descent relied on.
+  // Both windows are one writer's two consecutive stores wide.
+  static const leaf* walk_right(const leaf* x, unsigned lvl, uint64_t key) noexcept {
+    for (;;) {
+      // relaxed: a hint, checked through the final real-key check (above).
+      if (x->links[lvl].key.load(std::memory_order_relaxed) > key) return x;
+      // acquire: pairs with the release store in set_link; the leaf's
+      // immutable key and links are visible.
+      const leaf* n = x->links[lvl].ptr.load(std::memory_order_acquire);
+      if (n == nullptr) return x;
+      x = n;
+    }
+  }
+
+  // The live leaf covering `key`, probed at `key` (gt_limit: see probe).
+  // Restarts from the head when it meets a dead leaf (invariant 5). Caller
+  // holds a read side.
+  probe find_leaf(uint64_t key, uint64_t gt_limit = UINT64_MAX) const noexcept {
+    probe p;
+    find_leaf_into(key, gt_limit, p);
+    return p;
+  }
+  void find_leaf_into(uint64_t key, uint64_t gt_limit, probe& p) const noexcept {
     for (;;) {
       const leaf* x = &head_;
       // relaxed: a hint; a stale (lower) value only makes the descent longer.
       const unsigned top = levels_.load(std::memory_order_relaxed);
-      for (unsigned lvl = top; lvl-- > 1;) {
-        // acquire: pairs with the release stores in link_upper()/remove_leaf_locked().
-        const leaf* n = x->next[lvl].load(std::memory_order_acquire);
-        while (n != nullptr && n->key <= key) {
-          x = n;
-          n = x->next[lvl].load(std::memory_order_acquire);
-        }
-      }
+      for (unsigned lvl = top; lvl-- > 1;) x = walk_right(x, lvl, key);
       for (;;) {
         // Move right without a snapshot while the successor's key is <= key:
         // keys are immutable, so the covering leaf is at or after it.
-        // acquire: pairs with the release stores of next[0] in split/remove.
-        const leaf* n0 = x->next[0].load(std::memory_order_acquire);
-        if (n0 != nullptr && n0->key <= key) {
-          x = n0;
-          continue;
-        }
-        probe p = do_probe(x, key);
+        x = walk_right(x, 0, key);
+        if (x->key > key) break;  // a stale cached key sent us too far (walk_right (b)): restart
+        probe_into(x, key, gt_limit, p);
         if (p.dead) break;
-        if (p.next != nullptr && p.next->key <= key) {
+        if (p.next != nullptr && p.next_key <= key) {  // next_key is consistent with next (same snapshot)
           x = p.next;
           continue;
         }
-        return p;
+        return;
       }
     }
   }
@@ -710,7 +849,7 @@ class extent_skiplist {
       const probe p = find_leaf(key);
       if (p.has_le) return p.le;
       if (p.self == &head_) return std::nullopt;
-      const probe q = find_leaf(p.self->key - 1);
+      const probe q = find_leaf(p.self->key - 1, 0);
       // Both snapshots held at one instant: q saw p.self as its successor and
       // p.self did not change since its probe.
       if (q.next != p.self || p.self->seq.current() != p.seq) continue;
@@ -721,23 +860,24 @@ class extent_skiplist {
 
   std::optional<raw> lookup_raw(uint64_t key, uint64_t size) const noexcept {
     const uint64_t end = key + size;  // valid query: no overflow
+    probe p;
     for (;;) {
-      const probe p = find_leaf(key);
-      std::optional<raw> below;
+      find_leaf_into(key, end, p);
       if (p.has_le) {
-        below = p.le;
+        if (p.le.start + p.le.size > key) return p.le;
       } else if (p.self != &head_) {
-        const probe q = find_leaf(p.self->key - 1);
+        probe q;
+        find_leaf_into(p.self->key - 1, 0, q);
         if (q.next != p.self || p.self->seq.current() != p.seq) continue;
-        if (q.has_le) below = q.le;
+        if (q.has_le && q.le.start + q.le.size > key) return q.le;
       }
-      if (below && below->start + below->size > key) return below;
       if (p.has_gt) {
-        if (p.gt.start < end) return p.gt;
+        if (p.gt.start < end) return p.gt;  // loaded in full (gt_limit = end)
         return std::nullopt;
       }
-      if (p.next == nullptr || p.next->key >= end) return std::nullopt;
-      const probe r = do_probe(p.next, key);
+      if (p.next == nullptr || p.next_key >= end) return std::nullopt;
+      probe r;
+      probe_into(p.next, key, end, r);
       if (r.dead || p.self->seq.current() != p.seq) continue;
       if (!r.has_gt) continue;  // invariant 3: cannot be a consistent state
       if (r.gt.start < end) return r.gt;
@@ -754,8 +894,8 @@ class extent_skiplist {
     leaf_copy c;
     for (;;) {
       const uint64_t s = l->seq.read_begin();
-      c.dead = l->dead.load(std::memory_order_acquire);     // seq-protected
-      c.next = l->next[0].load(std::memory_order_acquire);  // seq-protected
+      c.dead = l->dead.load(std::memory_order_acquire);  // seq-protected
+      c.next = l->next(0, std::memory_order_acquire);    // seq-protected
       c.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
       for (uint32_t i = 0; i < c.n; ++i) l->load_acquire(i, out[i]);
       if (!l->seq.retry(s)) return c;
@@ -949,10 +1089,10 @@ class extent_skiplist {
     const leaf* x = &head_;
     for (unsigned lvl = top; lvl-- > 0;) {
       // acquire: pairs with the release stores in link_upper()/split/remove.
-      const leaf* n = x->next[lvl].load(std::memory_order_acquire);
+      const leaf* n = x->next(lvl, std::memory_order_acquire);
       while (n != nullptr && n->key <= key) {
         x = n;
-        n = x->next[lvl].load(std::memory_order_acquire);
+        n = x->next(lvl, std::memory_order_acquire);
       }
       heads[lvl] = const_cast<leaf*>(x);
     }
@@ -1072,7 +1212,7 @@ class extent_skiplist {
     for (leaf* y = x; y != nullptr && y != end && (y == x || y->key < end_key);) {
       if (nk == kMaxChildren) return span_result::fallback;
       // acquire: pairs with the release stores that link leaves.
-      leaf* yn = y->next[cl].load(std::memory_order_acquire);
+      leaf* yn = y->next(cl, std::memory_order_acquire);
       const leaf* ye = (yn == nullptr || (end != nullptr && yn->key >= end_key)) ? end : yn;
       kids[nk++] = child{y, ye, y->key, ye != nullptr ? ye->key : UINT64_MAX};
       y = yn;
@@ -1136,7 +1276,7 @@ class extent_skiplist {
       for (unsigned i = 0; i < n; ++i) {
         // relaxed: dead and next[0] are written only under the leaf's lock, which we hold.
         if (l[i]->dead.load(std::memory_order_relaxed) ||
-            (i + 1 < n && l[i]->next[0].load(std::memory_order_relaxed) != l[i + 1])) {
+            (i + 1 < n && l[i]->next(0, std::memory_order_relaxed) != l[i + 1])) {
           unlock();
           return false;
         }
@@ -1150,7 +1290,7 @@ class extent_skiplist {
 
   // True if locked leaf l (live) covers key now.
   static bool covers(const leaf* l, uint64_t key) noexcept {
-    const leaf* n = l->next[0].load(std::memory_order_relaxed);  // under l's lock
+    const leaf* n = l->next(0, std::memory_order_relaxed);  // under l's lock
     return l->key <= key && (n == nullptr || n->key > key);
   }
 
@@ -1176,7 +1316,7 @@ class extent_skiplist {
       ls.add(l);
       if (need_next) ls.add(nx);
       if (!ls.lock_and_validate()) continue;
-      if (l->next[0].load(std::memory_order_relaxed) != nx) {  // under l's lock
+      if (l->next(0, std::memory_order_relaxed) != nx) {  // under l's lock
         ls.unlock();
         continue;
       }
@@ -1256,16 +1396,19 @@ class extent_skiplist {
     nl->height = detail::random_level(max_levels);
     for (uint32_t i = left; i < total; ++i) nl->store_release(i - left, buf[i]);
     nl->count.store(total - left, std::memory_order_relaxed);  // unpublished
-    // relaxed: nl is not reachable yet; the release store of l->next[0] below publishes it.
-    nl->next[0].store(l->next[0].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    // relaxed: nl is not reachable yet; the release store of l's link 0 below publishes it.
+    leaf* const succ = l->next(0, std::memory_order_relaxed);  // under l's lock
+    nl->links[0].ptr.store(succ, std::memory_order_relaxed);
+    nl->links[0].key.store(succ != nullptr ? succ->key : detail::kNoKey, std::memory_order_relaxed);
     l->seq.write_begin();
     for (uint32_t i = 0; i < left; ++i) l->store_release(i, buf[i]);
     l->count.store(left, std::memory_order_release);  // seq-protected
     // release: publishes nl's contents; pairs with the acquire loads of next[0] in readers.
 #if RCUKIT_PLANTED_BUG == 2  // canary (docs/RELIABILITY.md): a relaxed publish
-    l->next[0].store(nl, std::memory_order_relaxed);
+    l->links[0].ptr.store(nl, std::memory_order_relaxed);
+    l->links[0].key.store(nl->key, std::memory_order_relaxed);
 #else
-    l->next[0].store(nl, std::memory_order_release);
+    l->set_link(0, nl);  // release (both stores): seq-protected and publishing
 #endif
     l->seq.write_end();
     if (nl->height > 1) {
@@ -1281,17 +1424,17 @@ class extent_skiplist {
     leaf* x = &head_;
     for (unsigned lvl = max_levels; lvl-- > 1;) {
       // relaxed: upper links change only under the index lock, which we hold.
-      leaf* n = x->next[lvl].load(std::memory_order_relaxed);
+      leaf* n = x->next(lvl, std::memory_order_relaxed);
       while (n != nullptr && n->key < nl->key) {
         x = n;
-        n = x->next[lvl].load(std::memory_order_relaxed);
+        n = x->next(lvl, std::memory_order_relaxed);
       }
       preds[lvl] = x;
     }
     for (unsigned lvl = 1; lvl < nl->height; ++lvl) {
       // release (both): readers that reach nl at lvl see its successor; pairs with find_leaf().
-      nl->next[lvl].store(preds[lvl]->next[lvl].load(std::memory_order_relaxed), std::memory_order_release);
-      preds[lvl]->next[lvl].store(nl, std::memory_order_release);
+      nl->set_link(lvl, preds[lvl]->next(lvl, std::memory_order_relaxed));
+      preds[lvl]->set_link(lvl, nl);
     }
     if (levels_.load(std::memory_order_relaxed) < nl->height) {
       levels_.store(nl->height, std::memory_order_relaxed);  // a hint (see find_leaf)
@@ -1308,14 +1451,14 @@ class extent_skiplist {
     d->seq.write_end();
     p->seq.write_begin();
     // release: pairs with the acquire loads of next[0] in readers.
-    p->next[0].store(d->next[0].load(std::memory_order_relaxed), std::memory_order_release);
+    p->set_link(0, d->next(0, std::memory_order_relaxed));  // d locked: its link 0 is stable
     p->seq.write_end();
     leaf* x = &head_;
     for (unsigned lvl = max_levels; lvl-- > 1;) {
-      leaf* n = x->next[lvl].load(std::memory_order_relaxed);  // index lock held
+      leaf* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
       while (n != nullptr && n->key < d->key) {
         x = n;
-        n = x->next[lvl].load(std::memory_order_relaxed);
+        n = x->next(lvl, std::memory_order_relaxed);
       }
 #if RCUKIT_PLANTED_BUG == 3  // canary (docs/RELIABILITY.md): a skipped unlink
       if (lvl < d->height && lvl != 1) {
@@ -1324,7 +1467,7 @@ class extent_skiplist {
 #endif
         if (n != d) fatal("remove_leaf: leaf missing from an upper level");
         // release: pairs with the acquire loads in find_leaf().
-        x->next[lvl].store(d->next[lvl].load(std::memory_order_relaxed), std::memory_order_release);
+        x->set_link(lvl, d->next(lvl, std::memory_order_relaxed));
       }
     }
     index_lock_.unlock();
