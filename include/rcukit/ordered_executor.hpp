@@ -7,11 +7,22 @@
 // submission, in sequence order, one at a time per callback CPU.
 //
 // The engine (detail/executor_core.hpp):
-//   submit -> reserve an in-flight slot -> take seq -> push onto the parallel
-//   list of worker[seq mod n] -> parallel() ... done() -> store the job in
+//   submit -> reserve an in-flight slot -> take seq -> push onto a worker's
+//   parallel list -> parallel() ... done() -> store the job in
 //   ring[seq mod capacity] -> the one "reorderer" moves every consecutive
 //   ready job, in seq order, to its callback worker's serial list -> that
 //   worker runs serial() -> the in-flight slot is given back.
+// Per-job cost is what tiny jobs pay, so every hand-off is batched where the
+// semantics allow: the front ends submit up to 16 jobs with one reservation,
+// one sequence fetch_add and one list push; the reorderer pushes each run of
+// consecutive jobs with the same callback CPU as one chain; a worker takes
+// its whole list with one exchange and gives in-flight slots back once per
+// 32 serial steps. Dealing: submit() deals runs of 8 consecutive sequence
+// numbers round-robin (padata deals one by one); the front ends' batches go
+// to the callback CPU's worker while its parallel backlog (jobs queued times
+// its measured time per job) is under 50 us (tiny jobs then stay on one CPU,
+// where the reorder and serial steps run too) and to the least-backlogged
+// worker beyond (long jobs spread).
 //
 // How each historical padata bug is made impossible by construction:
 //  * Orphaned jobs from a missing barrier (2019) and the lost wake-up the
@@ -32,10 +43,12 @@
 //    tests cross 2^64 - 1 -> 0.
 //  * Use-after-free of the reorder state at teardown (2025). A thread in
 //    done() may still be inside the reorder code after the last serial() it
-//    released has run. done() therefore runs entirely inside an RCU read-side
-//    critical section (rcukit::rcu::read_guard<rcu::memb>), and the
-//    destructor, after drain(), waits for a grace period before it frees
-//    anything. Workers are joined before their queues are freed.
+//    released has run. done() from a foreign thread therefore runs entirely
+//    inside an RCU read-side critical section (rcu::read_guard<rcu::memb>),
+//    and the destructor, after drain(), waits for a grace period before it
+//    frees anything. done() on one of the workers skips the read side (two
+//    out-of-line liburcu calls per job): workers are joined before anything
+//    they can reach (ring, queues) is freed.
 //  * CPU-set changes while jobs are in flight. The CPU list used by submit()
 //    is an immutable snapshot published through an atomic pointer and
 //    reclaimed with rcu::retire, as padata swaps its parallel data under
@@ -55,7 +68,16 @@
 //  (4) After serial() returns (and after parallel() returns) the executor never
 //      touches the job again: the user may free or resubmit it.
 //  (5) No executor memory is freed while a thread can still reach it: done()
-//      is inside an RCU read side; the destructor drains, synchronizes, joins.
+//      from a foreign thread is inside an RCU read side, done() on one of the
+//      executor's workers is covered by the join; the destructor drains,
+//      synchronizes, joins.
+//  (6) Every park has a named wake path (no timed waits anywhere): a worker
+//      sleeps only after announcing it and re-checking both its lists (W1/W2),
+//      and every push onto another worker's list is followed by a check of
+//      that announcement (Q1/W3); a worker's pushes onto its own serial list
+//      need none because it re-runs its lists before it parks. Blocked
+//      submitters and drain() pair V1/V2 with every progress store; a front
+//      end waiting for its items pairs T1/T2 with K1/K2 (completion_counter).
 //
 // Not supported: separate parallel and serial CPU masks, padata_shell
 // (several independent sequences per executor: create several executors),
@@ -74,6 +96,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -147,7 +170,8 @@ struct ordered_job {
   // sleeping worker. The caller may become the reorderer and move ready jobs
   // to their callback workers; it keeps doing so while other done() calls
   // arrive meanwhile (bounded in practice by max_in_flight, since no job is
-  // admitted until a serial step ends). Runs inside an rcu::memb read side;
+  // admitted until a serial step ends). From a foreign thread it runs inside
+  // an rcu::memb read side (on one of the executor's workers it needs none);
   // callable from any thread, including inside other read sides. After
   // done() the job belongs to the executor until its serial() starts.
   void done();
@@ -197,6 +221,12 @@ struct executor_options {
 
 // padata_instance. All public functions may be called from any thread except
 // where noted. The executor is started when constructed.
+class ordered_executor;
+namespace detail {
+// Batched submit for the front ends (see executor_core::submit_batch).
+std::size_t submit_batch(ordered_executor& ex, ordered_job* const* js, std::size_t n, int cb_cpu);
+}  // namespace detail
+
 class ordered_executor {
  public:
   // Creates one worker thread per CPU of `cpus`, each pinned to its CPU.
@@ -259,6 +289,7 @@ class ordered_executor {
   bool on_worker_thread() const;
 
  private:
+  friend std::size_t detail::submit_batch(ordered_executor&, ordered_job* const*, std::size_t, int);
   absl::Status init_status_;
   std::unique_ptr<detail::executor_core> core_;
 };
@@ -268,39 +299,54 @@ class ordered_executor {
 // ---------------------------------------------------------------------------
 namespace detail {
 
-// Completion counter for the front ends. Notifiers (serial steps) hold the
-// mutex across increment and notify, and the final wait_all() takes the
-// mutex, so the waiting thread cannot destroy the counter while a notifier is
-// still inside add_one(). Intermediate waits read the count lock-free and
-// sleep only when they must; add_one() signals only when the count reaches
-// the target a sleeping waiter registered, so a running submitter costs no
-// wake-ups.
+// Completion counter for the front ends. Notifiers: ordered_transform's
+// serial steps (one at a time) or parallel_chunks' helpers (concurrent); one
+// owning thread waits, any number of times, the last time with wait_all()
+// before the counter is destroyed.
+//
+// add_one() costs two uncontended read-modify-writes in the common case; it
+// takes the mutex only when a waiter announced a target it has reached. Lost
+// wake-up: the notifier increments `count` then loads `target` (K1, K2); a
+// waiter stores `target` then loads `count` (T1, T2), all seq_cst: in the
+// single total order one side sees the other, so either the waiter does not
+// sleep or the notifier notifies, after taking the mutex the waiter holds
+// from before its check until it sleeps. Lifetime: add_one() touches the
+// counter after K1, so the final wait_all() also waits until `exited` (each
+// notifier's last access, E1) has counted every notifier out; that wait is a
+// bounded spin over the few instructions left in add_one(), not a park.
 struct completion_counter {
   std::mutex mu;
   std::condition_variable cv;
-  // Written under mu; release: pairs with the acquire loads in wait_for(), so
-  // a finished job's slot may be reused. Read lock-free.
-  std::atomic<std::uint64_t> count{0};
-  std::uint64_t target = UINT64_MAX;  // guarded by mu: what a sleeping waiter needs
+  alignas(64) std::atomic<std::uint64_t> count{0};
+  std::atomic<std::uint64_t> exited{0};
+  alignas(64) std::atomic<std::uint64_t> target{UINT64_MAX};  // written by the waiter only
 
   void add_one() {
-    std::lock_guard<std::mutex> g(mu);
-    const std::uint64_t c = count.load(std::memory_order_relaxed) + 1;  // relaxed: writers hold mu
-    count.store(c, std::memory_order_release);
-    if (c >= target) cv.notify_all();
+    const std::uint64_t c = count.fetch_add(1, std::memory_order_seq_cst) + 1;  // (K1) pairs with T2
+    if (c >= target.load(std::memory_order_seq_cst)) {                          // (K2) pairs with T1
+      { std::lock_guard<std::mutex> g(mu); }  // the waiter is before its check (T2) or asleep
+      cv.notify_all();
+    }
+    exited.fetch_add(1, std::memory_order_release);  // (E1) last access; pairs with E2
   }
-  // Returns once count >= t. The object must stay alive afterwards (use
-  // wait_all() for the last wait before destroying it).
+  // Returns once count >= t. Owning thread only. The object must stay alive
+  // afterwards (use wait_all() for the last wait before destroying it).
   void wait_for(std::uint64_t t) {
+    // acquire: pairs with K1, so the finished steps' writes are visible.
     if (count.load(std::memory_order_acquire) >= t) return;
-    wait_all(t);
-  }
-  // Returns once count >= t, always through the mutex (see above).
-  void wait_all(std::uint64_t t) {
     std::unique_lock<std::mutex> l(mu);
-    target = t;
-    cv.wait(l, [&] { return count.load(std::memory_order_relaxed) >= t; });  // relaxed: under mu
-    target = UINT64_MAX;
+    target.store(t, std::memory_order_seq_cst);  // (T1) pairs with K2
+    // (T2) seq_cst: pairs with K1 (and acquire, like above).
+    cv.wait(l, [&] { return count.load(std::memory_order_seq_cst) >= t; });
+    target.store(UINT64_MAX, std::memory_order_relaxed);  // relaxed: only suppresses later notifications
+  }
+  // Returns once count >= t and t notifiers have left add_one(); with
+  // exactly t notifiers in all, the object may then be destroyed.
+  void wait_all(std::uint64_t t) {
+    wait_for(t);
+    // (E2) acquire: pairs with E1. Bounded: a notifier past K1 has only K2
+    // and possibly a mutex hand-off left.
+    while (exited.load(std::memory_order_acquire) < t) std::this_thread::yield();
   }
 };
 
@@ -414,35 +460,75 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
   std::vector<job> jobs(window);
   for (auto& j : jobs) j.st = &st;
 
-  std::uint64_t submitted = 0;  // items handed to the executor
+  // Items are handed over in batches of up to kBatch (one submit_batch:
+  // one reservation, one sequence fetch_add, one list push). A slot is
+  // refilled only once its previous item is known finished; the count of
+  // finished items is re-read only when the window looks full, not per item
+  // (the serial thread writes it), and the batch is flushed before any wait
+  // (we never wait for items we still hold).
+  constexpr std::size_t kBatch = 16;
+  ordered_job* batch[kBatch];
+  std::size_t nbatch = 0;
+  std::uint64_t submitted = 0;   // items handed to the executor
+  std::uint64_t known_done = 0;  // a past value of st.finished.count
+  auto flush = [&] {
+    std::size_t i = 0;
+    while (i < nbatch) {
+      const std::size_t k = detail::submit_batch(ex, batch + i, nbatch - i, cb);
+      submitted += k;
+      i += k;
+      if (i == nbatch) break;
+      // Refused: submit() blocks if the executor is full (default policy) or
+      // says why not. Our callback CPU went away, the executor stopped, or it
+      // is full for us: let our own items finish, then retry once on the
+      // current set; failing that, the rest runs inline, in order.
+      job& j = static_cast<job&>(*batch[i]);
+      absl::Status s = ex.submit(j, cb);
+      if (!s.ok()) {
+        st.finished.wait_for(submitted);
+        cb = pick_cb();
+        if (cb >= 0) s = ex.submit(j, cb);
+      }
+      if (s.ok()) {
+        ++submitted;
+        ++i;
+        continue;
+      }
+      cb = -1;
+      for (; i < nbatch; ++i) {
+        job& r = static_cast<job&>(*batch[i]);
+        run_inline(*r.it, r.index);
+      }
+    }
+    nbatch = 0;
+  };
   std::uint64_t index = 0;
   for (; first != last; ++first, ++index) {
+    if (cb >= 0) {
+      const std::uint64_t q = submitted + nbatch;  // this item's slot number
+      if (q >= window && known_done < q - window + 1) {
+        known_done = st.finished.count.load(std::memory_order_acquire);  // acquire: pairs with K1
+        if (known_done < q - window + 1) {
+          flush();  // never wait for items we still hold
+          if (cb >= 0 && submitted >= window) {
+            st.finished.wait_for(submitted - window / 2);  // the slot's previous job, and half the window
+            known_done = st.finished.count.load(std::memory_order_acquire);  // acquire: pairs with K1
+          }
+        }
+      }
+    }
     if (cb < 0) {
       st.finished.wait_for(submitted);  // earlier items' ser calls come first
       run_inline(first, index);
       continue;
     }
-    if (submitted >= window && st.finished.count.load(std::memory_order_acquire) < submitted - window + 1) {
-      st.finished.wait_for(submitted - window / 2);  // the slot's previous job, and half the window, are done
-    }
-    job& j = jobs[submitted % window];
+    job& j = jobs[(submitted + nbatch) % window];
     j.it.emplace(first);
     j.index = index;
-    absl::Status s = ex.submit(j, cb);
-    if (!s.ok()) {
-      // Our callback CPU went away, the executor stopped, or it is full for us:
-      // let our own items finish, then retry once on the current set.
-      st.finished.wait_for(submitted);
-      cb = pick_cb();
-      if (cb >= 0) s = ex.submit(j, cb);
-      if (!s.ok()) {
-        cb = -1;
-        run_inline(first, index);
-        continue;
-      }
-    }
-    ++submitted;
+    batch[nbatch++] = &j;
+    if (nbatch == kBatch) flush();
   }
+  flush();
   st.finished.wait_all(submitted);
   st.err.rethrow_if_any();
 }

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -741,6 +742,45 @@ TEST_F(ExecutorTest, OrderedTransformFallsBackInlineWhenStoppedOrNested) {
   ASSERT_TRUE(ex.submit(nj, *test_cpus().begin()).ok());
   ex.drain();
   EXPECT_EQ(nj.out, in);
+}
+
+// The front end hands items over in batches of 16: windows smaller than a
+// batch (slot reuse inside a batch would corrupt items), a forward-only input
+// (no size known), the fail policy at a tiny bound (partial batches), and a
+// stop() in the middle of a call (the rest of the batch falls back inline).
+TEST_F(ExecutorTest, OrderedTransformSmallWindowsPartialBatchesAndStopMidCall) {
+  std::uint64_t n = scaled(2'000);  // a bound of 1 costs a wake-up per item
+  std::list<std::uint64_t> in;
+  for (std::uint64_t i = 0; i < n; ++i) in.push_back(i);
+  for (std::size_t bound : {1, 3, 17, 40}) {
+    for (rcukit::when_full policy : {rcukit::when_full::block, rcukit::when_full::fail}) {
+      executor_options o;
+      o.max_in_flight = bound;
+      o.on_full = policy;
+      ordered_executor ex(test_cpus(), o);
+      std::vector<std::uint64_t> out;
+      out.reserve(n);
+      rcukit::ordered_transform(
+          ex, in.begin(), in.end(), [](std::uint64_t x) { return 3 * x + 1; },
+          [&](std::uint64_t y) { out.push_back(y); });
+      ASSERT_EQ(out.size(), n) << "bound " << bound;
+      for (std::uint64_t i = 0; i < n; ++i)
+        ASSERT_EQ(out[i], 3 * i + 1) << "bound " << bound << " item " << i;
+      EXPECT_EQ(ex.in_flight(), 0u);
+    }
+  }
+  n = scaled(20'000);
+  for (std::uint64_t i = in.size(); i < n; ++i) in.push_back(i);
+  ordered_executor ex(test_cpus());
+  std::vector<std::uint64_t> out;
+  rcukit::ordered_transform(
+      ex, in.begin(), in.end(), [](std::uint64_t x) { return x; },
+      [&](std::uint64_t y) {
+        if (y == n / 3) ex.stop();  // from the callback worker, mid-call
+        out.push_back(y);
+      });
+  ASSERT_EQ(out.size(), n);
+  for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(out[i], i) << i;
 }
 
 TEST_F(ExecutorTest, ParallelChunksCoversEveryIndexOnceWithMinChunk) {

@@ -10,17 +10,23 @@
 //
 // Threads and what they own:
 //  * submitters: reserve an in-flight slot (in_flight_), take a sequence
-//    number (next_seq_), push onto a worker's parallel list.
+//    number (next_seq_), push onto a worker's parallel list. The front
+//    ends' submit_batch does each of the three once for up to 16 jobs.
 //  * worker (one per CPU ever in the set, pinned, immortal until the
 //    destructor): runs its serial list first (that frees in-flight slots),
 //    then its parallel list; spins briefly, then sleeps on its own condition
 //    variable after announcing `sleeping` (Dekker with the pushers).
 //  * any thread in done(): stores the job in the reorder ring and maybe
 //    becomes the single drainer (pending_ election), which owns
-//    next_release_ and the workers' ser_pushed counters.
+//    next_release_ and the workers' ser_pushed counters, and pushes each run
+//    of ready jobs with one callback worker as one chain.
+//  * a worker gives in-flight slots back (in_flight_, ser_done) once per
+//    kGiveBack serial steps and at the end of each list it took.
 //
 // Why the ring cannot overflow (invariant 1). Let t be a job and s = t - cap.
-// Reservation precedes seq assignment in every submit; decrements follow
+// Reservation precedes seq assignment in every submit (a batch reserves all
+// its slots in one CAS before its one fetch_add on next_seq_; counting slots
+// instead of CAS operations, the argument below is unchanged); decrements follow
 // serial(), which follows release, which is in seq order. If s were not yet
 // released when t stores into the ring, then no job in s..t-1 has released
 // its in-flight slot before the last of the cap + 1 reservations of s..t in
@@ -70,6 +76,13 @@ struct executor_worker {
   std::condition_variable cv;
   int pin_rc = -1;      // guarded by mu: result of pthread_setaffinity_np
   bool pinned = false;  // guarded by mu
+
+  // Parallel backlog estimate for submit_batch's dealing (a heuristic: any
+  // value is safe). par_pushed: added to by batching submitters; par_run:
+  // written by this worker only, once per parallel() it ran.
+  alignas(64) std::atomic<std::uint64_t> par_pushed{0};
+  alignas(64) std::atomic<std::uint64_t> par_run{0};
+  std::atomic<std::uint64_t> par_ns{0};  // recent time per step of this worker (ns); written by it only
 
   alignas(64) std::atomic<std::uint64_t> ser_pushed{0};  // written by the drainer only
   alignas(64) std::atomic<std::uint64_t> ser_done{0};    // written by this worker only
@@ -213,6 +226,7 @@ class executor_core {
           j.seq_ = seq;
           j.error_ = nullptr;
           executor_worker* pw = c->workers[static_cast<std::size_t>((seq / kRun) % c->workers.size())];
+          pw->par_pushed.fetch_add(1, std::memory_order_relaxed);  // relaxed: heuristic (pick_worker)
           pw->par_q.push(&j);  // (Q1) publishes the fields above to the worker
           wake(*pw);
           return absl::OkStatus();
@@ -232,9 +246,67 @@ class executor_core {
     }
   }
 
+  // The front ends' batched submit: queues a prefix of js[0..n) (all with
+  // callback CPU cb_cpu, in this order, with consecutive sequence numbers)
+  // and returns its length. It reserves in-flight slots with one CAS for the
+  // whole prefix, takes the sequence numbers with one fetch_add, and pushes
+  // the whole batch onto one worker's parallel list (pick_worker) with one
+  // CAS and one wake check, so a batch pays the shared-line traffic of one
+  // submit() instead of one per job.
+  // Never blocks: a shorter prefix (possibly empty) means "full, stopped or
+  // cb_cpu not in the set"; the caller then uses submit() for the rest,
+  // which reports which. Lock-free (CAS loops; a short mutex hand-off to wake
+  // a sleeping worker).
+  std::size_t submit_batch(ordered_job* const* js, std::size_t n, int cb_cpu) {
+    if (n == 0) return 0;
+    // relaxed: start/stop only gate new submissions, as in submit().
+    if (!running_.load(std::memory_order_relaxed)) return 0;
+    rcu::read_guard<executor_rcu> guard;  // keeps the snapshot alive
+    // (C1) acquire: pairs with C2.
+    const exec_config* c = config_.load(std::memory_order_acquire);
+    executor_worker* cb = c->find(cb_cpu);
+    if (cb == nullptr) return 0;
+    const std::size_t k = try_reserve_up_to(n);
+    if (k == 0) return 0;
+    // (S1) acq_rel: as in submit(); every job of the batch reserved its slot
+    // (in the one CAS above) before it gets its sequence number here.
+    const std::uint64_t seq0 = next_seq_.fetch_add(k, std::memory_order_acq_rel);
+    executor_worker* pw = pick_worker(*c, cb);
+    // relaxed: a heuristic counter (see executor_worker).
+    pw->par_pushed.fetch_add(k, std::memory_order_relaxed);
+    ordered_job* last = nullptr;
+    for (std::size_t i = 0; i < k; ++i) {
+      ordered_job* j = js[i];
+      j->core_ = this;
+      j->cb_worker_ = cb;
+      j->seq_ = seq0 + i;
+      j->error_ = nullptr;
+      if (last != nullptr) j->next_ = last;  // reverse push order (push_chain)
+      last = j;
+    }
+    pw->par_q.push_chain(js[0], last);  // (Q1) publishes the fields above to the worker
+    wake(*pw);
+    return k;
+  }
+
   // ordered_job::done(). Invariants 1, 2, 5.
   void complete(ordered_job* j) {
-    rcu::read_guard<executor_rcu> guard;  // the destructor waits for this read side
+    // A foreign thread needs a read side: the destructor waits for it (after
+    // drain) before it frees the ring. One of our own workers does not: the
+    // destructor joins every worker before it frees anything, so the thread
+    // is its own guard, and the two out-of-line liburcu calls per job are
+    // saved on the common path (parallel() calling done() on its worker).
+    if (on_own_thread()) {
+      complete_unguarded(j);
+    } else {
+      rcu::read_guard<executor_rcu> guard;
+      complete_unguarded(j);
+    }
+  }
+
+ private:
+  // complete() minus the lifetime guard (the caller provides it).
+  void complete_unguarded(ordered_job* j) {
     std::atomic<ordered_job*>& slot = ring_[j->seq_ & mask_];
     // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
     // whose clear happens before this job's reservation (see the file header).
@@ -266,6 +338,7 @@ class executor_core {
     }
   }
 
+ public:
   void drain() {
     if (on_own_thread()) executor_fatal("drain() called from one of the executor's own threads");
     // acquire: pairs with S1; every job numbered below target has been assigned.
@@ -302,15 +375,30 @@ class executor_core {
     unsigned idle = 0;
     std::chrono::steady_clock::time_point idle_since{};
     for (;;) {
-      bool worked = run_serials(w);
+      bool worked = run_serials(w) != 0;
       if (ordered_job* j = w.par_q.take_all()) {
         worked = true;
+        using clock = std::chrono::steady_clock;
+        const clock::time_point t0 = clock::now();
+        std::uint64_t steps = 0;  // parallel and serial steps run in this list
         while (j != nullptr) {
           ordered_job* next = j->next_;  // read before user code (queue invariant 3)
           run_parallel(j);
+          ++steps;
+          // relaxed: single writer, heuristic (pick_worker).
+          w.par_run.store(w.par_run.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
           j = next;
-          if (w.ser_q.maybe_nonempty()) run_serials(w);  // serial first: frees in-flight slots
+          if (w.ser_q.maybe_nonempty()) steps += run_serials(w);  // serial first: frees in-flight slots
         }
+        // Time per step in this list, smoothed: pick_worker's estimate of how
+        // long a backlog takes to drain (a parallel job dealt to the callback
+        // worker brings its serial step along, so steps are the right unit).
+        // Two clock reads per list, none per job.
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0);
+        const std::uint64_t per = static_cast<std::uint64_t>(ns.count()) / steps;
+        const std::uint64_t old = w.par_ns.load(std::memory_order_relaxed);  // relaxed: single writer
+        w.par_ns.store(old == 0 ? per : (3 * old + per) / 4,
+                       std::memory_order_relaxed);  // relaxed: heuristic
       }
       if (worked) {
         idle = 0;
@@ -318,8 +406,16 @@ class executor_core {
       }
       if (w.quit.load(std::memory_order_acquire)) return;  // acquire: pairs with W4
       if (idle++ == 0) idle_since = std::chrono::steady_clock::now();
-      if ((idle & 63) != 0 || std::chrono::steady_clock::now() - idle_since < kSpinFor) {
+      if ((idle & 63) != 0) {
         cpu_relax();
+        continue;
+      }
+      if (std::chrono::steady_clock::now() - idle_since < kSpinFor) {
+        // Every 64 polls, let a runnable thread sharing this CPU (typically
+        // the submitter: workers are pinned, submitters are not) run instead
+        // of us: an idle poll must not take CPU time from the thread that
+        // feeds it. Returns at once when nothing else is runnable.
+        std::this_thread::yield();
         continue;
       }
       idle = 0;
@@ -356,11 +452,59 @@ class executor_core {
     return false;
   }
 
+  // Where a batch's parallel halves go. The callback worker, as long as its
+  // backlog (jobs dealt to it whose parallel() has not run, times its recent
+  // cost per job) is below kSpillNs: tiny jobs then never cross threads
+  // except at submit, and their reorder and serial steps stay on one CPU,
+  // which is cheaper than any hand-off. Past it, the worker with the
+  // smallest backlog: jobs that take long pile up and spread over the set.
+  static constexpr std::int64_t kSpillNs = 50'000;
+  static std::int64_t backlog(const executor_worker& w) {
+    // relaxed: heuristic; the counters may be seen out of step.
+    const auto jobs = static_cast<std::int64_t>(w.par_pushed.load(std::memory_order_relaxed) -
+                                                w.par_run.load(std::memory_order_relaxed));
+    const auto per = static_cast<std::int64_t>(w.par_ns.load(std::memory_order_relaxed));
+    return jobs <= 0 ? 0 : jobs * std::max<std::int64_t>(per, 1);
+  }
+  static executor_worker* pick_worker(const exec_config& c, executor_worker* cb) {
+    std::int64_t best = backlog(*cb);
+    if (best < kSpillNs) return cb;
+    executor_worker* out = cb;
+    for (executor_worker* w : c.workers) {
+      const std::int64_t b = backlog(*w);
+      if (b < best) {
+        best = b;
+        out = w;
+      }
+    }
+    return out;
+  }
+
+  // Reserves between 1 and n slots if any is free; returns how many.
+  std::size_t try_reserve_up_to(std::size_t n) {
+    std::uint64_t cur = in_flight_.load(std::memory_order_relaxed);  // relaxed: a guess for the CAS
+    while (cur < max_) {
+      const std::uint64_t k = std::min<std::uint64_t>(n, max_ - cur);
+      // acq_rel: part of the in_flight_ chain used by the ring-overflow argument.
+      if (in_flight_.compare_exchange_weak(cur, cur + k, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        return static_cast<std::size_t>(k);
+      }
+    }
+    return 0;
+  }
+
   // Moves every consecutive ready job, from next_release_ on, to its callback
-  // worker's serial list. Drainer only (P1 election).
+  // worker's serial list. Drainer only (P1 election). Consecutive jobs with
+  // the same callback worker are pushed as one chain (one CAS and one wake
+  // check per chain instead of per job).
   void release_ready() {
-    std::uint64_t s = next_release_;
-    bool any = false;
+    const std::uint64_t from = next_release_;
+    std::uint64_t s = from;
+    executor_worker* cw = nullptr;  // callback worker of the chain being built
+    ordered_job* first = nullptr;
+    ordered_job* last = nullptr;
+    std::uint64_t n = 0;
     for (;;) {
       std::atomic<ordered_job*>& slot = ring_[s & mask_];
       ordered_job* j = slot.load(std::memory_order_acquire);  // (R2) pairs with R1
@@ -368,16 +512,20 @@ class executor_core {
       // relaxed: the next store into this slot (by job s + capacity) happens
       // after this job's serial() (invariant 1), which follows our push (Q1).
       slot.store(nullptr, std::memory_order_relaxed);
-      executor_worker* w = j->cb_worker_;
       ++s;
-      any = true;
-      // relaxed: single writer (the drainer role, handed over through P1/P2);
-      // readers in drain() order it through R3.
-      w->ser_pushed.store(w->ser_pushed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      w->ser_q.push(j);  // (Q1) after this, j belongs to w (invariant 4: not touched again here)
-      wake(*w);
+      if (j->cb_worker_ != cw) {
+        push_serials(cw, first, last, n);
+        cw = j->cb_worker_;
+        first = j;
+        n = 0;
+      } else {
+        j->next_ = last;  // reverse push order (push_chain); the job is ours until pushed
+      }
+      last = j;
+      ++n;
     }
-    if (any) {
+    push_serials(cw, first, last, n);
+    if (s != from) {
       next_release_ = s;
       // (R3) seq_cst: read by drain(); Dekker with drain_waiters_ in notify_if().
       release_seq_.store(s, std::memory_order_seq_cst);
@@ -385,9 +533,33 @@ class executor_core {
     }
   }
 
-  bool run_serials(executor_worker& w) {
+  void push_serials(executor_worker* w, ordered_job* first, ordered_job* last, std::uint64_t n) {
+    if (w == nullptr) return;
+    // relaxed: single writer (the drainer role, handed over through P1/P2);
+    // readers in drain() order it through R3.
+    w->ser_pushed.store(w->ser_pushed.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    w->ser_q.push_chain(first, last);  // (Q1) after this, the jobs belong to w (invariant 4)
+    // A worker pushing onto its own serial list is awake: it runs that list
+    // before it next looks at sleeping (run(): serials first, and W2).
+    if (w != tls_worker) wake(*w);
+  }
+
+  // Runs the serial list taken in one exchange. In-flight slots and the
+  // ser_done count are given back once per kGiveBack serial steps and at the
+  // end of the list, not per job: the in_flight_ line then moves between the
+  // submitter and this worker once per batch instead of once per job. A slot
+  // is still given back only after its serial() returned (the ring argument
+  // needs no more), and a returned serial() is never touched again
+  // (invariant 4); the cost is that the bound is released up to kGiveBack - 1
+  // jobs late while a list is still running.
+  static constexpr std::uint64_t kGiveBack = 32;
+
+  // Returns how many serial steps ran.
+  std::uint64_t run_serials(executor_worker& w) {
     ordered_job* j = w.ser_q.take_all();  // (Q2)
-    if (j == nullptr) return false;
+    if (j == nullptr) return 0;
+    std::uint64_t ran = 0;
+    std::uint64_t finished = 0;
     while (j != nullptr) {
       ordered_job* next = j->next_;  // queue invariant 3
       try {
@@ -396,16 +568,26 @@ class executor_core {
         serial_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
       }
       // Invariant 4: j is the user's again.
-      // (D0) seq_cst: single writer; read by drain() (Dekker with drain_waiters_).
-      w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
-      // (D1) seq_cst: gives the slot back; release for the ring argument, and
-      // Dekker with a blocked submitter's predicate.
-      const std::uint64_t left = in_flight_.fetch_sub(1, std::memory_order_seq_cst) - 1;
-      notify_if(drain_waiters_);
-      if (left <= resume_at_) notify_if(submit_waiters_);
       j = next;
+      ++ran;
+      if (++finished == kGiveBack) {
+        give_back(w, finished);
+        finished = 0;
+      }
     }
-    return true;
+    if (finished != 0) give_back(w, finished);
+    return ran;
+  }
+
+  // Publishes that n more serial steps of w returned.
+  void give_back(executor_worker& w, std::uint64_t n) {
+    // (D0) seq_cst: single writer; read by drain() (Dekker with drain_waiters_).
+    w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + n, std::memory_order_seq_cst);
+    // (D1) seq_cst: gives the slots back; release for the ring argument, and
+    // Dekker with a blocked submitter's predicate.
+    const std::uint64_t left = in_flight_.fetch_sub(n, std::memory_order_seq_cst) - n;
+    notify_if(drain_waiters_);
+    if (left <= resume_at_) notify_if(submit_waiters_);
   }
 
   void run_parallel(ordered_job* j) {
@@ -602,6 +784,11 @@ inline absl::Status ordered_executor::remove_cpu(int cpu) {
     }
     return s;
   });
+}
+
+inline std::size_t detail::submit_batch(ordered_executor& ex, ordered_job* const* js, std::size_t n,
+                                        int cb_cpu) {
+  return ex.core_->submit_batch(js, n, cb_cpu);
 }
 
 inline cpu_set ordered_executor::cpus() const { return core_->cpus(); }

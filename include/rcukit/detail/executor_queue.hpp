@@ -42,6 +42,19 @@ class mpsc_list {
     return head == nullptr;
   }
 
+  // Pushes the chain first -> ... -> last, already linked through next_ in
+  // reverse push order (last->next_ == ... == first; first->next_ is set
+  // here), as one element: one CAS loop for the whole chain, and take_all()
+  // returns first ... last in that order, after the elements pushed before.
+  bool push_chain(Node* first, Node* last) noexcept {
+    Node* head = head_.load(std::memory_order_relaxed);  // relaxed: only a guess for the CAS
+    do {
+      first->next_ = head;
+      // (Q1) seq_cst success, as in push().
+    } while (!head_.compare_exchange_weak(head, last, std::memory_order_seq_cst, std::memory_order_relaxed));
+    return head == nullptr;
+  }
+
   // Consumer only. Wait-free. Returns the detached elements in push order.
   Node* take_all() noexcept {
     if (head_.load(std::memory_order_relaxed) == nullptr) return nullptr;  // relaxed: a hint; Q2 decides
