@@ -373,9 +373,11 @@ class extent_skiplist {
       ls.unlock();
       // The gap around x grew: raise the bounds of every span it intersects
       // (x's leaf, and its neighbours when x was at an edge), then publish.
-      mark_key(xr.start);
-      if ((first || removed) && l != &head_) mark_key(l->key - 1);
-      if (last && nx != nullptr) mark_key(nx->key);
+      uint64_t marks[3] = {xr.start};
+      unsigned nm = 1;
+      if ((first || removed) && l != &head_) marks[nm++] = l->key - 1;
+      if (last && nx != nullptr) marks[nm++] = nx->key;
+      mark_keys(marks, nm);
       erase_version_.fetch_add(1, std::memory_order_seq_cst);
       erases_in_flight_.fetch_sub(1, std::memory_order_seq_cst);
       if (removed) rcu::retire_with<&extent_skiplist::free_leaf, Rcu>(l);
@@ -1098,23 +1100,34 @@ class extent_skiplist {
     }
   }
 
-  // Raises the bound of every span containing `key`, bottom level first, and
-  // repeats while the spans changed under it (a concurrent split or removal),
-  // so that the spans containing `key` when it returns are all marked.
-  void mark_key(uint64_t key) noexcept {
+  // Raises the bound of every span containing one of `keys` (at most 3),
+  // bottom level first, and repeats while those spans changed under it (a
+  // concurrent split or removal), so that the spans containing each key when
+  // it returns are all marked. A span shared by several keys (the upper
+  // levels, nearly always) is marked once: one mark is as good as two.
+  void mark_keys(const uint64_t* keys, unsigned nk) noexcept {
     rcu::read_guard<Rcu> g;
-    leaf* heads[max_levels];
+    leaf* heads[3][max_levels];
     leaf* again[max_levels];
     for (;;) {
       const unsigned top = levels_.load(std::memory_order_relaxed);  // new levels start "unknown"
-      span_heads(key, heads, top);
-      for (unsigned lvl = 0; lvl < top; ++lvl) detail::gap_mark(heads[lvl]->gap[lvl]);
-      span_heads(key, again, top);
+      for (unsigned i = 0; i < nk; ++i) span_heads(keys[i], heads[i], top);
+      for (unsigned lvl = 0; lvl < top; ++lvl) {
+        for (unsigned i = 0; i < nk; ++i) {
+          bool dup = false;
+          for (unsigned j = 0; j < i; ++j) dup = dup || heads[j][lvl] == heads[i][lvl];
+          if (!dup) detail::gap_mark(heads[i][lvl]->gap[lvl]);
+        }
+      }
       bool same_heads = true;
-      for (unsigned lvl = 0; lvl < top; ++lvl) same_heads = same_heads && again[lvl] == heads[lvl];
+      for (unsigned i = 0; i < nk && same_heads; ++i) {
+        span_heads(keys[i], again, top);
+        for (unsigned lvl = 0; lvl < top; ++lvl) same_heads = same_heads && again[lvl] == heads[i][lvl];
+      }
       if (same_heads) return;
     }
   }
+  void mark_key(uint64_t key) noexcept { mark_keys(&key, 1); }
 
   // Free gaps intersecting leaf l's range, in ascending order, as [lo, hi)
   // pairs; n == 0 when l is dead. Reads l, the end of the extent before it
