@@ -224,8 +224,10 @@ struct judy_alloc {
 //       batch of it is queued (refs counts both).
 // Not supported: a thread that retired objects and then never updates any
 // judy_array again keeps up to one open batch (judy_batch_cap objects) until
-// it exits or destroys a judy_array, and its returned batches until then:
-// memory is bounded, not returned promptly.
+// it exits or destroys a judy_array, and its returned batches until then;
+// and each thread's block cache keeps up to judy_cache_max_bytes (2 MiB) of
+// free blocks until the thread exits: memory is bounded, not returned
+// promptly.
 // ---------------------------------------------------------------------------
 inline constexpr unsigned judy_batch_cap = 64;
 
