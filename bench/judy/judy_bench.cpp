@@ -12,8 +12,11 @@
 //
 // Concurrency: BM_judy_readers_churn runs 1 and 2 reader threads doing find
 // hits while one extra writer thread inserts and erases other keys;
-// BM_judy_writers_disjoint runs 1 and 2 writers in disjoint top-level
-// subtrees (their aggregate rate shows whether disjoint writers serialize).
+// BM_judy_writers_disjoint runs 1 and 2 writers, each inserting and erasing
+// its own keys in its own prefilled subtree below a root node they only
+// read (their aggregate rate shows whether disjoint writers serialize; the
+// CPU column, per operation, whether they slow each other down). On this
+// 2-core machine the liburcu callback thread is a third runnable thread.
 //
 // Run: build/<dir>/bench/judy/judy_bench --benchmark_counters_tabular=true
 #include <Judy.h>
