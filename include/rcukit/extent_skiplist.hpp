@@ -1087,17 +1087,37 @@ class extent_skiplist {
   }
 
   // For every level, the leaf heading the span that contains `key`.
+  // Above level 0 the walk follows cached link keys (one line per move, as
+  // in find_leaf) inside a read section of index_seq_: upper links change
+  // only in index_seq_ write sections, so an unchanged sequence means no
+  // link changed during the walk, every cached key equalled its target's key
+  // (leaf invariant 5), and the result is what the exact walk would give.
+  // Level 0 compares real keys.
   void span_heads(uint64_t key, leaf** heads, unsigned top) const noexcept {
-    const leaf* x = &head_;
-    for (unsigned lvl = top; lvl-- > 0;) {
-      // acquire: pairs with the release stores in link_upper()/split/remove.
-      const leaf* n = x->next(lvl, std::memory_order_acquire);
-      while (n != nullptr && n->key <= key) {
-        x = n;
-        n = x->next(lvl, std::memory_order_acquire);
+    const leaf* x;
+    for (;;) {
+      const uint64_t s = index_seq_.read_begin();
+      x = &head_;
+      for (unsigned lvl = top; lvl-- > 1;) {
+        for (;;) {
+          // acquire (both): index_seq_-protected (seqcount.hpp); pair with set_link's release stores.
+          if (x->links[lvl].key.load(std::memory_order_acquire) > key) break;
+          const leaf* n = x->links[lvl].ptr.load(std::memory_order_acquire);
+          if (n == nullptr) break;
+          x = n;
+        }
+        heads[lvl] = const_cast<leaf*>(x);
       }
-      heads[lvl] = const_cast<leaf*>(x);
+      if (!index_seq_.retry(s)) break;
     }
+    if (top == 0) return;
+    // acquire: pairs with the release stores of link 0 in split/remove.
+    const leaf* n = x->next(0, std::memory_order_acquire);
+    while (n != nullptr && n->key <= key) {
+      x = n;
+      n = x->next(0, std::memory_order_acquire);
+    }
+    heads[0] = const_cast<leaf*>(x);
   }
 
   // Raises the bound of every span containing one of `keys` (at most 3),
@@ -1444,11 +1464,13 @@ class extent_skiplist {
       }
       preds[lvl] = x;
     }
+    index_seq_.write_begin();  // span_heads() validates its cached-key walk by it
     for (unsigned lvl = 1; lvl < nl->height; ++lvl) {
       // release (both): readers that reach nl at lvl see its successor; pairs with find_leaf().
       nl->set_link(lvl, preds[lvl]->next(lvl, std::memory_order_relaxed));
       preds[lvl]->set_link(lvl, nl);
     }
+    index_seq_.write_end();
     if (levels_.load(std::memory_order_relaxed) < nl->height) {
       levels_.store(nl->height, std::memory_order_relaxed);  // a hint (see find_leaf)
     }
@@ -1467,6 +1489,7 @@ class extent_skiplist {
     p->set_link(0, d->next(0, std::memory_order_relaxed));  // d locked: its link 0 is stable
     p->seq.write_end();
     leaf* x = &head_;
+    index_seq_.write_begin();  // span_heads() validates its cached-key walk by it
     for (unsigned lvl = max_levels; lvl-- > 1;) {
       leaf* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
       while (n != nullptr && n->key < d->key) {
@@ -1483,11 +1506,15 @@ class extent_skiplist {
         x->set_link(lvl, d->next(lvl, std::memory_order_relaxed));
       }
     }
+    index_seq_.write_end();
     index_lock_.unlock();
   }
 
   leaf head_;
   alignas(64) mutable detail::spin_lock index_lock_;
+  // Written only under index_lock_, around every change of a link above
+  // level 0 (link_upper, remove_leaf_locked); read by span_heads().
+  detail::seqcount index_seq_;
   std::atomic<unsigned> levels_{1};
   // Invariant 6. Both seq_cst: insert_hole's validation must see an erase
   // either in flight or counted.
