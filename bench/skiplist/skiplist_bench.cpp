@@ -1,7 +1,7 @@
 // Single-thread micro-benchmarks of extent_skiplist against std::map behind a
 // spin lock and absl::btree_map behind a std::mutex (the locks are taken on
 // every call, uncontended, as a concurrent user would have to), at 10^3 ..
-// 10^6 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
+// 10^7 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
 // walk; and insert_hole on a space fragmented to 50% by random frees, where
 // the request does not fit any hole in the fragmented part, so a linear walk
 // visits every extent.
@@ -125,7 +125,10 @@ void BM_insert_hole_fragmented(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations());
 }
 
-#define RCUKIT_SIZES ->RangeMultiplier(10)->Range(1000, 1000000)
+// 10^3 .. 10^7 extents, as issue 3 asks. A 10^7 case fills its structure
+// first (10-30 s, up to ~1 GB); skip those with
+// --benchmark_filter='-.*/10000000' (scripts/main.sh quick skips 10^6 and up).
+#define RCUKIT_SIZES ->RangeMultiplier(10)->Range(1000, 10000000)
 BENCHMARK_TEMPLATE(BM_lookup, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup, btree_mutex) RCUKIT_SIZES;
