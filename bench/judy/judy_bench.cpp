@@ -11,7 +11,8 @@
 // one (judy_array::memory_bytes(), JudyLMemUsed()).
 //
 // Concurrency: BM_judy_readers_churn runs 1 and 2 reader threads doing find
-// hits while one extra writer thread inserts and erases other keys;
+// hits while one extra writer thread inserts and erases other keys, as fast
+// as it can (/0) or at a fixed rate (/100000, /10000 operations per second);
 // BM_judy_writers_disjoint runs 1 and 2 writers, each inserting and erasing
 // its own keys in its own prefilled subtree below a root node they only
 // read (their aggregate rate shows whether disjoint writers serialize; the
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -393,14 +395,19 @@ void BM_judy_readers_churn(benchmark::State& state) {
   if (state.thread_index() == 0) {
     g_stop_writer.store(false);
     g_writer_ops.store(0);
-    g_writer = std::thread([&a] {
+    const std::int64_t pace = state.range(0);  // writer ops per second; 0 = as fast as it can
+    g_writer = std::thread([&a, pace] {
       std::mt19937_64 rng(7);
       long ops = 0;
+      const auto t0 = std::chrono::steady_clock::now();
       while (!g_stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
         const std::uint64_t k = rng() & ~std::uint64_t{1};      // even: never a read key
         (void)a.insert(k, k);
         (void)a.erase(k);
         ops += 2;
+        if (pace > 0 && ops % 512 == 0) {  // sleep off the rest of these 256 pairs' slot (few wake-ups)
+          std::this_thread::sleep_until(t0 + std::chrono::nanoseconds(ops * 1'000'000'000 / pace));
+        }
       }
       g_writer_ops.store(ops);
     });
@@ -467,7 +474,14 @@ int main(int argc, char** argv) {
   register_all<absl_btree>();
   register_all<absl_flat>();
   register_all<urcu_lfht>();
+  // Arg: the writer's rate in operations per second, 0 = unthrottled. The
+  // writer and liburcu's callback thread share the 2 CPUs with the readers,
+  // so the readers' share of the CPUs shrinks as the write rate grows: the
+  // throttled rates show the array's own read scaling.
   benchmark::RegisterBenchmark("judy_readers_churn_1writer", BM_judy_readers_churn)
+      ->Arg(0)
+      ->Arg(100000)
+      ->Arg(10000)
       ->Threads(1)
       ->Threads(2)
       ->UseRealTime()
