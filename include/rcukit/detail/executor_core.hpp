@@ -271,21 +271,38 @@ class executor_core {
     // (S1) acq_rel: as in submit(); every job of the batch reserved its slot
     // (in the one CAS above) before it gets its sequence number here.
     const std::uint64_t seq0 = next_seq_.fetch_add(k, std::memory_order_acq_rel);
-    executor_worker* pw = pick_worker(*c, cb);
-    // relaxed: a heuristic counter (see executor_worker).
-    pw->par_pushed.fetch_add(k, std::memory_order_relaxed);
-    ordered_job* last = nullptr;
-    for (std::size_t i = 0; i < k; ++i) {
-      ordered_job* j = js[i];
-      j->core_ = this;
-      j->cb_worker_ = cb;
-      j->seq_ = seq0 + i;
-      j->error_ = nullptr;
-      if (last != nullptr) j->next_ = last;  // reverse push order (push_chain)
-      last = j;
+    // Deal the batch in chunks of about kChunkNs of work each (by the callback
+    // worker's recent time per step): tiny jobs go as one chain, long ones
+    // spread over the workers instead of queueing 16 deep behind one.
+    // relaxed: heuristic, single writer (the worker).
+    const std::uint64_t per = std::max<std::uint64_t>(cb->par_ns.load(std::memory_order_relaxed), 1);
+    const std::size_t chunk = static_cast<std::size_t>(std::clamp<std::uint64_t>(kChunkNs / per, 1, k));
+    for (std::size_t i0 = 0; i0 < k; i0 += chunk) {
+      const std::size_t i1 = std::min(k, i0 + chunk);
+      // Jobs long enough to be split are dealt round-robin by sequence number,
+      // chunk by chunk, as submit() deals its runs: the backlog estimate
+      // counts the callback worker's serial steps as steps and would load it
+      // with more than its share.
+      executor_worker* pw =
+          chunk < k ? c->workers[static_cast<std::size_t>(((seq0 + i0) / chunk) % c->workers.size())]
+                    : pick_worker(*c, cb);
+      // relaxed: a heuristic counter (see executor_worker).
+      pw->par_pushed.fetch_add(i1 - i0, std::memory_order_relaxed);
+      ordered_job* last = nullptr;
+      for (std::size_t i = i0; i < i1; ++i) {
+        ordered_job* j = js[i];
+        j->core_ = this;
+        j->cb_worker_ = cb;
+        j->seq_ = seq0 + i;
+        j->error_ = nullptr;
+        if (last != nullptr) j->next_ = last;  // reverse push order (push_chain)
+        last = j;
+      }
+      // (Q1) publishes the fields above to the worker. From here on the
+      // chunk's jobs may run and finish: they are not touched again.
+      pw->par_q.push_chain(js[i0], last);
+      wake(*pw);
     }
-    pw->par_q.push_chain(js[0], last);  // (Q1) publishes the fields above to the worker
-    wake(*pw);
     return k;
   }
 
@@ -459,6 +476,7 @@ class executor_core {
   // which is cheaper than any hand-off. Past it, the worker with the
   // smallest backlog: jobs that take long pile up and spread over the set.
   static constexpr std::int64_t kSpillNs = 50'000;
+  static constexpr std::uint64_t kChunkNs = 20'000;  // submit_batch: work per dealt chain
   static std::int64_t backlog(const executor_worker& w) {
     // relaxed: heuristic; the counters may be seen out of step.
     const auto jobs = static_cast<std::int64_t>(w.par_pushed.load(std::memory_order_relaxed) -
