@@ -28,7 +28,13 @@
 //    only the slots they look at, and on x86-64 the acquire/release accesses
 //    compile to plain moves. The cost is that a reader can retry while a
 //    writer keeps rewriting one leaf; writers hold a leaf for a few dozen
-//    stores, so retries are short.
+//    stores, so retries are short. Measured in isolation on one 32-slot
+//    leaf (bench/skiplist/leaf_update_bench.cpp, 2 vCPUs, idle): an
+//    insert+erase costs 34 ns per operation with the seqcount against 750 ns
+//    copy-on-write (allocation + retire); reads cost the same (35 ns) and
+//    still do against a writer at 400k writes/s on that same leaf (40 vs
+//    41 ns); only a writer rewriting one leaf non-stop makes seqcount
+//    readers retry (7 retries, 548 ns per read, against 57 ns COW).
 //  * Fat links (detail/skiplist_leaf.hpp): every link carries the key of the
 //    leaf it points to, so the descent decides "do not advance" from the
 //    line it is already on and touches one line per leaf it moves to; only
