@@ -5,7 +5,7 @@ include_guard(GLOBAL)
 
 add_library(rcukit_internal_flags INTERFACE)
 target_compile_options(rcukit_internal_flags INTERFACE
-  -Wall -Wextra -Wpedantic -Wno-interference-size)
+  -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wno-interference-size>)
 if(RCUKIT_SANITIZER STREQUAL "address")
   target_compile_options(rcukit_internal_flags INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <new>
 
 #include "fuzz_input.hpp"
 #include "rcukit/judy_array.hpp"
@@ -87,11 +88,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           alloc::fail_after(in.byte() % 4);
           break;
         case 7: {
-          // insert_or_assign aborts on allocation failure by contract: disarm.
-          alloc::fail_after(-1);
-          const bool inserted = j.insert_or_assign(k, value);
-          RCUKIT_FUZZ_CHECK(inserted == (m.count(k) == 0));
-          m[k] = value;
+          // insert_or_assign throws std::bad_alloc on allocation failure
+          // (armed by case 6) and then must have changed nothing.
+          try {
+            const bool inserted = j.insert_or_assign(k, value);
+            RCUKIT_FUZZ_CHECK(inserted == (m.count(k) == 0));
+            m[k] = value;
+          } catch (const std::bad_alloc&) {
+            auto it = m.find(k);
+            auto got = j.find(k);
+            RCUKIT_FUZZ_CHECK(got.has_value() == (it != m.end()));
+            if (got) RCUKIT_FUZZ_CHECK(*got == it->second);
+            RCUKIT_FUZZ_CHECK(j.size() == m.size());
+          }
           break;
         }
         case 8:
