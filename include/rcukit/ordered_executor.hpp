@@ -376,7 +376,7 @@ struct first_error {
 
 // ser(par(*it)) for every it in [first, last): par runs in parallel on the
 // executor's workers, ser runs one call at a time, in input order, on one
-// callback CPU's thread. At most min(max_in_flight, max(512, 128 x workers), input size)
+// callback CPU's thread. At most min(max_in_flight, max(1024, 256 x workers), input size)
 // items are in flight; the calling thread only submits and waits. If par
 // throws for an item, ser is skipped for that item; if ser throws, later ser
 // calls are skipped; in both cases every item is still accounted for and the
@@ -453,7 +453,7 @@ void ordered_transform(ordered_executor& ex, It first, It last, Par par, Ser ser
   // Jobs in flight per call; when the window is full the submitter sleeps
   // until half of it has drained (one wake-up per window / 2 items).
   std::size_t window = std::max<std::size_t>(
-      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(512, 128 * workers)));
+      1, std::min<std::size_t>(ex.max_in_flight(), std::max<std::size_t>(1024, 256 * workers)));
   if constexpr (std::random_access_iterator<It>) {  // no bigger than the input
     window = std::max<std::size_t>(1, std::min<std::size_t>(window, static_cast<std::size_t>(last - first)));
   }
