@@ -18,11 +18,12 @@
 // consecutive jobs with the same callback CPU as one chain; a worker takes
 // its whole list with one exchange and gives in-flight slots back once per
 // 32 serial steps. Dealing: submit() deals runs of 8 consecutive sequence
-// numbers round-robin (padata deals one by one); the front ends' batches go
-// to the callback CPU's worker while its parallel backlog (jobs queued times
-// its measured time per job) is under 50 us (tiny jobs then stay on one CPU,
-// where the reorder and serial steps run too) and to the least-backlogged
-// worker beyond (long jobs spread).
+// numbers round-robin (padata deals one by one); a front-end batch of tiny
+// jobs goes to the callback CPU's worker while its parallel backlog (jobs
+// queued times its measured time per job) is under 50 us (tiny jobs then stay
+// on one CPU, where the reorder and serial steps run too), else to the
+// least-backlogged worker; a batch of long jobs is split into chunks of about
+// 20 us of work, dealt round-robin like submit()'s runs.
 //
 // How each historical padata bug is made impossible by construction:
 //  * Orphaned jobs from a missing barrier (2019) and the lost wake-up the

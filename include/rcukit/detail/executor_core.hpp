@@ -217,7 +217,7 @@ class executor_core {
           return absl::InvalidArgumentError("ordered_executor: callback CPU " + std::to_string(cb_cpu) +
                                             " is not in the CPU set");
         }
-        if (try_reserve()) {
+        if (try_reserve_up_to(1) == 1) {
           // (S1) acq_rel: chains submitters so that the ring-overflow argument
           // at the top of this file holds; the value is the job's sequence.
           const std::uint64_t seq = next_seq_.fetch_add(1, std::memory_order_acq_rel);
@@ -225,7 +225,7 @@ class executor_core {
           j.cb_worker_ = cb;
           j.seq_ = seq;
           j.error_ = nullptr;
-          executor_worker* pw = c->workers[static_cast<std::size_t>((seq / kRun) % c->workers.size())];
+          executor_worker* pw = dealt(*c, seq, kRun);
           pw->par_pushed.fetch_add(1, std::memory_order_relaxed);  // relaxed: heuristic (pick_worker)
           pw->par_q.push(&j);  // (Q1) publishes the fields above to the worker
           wake(*pw);
@@ -250,9 +250,10 @@ class executor_core {
   // callback CPU cb_cpu, in this order, with consecutive sequence numbers)
   // and returns its length. It reserves in-flight slots with one CAS for the
   // whole prefix, takes the sequence numbers with one fetch_add, and pushes
-  // the whole batch onto one worker's parallel list (pick_worker) with one
-  // CAS and one wake check, so a batch pays the shared-line traffic of one
-  // submit() instead of one per job.
+  // the batch onto parallel lists in chains (one CAS and one wake check per
+  // chain): tiny jobs as one chain (pick_worker), long ones in chunks of
+  // about kChunkNs dealt round-robin. A batch of tiny jobs thus pays the
+  // shared-line traffic of one submit() instead of one per job.
   // Never blocks: a shorter prefix (possibly empty) means "full, stopped or
   // cb_cpu not in the set"; the caller then uses submit() for the rest,
   // which reports which. Lock-free (CAS loops; a short mutex hand-off to wake
@@ -283,9 +284,7 @@ class executor_core {
       // chunk by chunk, as submit() deals its runs: the backlog estimate
       // counts the callback worker's serial steps as steps and would load it
       // with more than its share.
-      executor_worker* pw =
-          chunk < k ? c->workers[static_cast<std::size_t>(((seq0 + i0) / chunk) % c->workers.size())]
-                    : pick_worker(*c, cb);
+      executor_worker* pw = chunk < k ? dealt(*c, seq0 + i0, chunk) : pick_worker(*c, cb);
       // relaxed: a heuristic counter (see executor_worker).
       pw->par_pushed.fetch_add(i1 - i0, std::memory_order_relaxed);
       ordered_job* last = nullptr;
@@ -457,16 +456,10 @@ class executor_core {
   std::uint64_t serial_errors() const { return serial_errors_.load(std::memory_order_relaxed); }
 
  private:
-  bool try_reserve() {
-    std::uint64_t cur = in_flight_.load(std::memory_order_relaxed);  // relaxed: a guess for the CAS
-    while (cur < max_) {
-      // acq_rel: part of the in_flight_ chain used by the ring-overflow argument.
-      if (in_flight_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
-                                           std::memory_order_relaxed)) {
-        return true;
-      }
-    }
-    return false;
+  // Round-robin dealing by sequence number, `run` consecutive numbers per
+  // worker (no shared counter: the sequence number is the cursor).
+  static executor_worker* dealt(const exec_config& c, std::uint64_t seq, std::uint64_t run) {
+    return c.workers[static_cast<std::size_t>((seq / run) % c.workers.size())];
   }
 
   // Where a batch's parallel halves go. The callback worker, as long as its
