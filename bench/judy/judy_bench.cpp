@@ -10,9 +10,10 @@
 // for the RCU ones); `own_B/key` is the structure's own count where it has
 // one (judy_array::memory_bytes(), JudyLMemUsed()).
 //
-// Concurrency: BM_judy_readers_churn runs 1 and 2 reader threads doing find
-// hits while one extra writer thread inserts and erases other keys, as fast
-// as it can (/0) or at a fixed rate (/100000, /10000 operations per second);
+// Concurrency: BM_judy_readers_paired runs 1 and 2 reader threads doing find
+// hits, in alternating paired phases, while one extra writer thread inserts
+// and erases other keys, as fast as it can (/0) or at a fixed rate (/100000,
+// /10000 operations per second), and reports the median per-pair ratio;
 // BM_judy_writers_disjoint runs 1 and 2 writers, each inserting and erasing
 // its own keys in its own prefilled subtree below a root node they only
 // read (their aggregate rate shows whether disjoint writers serialize; the
@@ -28,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
@@ -376,8 +378,16 @@ void register_all() {
 }
 
 // ---- concurrency --------------------------------------------------------------
-// Readers: find hits over the random key set; one writer thread churns
-// (insert + erase of keys outside the read set) for the whole measurement.
+// Readers: find hits over the random key set while one writer thread churns
+// (insert + erase of even keys, never a read key) for the whole measurement.
+//
+// The figure the issue asks for is a ratio (2 readers / 1 reader), and this
+// machine drifts by 10-20% over seconds (two vCPUs shared with other
+// tenants), so the ratio is measured in pairs: each round runs one 1-reader
+// and one 2-reader phase back to back (their order alternates between
+// rounds, so a drift does not favour either), and the benchmark reports the
+// median of the per-round ratios next to the median rates. The readers start
+// at keys half the set apart, so neither one warms the cache for the other.
 rcukit::judy_array<std::uint64_t>& shared_array() {
   static rcukit::judy_array<std::uint64_t>* a = [] {
     auto* p = new rcukit::judy_array<std::uint64_t>();
@@ -386,45 +396,105 @@ rcukit::judy_array<std::uint64_t>& shared_array() {
   }();
   return *a;
 }
-std::atomic<bool> g_stop_writer{false};
-std::thread g_writer;
-std::atomic<long> g_writer_ops{0};
 
-void BM_judy_readers_churn(benchmark::State& state) {
-  auto& a = shared_array();
-  if (state.thread_index() == 0) {
-    g_stop_writer.store(false);
-    g_writer_ops.store(0);
-    const std::int64_t pace = state.range(0);  // writer ops per second; 0 = as fast as it can
-    g_writer = std::thread([&a, pace] {
-      std::mt19937_64 rng(7);
-      long ops = 0;
-      const auto t0 = std::chrono::steady_clock::now();
-      while (!g_stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
-        const std::uint64_t k = rng() & ~std::uint64_t{1};      // even: never a read key
-        (void)a.insert(k, k);
-        (void)a.erase(k);
-        ops += 2;
-        if (pace > 0 && ops % 512 == 0) {  // sleep off the rest of these 256 pairs' slot (few wake-ups)
-          std::this_thread::sleep_until(t0 + std::chrono::nanoseconds(ops * 1'000'000'000 / pace));
-        }
+// Finds per second of `readers` threads over one phase of `phase` length.
+// Aborts if a stable key is ever missed.
+double reader_phase(const rcukit::judy_array<std::uint64_t>& a, int readers,
+                    std::chrono::milliseconds phase) {
+  const std::vector<std::uint64_t>& hits = keyset(1).hits;
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false}, stop{false};
+  std::atomic<std::uint64_t> total{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < readers; ++t) {
+    ts.emplace_back([&, t] {
+      std::size_t i = static_cast<std::size_t>(t) * (hits.size() / 2), n = 0, found = 0;
+      (void)a.find(hits[i]);                          // registers the thread with RCU outside the window
+      ready.fetch_add(1, std::memory_order_relaxed);  // relaxed: a start count only
+      // acquire/relaxed: go and stop are plain flags (the window is timed by the
+      // main thread; what a reader reads is published by the array itself).
+      while (!go.load(std::memory_order_acquire)) {
       }
-      g_writer_ops.store(ops);
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (int j = 0; j < 64; ++j) {
+          found += a.find(hits[i]).has_value();
+          if (++i == hits.size()) i = 0;
+        }
+        n += 64;
+      }
+      if (found != n) {
+        std::fprintf(stderr, "judy_readers_paired: a stable key was missed\n");
+        std::abort();
+      }
+      total.fetch_add(n, std::memory_order_relaxed);  // relaxed: read after join
     });
   }
-  const key_data& d = keyset(1);
-  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 7919, found = 0;
+  while (ready.load(std::memory_order_relaxed) != readers) std::this_thread::yield();
+  const auto t0 = std::chrono::steady_clock::now();
+  go.store(true, std::memory_order_release);
+  std::this_thread::sleep_for(phase);
+  stop.store(true, std::memory_order_relaxed);
+  const auto t1 = std::chrono::steady_clock::now();
+  for (auto& t : ts) t.join();
+  return static_cast<double>(total.load(std::memory_order_relaxed)) /
+         std::chrono::duration<double>(t1 - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Arg: the writer's rate in operations per second, 0 = as fast as it can.
+void BM_judy_readers_paired(benchmark::State& state) {
+  auto& a = shared_array();
+  const std::int64_t pace = state.range(0);
+  std::atomic<bool> stop_writer{false};
+  std::atomic<long> writer_ops{0};
+  std::thread writer([&] {
+    std::mt19937_64 rng(7);
+    long ops = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
+      const std::uint64_t k = rng() & ~std::uint64_t{1};    // even: never a read key
+      (void)a.insert(k, k);
+      (void)a.erase(k);
+      ops += 2;
+      if (pace > 0 && ops % 512 == 0) {  // sleep off the rest of these 256 pairs' slot (few wake-ups)
+        std::this_thread::sleep_until(t0 + std::chrono::nanoseconds(ops * 1'000'000'000 / pace));
+      }
+    }
+    writer_ops.store(ops, std::memory_order_relaxed);  // relaxed: read after join
+  });
+  constexpr int kRounds = 11;
+  const auto phase = std::chrono::milliseconds(250);
+  std::vector<double> one, two, ratio;
+  const auto w0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    found += a.find(d.hits[i]).has_value();
-    if (++i == d.hits.size()) i = 0;
+    (void)reader_phase(a, 2, phase);  // warm-up: caches, RCU registration, the writer's pace
+    for (int r = 0; r < kRounds; ++r) {
+      double r1, r2;
+      if (r % 2 == 0) {
+        r1 = reader_phase(a, 1, phase);
+        r2 = reader_phase(a, 2, phase);
+      } else {
+        r2 = reader_phase(a, 2, phase);
+        r1 = reader_phase(a, 1, phase);
+      }
+      one.push_back(r1);
+      two.push_back(r2);
+      ratio.push_back(r2 / r1);
+    }
   }
-  if (found != static_cast<std::size_t>(state.iterations())) state.SkipWithError("a stable key was missed");
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  if (state.thread_index() == 0) {
-    g_stop_writer.store(true);
-    g_writer.join();
-    state.counters["writer_ops"] = static_cast<double>(g_writer_ops.load());
-  }
+  stop_writer.store(true, std::memory_order_relaxed);
+  writer.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+  state.counters["readers1_finds_per_s"] = median(one);
+  state.counters["readers2_finds_per_s"] = median(two);
+  state.counters["scaling_median"] = median(ratio);
+  state.counters["scaling_min"] = *std::min_element(ratio.begin(), ratio.end());
+  state.counters["scaling_max"] = *std::max_element(ratio.begin(), ratio.end());
+  state.counters["writer_ops_per_s"] = static_cast<double>(writer_ops.load(std::memory_order_relaxed)) / secs;
 }
 
 // Writers in disjoint subtrees below the root. Thread t owns the keys whose
@@ -475,17 +545,18 @@ int main(int argc, char** argv) {
   register_all<absl_flat>();
   register_all<urcu_lfht>();
   // Arg: the writer's rate in operations per second, 0 = unthrottled. The
-  // writer and liburcu's callback thread share the 2 CPUs with the readers,
-  // so the readers' share of the CPUs shrinks as the write rate grows: the
-  // throttled rates show the array's own read scaling.
-  benchmark::RegisterBenchmark("judy_readers_churn_1writer", BM_judy_readers_churn)
+  // writer and liburcu's callback thread share the 2 CPUs with the readers:
+  // an unthrottled writer is a third busy thread, so 2 readers get at most
+  // 4/3 of a CPU between them against a whole one for 1 reader (a ratio of
+  // at most 1.33 whatever the array does); the throttled rates show the
+  // array's own read scaling. One iteration is 11 rounds of 2 x 250 ms.
+  benchmark::RegisterBenchmark("judy_readers_paired_1writer", BM_judy_readers_paired)
       ->Arg(0)
       ->Arg(100000)
       ->Arg(10000)
-      ->Threads(1)
-      ->Threads(2)
+      ->Iterations(1)
       ->UseRealTime()
-      ->MinTime(1.0);
+      ->Unit(benchmark::kSecond);
   benchmark::RegisterBenchmark("judy_writers_disjoint", BM_judy_writers_disjoint)
       ->Threads(1)
       ->Threads(2)
