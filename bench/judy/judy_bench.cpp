@@ -10,10 +10,11 @@
 // for the RCU ones); `own_B/key` is the structure's own count where it has
 // one (judy_array::memory_bytes(), JudyLMemUsed()).
 //
-// Concurrency: BM_judy_readers_paired runs 1 and 2 reader threads doing find
-// hits, in alternating paired phases, while one extra writer thread inserts
-// and erases other keys, as fast as it can (/0) or at a fixed rate (/100000,
-// /10000 operations per second), and reports the median per-pair ratio;
+// Concurrency: readers_paired runs 1 and 2 reader threads doing find hits,
+// in alternating paired phases, while one extra writer thread inserts and
+// erases other keys, as fast as it can (/0), at a fixed rate (/100000,
+// /10000 operations per second) or not at all (/-1; JudyL runs only this
+// way, as the machine's reference), and reports the median per-pair ratio;
 // BM_judy_writers_disjoint runs 1 and 2 writers, each inserting and erasing
 // its own keys in its own prefilled subtree below a root node they only
 // read (their aggregate rate shows whether disjoint writers serialize; the
@@ -34,6 +35,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -388,10 +390,11 @@ void register_all() {
 // rounds, so a drift does not favour either), and the benchmark reports the
 // median of the per-round ratios next to the median rates. The readers start
 // at keys half the set apart, so neither one warms the cache for the other.
-rcukit::judy_array<std::uint64_t>& shared_array() {
-  static rcukit::judy_array<std::uint64_t>* a = [] {
-    auto* p = new rcukit::judy_array<std::uint64_t>();
-    for (std::uint64_t k : keyset(1).keys) (void)p->insert(k, k);
+template <class A>
+A& shared_adapter() {
+  static A* a = [] {
+    auto* p = new A();
+    for (std::uint64_t k : keyset(1).keys) p->insert(k, k);
     return p;
   }();
   return *a;
@@ -399,8 +402,8 @@ rcukit::judy_array<std::uint64_t>& shared_array() {
 
 // Finds per second of `readers` threads over one phase of `phase` length.
 // Aborts if a stable key is ever missed.
-double reader_phase(const rcukit::judy_array<std::uint64_t>& a, int readers,
-                    std::chrono::milliseconds phase) {
+template <class A>
+double reader_phase(const A& a, int readers, std::chrono::milliseconds phase) {
   const std::vector<std::uint64_t>& hits = keyset(1).hits;
   std::atomic<int> ready{0};
   std::atomic<bool> go{false}, stop{false};
@@ -409,7 +412,8 @@ double reader_phase(const rcukit::judy_array<std::uint64_t>& a, int readers,
   for (int t = 0; t < readers; ++t) {
     ts.emplace_back([&, t] {
       std::size_t i = static_cast<std::size_t>(t) * (hits.size() / 2), n = 0, found = 0;
-      (void)a.find(hits[i]);                          // registers the thread with RCU outside the window
+      std::uint64_t v = 0;
+      (void)a.find(hits[i], v);                       // registers the thread with RCU outside the window
       ready.fetch_add(1, std::memory_order_relaxed);  // relaxed: a start count only
       // acquire/relaxed: go and stop are plain flags (the window is timed by the
       // main thread; what a reader reads is published by the array itself).
@@ -417,10 +421,11 @@ double reader_phase(const rcukit::judy_array<std::uint64_t>& a, int readers,
       }
       while (!stop.load(std::memory_order_relaxed)) {
         for (int j = 0; j < 64; ++j) {
-          found += a.find(hits[i]).has_value();
+          found += a.find(hits[i], v);
           if (++i == hits.size()) i = 0;
         }
         n += 64;
+        benchmark::DoNotOptimize(v);
       }
       if (found != n) {
         std::fprintf(stderr, "judy_readers_paired: a stable key was missed\n");
@@ -445,27 +450,35 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-// Arg: the writer's rate in operations per second, 0 = as fast as it can.
-void BM_judy_readers_paired(benchmark::State& state) {
-  auto& a = shared_array();
+// Arg: the writer's rate in operations per second, 0 = as fast as it can,
+// -1 = no writer (the only choice for structures that are not thread-safe
+// for writes: their readers show what this machine's memory system gives
+// two threads doing the same lookups).
+template <class A>
+void BM_readers_paired(benchmark::State& state) {
+  auto& a = shared_adapter<A>();
   const std::int64_t pace = state.range(0);
   std::atomic<bool> stop_writer{false};
   std::atomic<long> writer_ops{0};
-  std::thread writer([&] {
-    std::mt19937_64 rng(7);
-    long ops = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (!stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
-      const std::uint64_t k = rng() & ~std::uint64_t{1};    // even: never a read key
-      (void)a.insert(k, k);
-      (void)a.erase(k);
-      ops += 2;
-      if (pace > 0 && ops % 512 == 0) {  // sleep off the rest of these 256 pairs' slot (few wake-ups)
-        std::this_thread::sleep_until(t0 + std::chrono::nanoseconds(ops * 1'000'000'000 / pace));
-      }
-    }
-    writer_ops.store(ops, std::memory_order_relaxed);  // relaxed: read after join
-  });
+  std::thread writer;
+  if constexpr (std::is_same_v<A, rcukit_judy>) {
+    if (pace >= 0)
+      writer = std::thread([&] {
+        std::mt19937_64 rng(7);
+        long ops = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!stop_writer.load(std::memory_order_relaxed)) {  // relaxed: polled flag
+          const std::uint64_t k = rng() & ~std::uint64_t{1};    // even: never a read key
+          (void)a.a.insert(k, k);
+          (void)a.a.erase(k);
+          ops += 2;
+          if (pace > 0 && ops % 512 == 0) {  // sleep off the rest of these 256 pairs' slot (few wake-ups)
+            std::this_thread::sleep_until(t0 + std::chrono::nanoseconds(ops * 1'000'000'000 / pace));
+          }
+        }
+        writer_ops.store(ops, std::memory_order_relaxed);  // relaxed: read after join
+      });
+  }
   constexpr int kRounds = 11;
   const auto phase = std::chrono::milliseconds(250);
   std::vector<double> one, two, ratio;
@@ -487,7 +500,7 @@ void BM_judy_readers_paired(benchmark::State& state) {
     }
   }
   stop_writer.store(true, std::memory_order_relaxed);
-  writer.join();
+  if (writer.joinable()) writer.join();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   state.counters["readers1_finds_per_s"] = median(one);
   state.counters["readers2_finds_per_s"] = median(two);
@@ -550,10 +563,16 @@ int main(int argc, char** argv) {
   // 4/3 of a CPU between them against a whole one for 1 reader (a ratio of
   // at most 1.33 whatever the array does); the throttled rates show the
   // array's own read scaling. One iteration is 11 rounds of 2 x 250 ms.
-  benchmark::RegisterBenchmark("judy_readers_paired_1writer", BM_judy_readers_paired)
+  benchmark::RegisterBenchmark("readers_paired/rcukit_judy", BM_readers_paired<rcukit_judy>)
       ->Arg(0)
       ->Arg(100000)
       ->Arg(10000)
+      ->Arg(-1)
+      ->Iterations(1)
+      ->UseRealTime()
+      ->Unit(benchmark::kSecond);
+  benchmark::RegisterBenchmark("readers_paired/libJudy_JudyL", BM_readers_paired<judyl>)
+      ->Arg(-1)
       ->Iterations(1)
       ->UseRealTime()
       ->Unit(benchmark::kSecond);
