@@ -23,7 +23,9 @@
 // queued times its measured time per job) is under 50 us (tiny jobs then stay
 // on one CPU, where the reorder and serial steps run too), else to the
 // least-backlogged worker; a batch of long jobs is split into chunks of about
-// 20 us of work, dealt round-robin like submit()'s runs.
+// 20 us of work, each dealt to the worker with the fewest jobs waiting
+// (round-robin on ties), so a worker whose CPU another process shares gets
+// fewer chunks instead of holding up the serial order.
 //
 // How each historical padata bug is made impossible by construction:
 //  * Orphaned jobs from a missing barrier (2019) and the lost wake-up the

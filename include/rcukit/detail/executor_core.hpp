@@ -252,7 +252,7 @@ class executor_core {
   // whole prefix, takes the sequence numbers with one fetch_add, and pushes
   // the batch onto parallel lists in chains (one CAS and one wake check per
   // chain): tiny jobs as one chain (pick_worker), long ones in chunks of
-  // about kChunkNs dealt round-robin. A batch of tiny jobs thus pays the
+  // about kChunkNs each to the least-loaded worker. A batch of tiny jobs thus pays the
   // shared-line traffic of one submit() instead of one per job.
   // Never blocks: a shorter prefix (possibly empty) means "full, stopped or
   // cb_cpu not in the set"; the caller then uses submit() for the rest,
@@ -280,11 +280,14 @@ class executor_core {
     const std::size_t chunk = static_cast<std::size_t>(std::clamp<std::uint64_t>(kChunkNs / per, 1, k));
     for (std::size_t i0 = 0; i0 < k; i0 += chunk) {
       const std::size_t i1 = std::min(k, i0 + chunk);
-      // Jobs long enough to be split are dealt round-robin by sequence number,
-      // chunk by chunk, as submit() deals its runs: the backlog estimate
-      // counts the callback worker's serial steps as steps and would load it
-      // with more than its share.
-      executor_worker* pw = chunk < k ? dealt(*c, seq0 + i0, chunk) : pick_worker(*c, cb);
+      // Jobs long enough to be split go chunk by chunk to the worker with the
+      // fewest jobs waiting (round-robin by sequence number on ties, as
+      // submit() deals its runs): a worker whose CPU is shared with another
+      // process falls behind and gets fewer chunks instead of holding up
+      // the serial order with a full share. (Not pick_worker: its backlog
+      // counts the callback worker's serial steps as steps and would load
+      // it with more than its share.)
+      executor_worker* pw = chunk < k ? least_waiting(*c, seq0 + i0, chunk) : pick_worker(*c, cb);
       // relaxed: a heuristic counter (see executor_worker).
       pw->par_pushed.fetch_add(i1 - i0, std::memory_order_relaxed);
       ordered_job* last = nullptr;
@@ -462,6 +465,28 @@ class executor_core {
     return c.workers[static_cast<std::size_t>((seq / run) % c.workers.size())];
   }
 
+  // Jobs dealt to w whose parallel() has not run yet (a heuristic: the two
+  // counters may be seen out of step, any answer is safe).
+  static std::int64_t waiting(const executor_worker& w) {
+    // relaxed: heuristic counters (see executor_worker).
+    return static_cast<std::int64_t>(w.par_pushed.load(std::memory_order_relaxed) -
+                                     w.par_run.load(std::memory_order_relaxed));
+  }
+  // The worker with the fewest jobs waiting; the round-robin choice for
+  // (seq, run) when it is among the fewest.
+  static executor_worker* least_waiting(const exec_config& c, std::uint64_t seq, std::uint64_t run) {
+    executor_worker* out = dealt(c, seq, run);
+    std::int64_t best = waiting(*out);
+    for (executor_worker* w : c.workers) {
+      const std::int64_t n = waiting(*w);
+      if (n < best) {
+        best = n;
+        out = w;
+      }
+    }
+    return out;
+  }
+
   // Where a batch's parallel halves go. The callback worker, as long as its
   // backlog (jobs dealt to it whose parallel() has not run, times its recent
   // cost per job) is below kSpillNs: tiny jobs then never cross threads
@@ -471,9 +496,8 @@ class executor_core {
   static constexpr std::int64_t kSpillNs = 50'000;
   static constexpr std::uint64_t kChunkNs = 20'000;  // submit_batch: work per dealt chain
   static std::int64_t backlog(const executor_worker& w) {
-    // relaxed: heuristic; the counters may be seen out of step.
-    const auto jobs = static_cast<std::int64_t>(w.par_pushed.load(std::memory_order_relaxed) -
-                                                w.par_run.load(std::memory_order_relaxed));
+    const std::int64_t jobs = waiting(w);
+    // relaxed: heuristic, single writer (the worker).
     const auto per = static_cast<std::int64_t>(w.par_ns.load(std::memory_order_relaxed));
     return jobs <= 0 ? 0 : jobs * std::max<std::int64_t>(per, 1);
   }
