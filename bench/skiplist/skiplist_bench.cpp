@@ -29,6 +29,18 @@ using rcukit::hole_request;
 using entry = rcukit::extent_entry<uint64_t>;
 
 using skiplist = rcukit::extent_skiplist<uint64_t>;
+// The same with every index tower in its own operator-new allocation
+// instead of the packed per-skiplist arena (the measured alternative), and
+// with the plain p = 1/2 heights (height-1 leaves have no tower, so a
+// descent walks level 0 through leaves for its last step).
+struct own_tower_traits : rcukit::skiplist_traits {
+  static constexpr std::size_t tower_chunk_bytes = 0;
+};
+struct sparse_index_traits : rcukit::skiplist_traits {
+  static constexpr bool dense_index = false;
+};
+using skiplist_own_towers = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, own_tower_traits>;
+using skiplist_sparse = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, sparse_index_traits>;
 // The peers shared with the harnesses (stress/common/peers.hpp): insert_hole
 // there is the plain linear gap walk a sorted map offers.
 using std_map_spin = rcukit::harness::std_map_spinlock<uint64_t>;
@@ -133,6 +145,8 @@ BENCHMARK_TEMPLATE(BM_lookup, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup, btree_mutex) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist) RCUKIT_SIZES;
+BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_own_towers) RCUKIT_SIZES;
+BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_sparse) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, btree_mutex) RCUKIT_SIZES;

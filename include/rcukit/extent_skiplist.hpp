@@ -35,27 +35,53 @@
 //    still do against a writer at 400k writes/s on that same leaf (40 vs
 //    41 ns); only a writer rewriting one leaf non-stop makes seqcount
 //    readers retry (7 retries, 548 ns per read, against 57 ns COW).
-//  * Fat links (detail/skiplist_leaf.hpp): every link carries the key of the
-//    leaf it points to, so the descent decides "do not advance" from the
-//    line it is already on and touches one line per leaf it moves to; only
-//    the leaf the descent ends on has its real key checked (walk_right
-//    explains why a stale cached key can make the descent stop early or
-//    restart, never return a wrong leaf). A probe prefetches the leaf's slot
-//    lines, finds the slot in two rounds of independent loads (one per
-//    8-slot cache line, then inside one line) and loads the value words of
-//    the slot after the match only when the query needs them. Counted by
-//    design (this VM exposes no cache counters): a move now touches one
-//    line (the link) instead of up to three (link, successor's key line,
-//    successor's link line), and a decision to stay touches none.
-//  * Tower links above level 0 are changed only under one index lock (taken
-//    after the leaf locks, never before them). Splits and leaf removals are
-//    about 1 in 16 writes, so the lock is cold; in exchange the upper levels
-//    are a plain sequential skiplist for writers, with no cursor of
-//    neighbour locks. Level 0 (the only level correctness depends on) is
-//    changed under the leaf locks.
+//  * Towers apart from the leaves (detail/skiplist_tower.hpp). A leaf holds
+//    only level 0; its upper levels (1 .. height-1: links and gap bounds)
+//    are a separate small tower object, and all towers of one skiplist are
+//    packed in a per-skiplist arena of large chunks. At 10^6 extents the
+//    leaves span ~60 MB (more than the last-level cache, one 4-KiB page
+//    each), the towers ~5 MB on ~1,300 pages: the descent walks towers
+//    that stay cached and misses only at the leaf it ends on. By default
+//    the index is dense (skiplist_traits::dense_index): every leaf but the
+//    head has a tower (height >= 2), so tower level 1 lists every leaf and
+//    the descent goes straight from a tower to the covering leaf instead of
+//    walking level 0 leaf by leaf (a DRAM miss per step). The level-0 link
+//    stays in the leaf, under its seqcount, because correctness depends
+//    only on level 0. Measured at 10^6 extents (bench/skiplist/
+//    skiplist_bench.cpp, BM_lookup_rcu vs BM_lookup<btree_mutex>, noisy
+//    shared 2-vCPU VM, medians of 3, ratios from one run each): towers in
+//    the leaf 1.7-2.1x absl::btree_map; separate packed towers with sparse
+//    heights 1.6-2.0x; plus prefetching the reached leaf's slots with its
+//    line 0, 1.5-1.6x; dense 1.5-1.6x. skiplist_own_towers (towers from
+//    plain operator new) and skiplist_sparse in that benchmark are the
+//    alternatives, measured side by side.
+//  * Fat links: every link (link 0 in the leaf, each tower link) carries
+//    the key of the node it points to, so the descent decides "do not
+//    advance" from the line it is already on; only the leaf the descent
+//    ends on has its real key checked (walk_tower explains why a stale
+//    cached key can make the descent stop early or restart, never return a
+//    wrong leaf). The leaf a descent reaches has its slot lines prefetched
+//    together with its line 0; a probe finds the slot in two rounds of
+//    independent loads (one per 8-slot cache line, then inside one line)
+//    and loads the value words of the slot after the match only when the
+//    query needs them.
+//  * Tower links are changed only under one index lock (taken after the
+//    leaf locks, never before them). Splits and leaf removals are about 1
+//    in 16 writes, so the lock is cold; in exchange the upper levels are a
+//    plain sequential skiplist for writers, with no cursor of neighbour
+//    locks. Level 0 (the only level correctness depends on) is changed
+//    under the leaf locks. A leaf's height is drawn and its tower allocated
+//    by preload() (alloc_leaf), with the leaf, so a split never allocates.
+//  * Towers are retired with their leaf (one RCU callback frees both). The
+//    arena is reference counted by the skiplist and by every tower carved
+//    from it, so a callback that runs after the skiplist's destructor still
+//    frees into a live arena, and the last reference frees the chunks
+//    (the destructor needs no rcu::barrier()). clear() returns towers to
+//    the arena's free lists; chunks go back only with the skiplist.
 //
-// Hole search: every leaf keeps per level a conservative bound on the
-// largest free gap of the span it heads (detail/skiplist_gap.hpp); a search
+// Hole search: every span head (a leaf at level 0, a tower above) keeps a
+// conservative bound on the largest free gap of the span it heads
+// (detail/skiplist_gap.hpp); a search
 // descends like a key search but skips spans whose bound is below the
 // request, and tightens the bounds it proves. Erases raise the bounds of the
 // spans around the gap they opened after their effect; insert_hole commits
@@ -75,7 +101,8 @@
 //
 // Invariants (check_invariants() verifies 1-5 and 7 when quiescent):
 //  (1) Level 0 from the head visits every live leaf in strictly increasing
-//      key order; each upper level is a subsequence of level 0.
+//      key order; each upper level is the sequence of the towers of a
+//      subsequence of level 0.
 //  (2) Every extent lives in the leaf whose range contains its start; slots
 //      are sorted; extents never overlap.
 //  (3) A live leaf other than the head is non-empty whenever its lock is free
@@ -86,10 +113,12 @@
 //  (5) A leaf is marked dead (with count 0) before it is unlinked from level
 //      0 and it is retired through rcu::retire only after it is unlinked
 //      from every level; readers that meet a dead leaf restart the descent.
-//      When quiescent, level k is exactly the level-0 sequence restricted to
-//      leaves taller than k, and every cached link key equals its target's
-//      key (check_invariants compares links by identity before following
-//      them, so a dead leaf left linked is reported, not walked into).
+//      When quiescent, level k is exactly the towers of the level-0
+//      sequence restricted to leaves taller than k, and every cached link
+//      key equals its target's key (check_invariants compares links by
+//      identity before following them, so the tower of a dead leaf left
+//      linked is reported, not walked into). A leaf's tower is freed with
+//      the leaf, after the grace period that follows its last unlink.
 //  (6) An erase increments erases_in_flight_ before its effect, and after
 //      its effect and its gap-bound marks increments erase_version_ and
 //      decrements erases_in_flight_. insert_hole() commits only if, under its
@@ -97,8 +126,9 @@
 //      since its search began: then no hole opened behind its scan and every
 //      gap bound it trusted was an upper bound.
 //  (7) Gap bounds (detail/skiplist_gap.hpp): when no erase is in flight,
-//      leaf->gap[l] >= every free gap intersecting the span the leaf heads at
-//      level l. New leaves start at "unknown"; searches tighten lazily.
+//      leaf->gap0 (level 0) and tower->gap(l) (level l >= 1) are >= every
+//      free gap intersecting the span the leaf or tower heads at that level.
+//      New leaves and towers start at "unknown"; searches tighten lazily.
 //
 // Not supported (deliberately): leaf merging
 // (a leaf is removed only when it becomes empty), values that are not
@@ -139,7 +169,15 @@ namespace rcukit {
 struct skiplist_traits {
   static constexpr unsigned leaf_capacity = 32;  // extents per leaf
   static constexpr unsigned max_levels = 32;     // tower height cap (p = 1/2)
-  // Returns nullptr on failure; never throws.
+  // Every leaf but the head gets an index tower (height >= 2), so tower
+  // level 1 lists every leaf and a descent reaches its leaf from the packed
+  // towers; false: heights from 1 (p = 1/2), height-1 leaves have no tower.
+  static constexpr bool dense_index = true;
+  // The largest chunk of the per-skiplist tower arena (chunks double from
+  // 4 KiB up to it); 0: every tower is its own allocate() allocation.
+  static constexpr std::size_t tower_chunk_bytes = std::size_t{256} << 10;
+  // Returns nullptr on failure; never throws. Leaves, tower-arena chunks
+  // (and the arena itself) or own-allocation towers come from here.
   static void* allocate(std::size_t n) noexcept { return ::operator new(n, std::nothrow); }
   static void deallocate(void* p) noexcept { ::operator delete(p); }
 };
@@ -164,8 +202,30 @@ class extent_skiplist {
 
  private:
   static constexpr unsigned words_ = (sizeof(T) + 7) / 8;
-  using leaf = detail::sl_leaf<words_, leaf_capacity, max_levels>;
+  using leaf = detail::sl_leaf<words_, leaf_capacity>;
+  using tower = typename leaf::tower_type;
+  using arena = detail::sl_tower_arena<tower, Traits, max_levels>;
   using raw = detail::sl_raw_entry<words_>;
+  // Traits::tower_chunk_bytes (optional): the largest chunk of the tower
+  // arena (detail/skiplist_tower.hpp); 0 = every tower is its own
+  // Traits::allocate allocation.
+  // Traits::dense_index (optional, default true): every leaf but the head
+  // gets height >= 2, so tower level 1 lists every leaf (see the header
+  // essay, "Towers"); false: the plain p = 1/2 heights from 1.
+  static constexpr bool kDenseIndex = [] {
+    if constexpr (requires { Traits::dense_index; }) {
+      return static_cast<bool>(Traits::dense_index) && max_levels >= 2;
+    } else {
+      return max_levels >= 2;
+    }
+  }();
+  static constexpr std::size_t kTowerChunk = [] {
+    if constexpr (requires { Traits::tower_chunk_bytes; }) {
+      return static_cast<std::size_t>(Traits::tower_chunk_bytes);
+    } else {
+      return std::size_t{256} << 10;
+    }
+  }();
 
  public:
   // Holds a preallocated leaf so that insert() never allocates under a lock.
@@ -220,22 +280,31 @@ class extent_skiplist {
   extent_skiplist() noexcept {
     head_.key = 0;
     head_.height = max_levels;
+    head_.tower = tower::construct(head_tower_mem_, max_levels, &head_);
+    head_.tower->key = 0;
   }
   extent_skiplist(const extent_skiplist&) = delete;
   extent_skiplist& operator=(const extent_skiplist&) = delete;
   // Not thread-safe: no other thread may use the list or hold a view into it.
-  // Leaves already retired are freed by their RCU callbacks (rcu::barrier()).
+  // Leaves already retired are freed by their RCU callbacks (rcu::barrier());
+  // those callbacks may run after the destructor: the tower arena they free
+  // into is reference counted (detail/skiplist_tower.hpp), so the destructor
+  // does not wait for them. Never blocks.
   ~extent_skiplist() {
-    leaf* l = head_.next(0, std::memory_order_relaxed);  // exclusive access
+    leaf* l = head_.next0(std::memory_order_relaxed);  // exclusive access
     while (l != nullptr) {
-      leaf* n = l->next(0, std::memory_order_relaxed);
+      leaf* n = l->next0(std::memory_order_relaxed);
       free_leaf(l);
       l = n;
     }
+    // relaxed: exclusive access (the destructor runs after every other use).
+    if (arena* a = arena_.load(std::memory_order_relaxed)) a->release();
   }
 
-  // Allocates the leaf an insert may need for a split. Blocking only in the
-  // allocator; takes no lock. ResourceExhausted if the allocation fails.
+  // Allocates the leaf (and its index tower) an insert may need for a
+  // split. Blocking only in the allocators (the tower arena's spin lock);
+  // takes no skiplist lock. ResourceExhausted if an allocation fails, with
+  // nothing allocated.
   absl::StatusOr<preload_token> preload() {
     preload_token t;
     t.leaf_ = alloc_leaf();
@@ -360,7 +429,7 @@ class extent_skiplist {
       // seq_cst: insert_hole() reads it under its leaf locks (invariant 6).
       erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
       wait_for_hole_commits();
-      leaf* nx = l->next(0, std::memory_order_relaxed);  // under l's lock
+      leaf* nx = l->next0(std::memory_order_relaxed);  // under l's lock
       const bool first = idx == 0, last = idx + 1 == n;
       bool removed = false;
       if (n == 1 && l != &head_) {
@@ -496,7 +565,7 @@ class extent_skiplist {
         for (;;) {
           const uint64_t s = l->seq.read_begin();
           dead = l->dead.load(std::memory_order_acquire);  // seq-protected
-          next = l->next(0, std::memory_order_acquire);
+          next = l->next0(std::memory_order_acquire);
           n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
           if (!l->seq.retry(s)) break;
         }
@@ -516,7 +585,7 @@ class extent_skiplist {
     for (;;) {
       const uint64_t s = head_.seq.read_begin();
       const bool e = head_.count.load(std::memory_order_acquire) == 0 &&
-                     head_.next(0, std::memory_order_acquire) == nullptr;
+                     head_.next0(std::memory_order_acquire) == nullptr;
       if (!head_.seq.retry(s)) return e;
     }
   }
@@ -528,7 +597,7 @@ class extent_skiplist {
     for (;;) {
       rcu::read_guard<Rcu> g;
       head_.lock.lock();
-      leaf* n = head_.next(0, std::memory_order_relaxed);  // under head's lock
+      leaf* n = head_.next0(std::memory_order_relaxed);  // under head's lock
       if (n != nullptr) {
         n->lock.lock();  // left to right; n is live: removing it needs head's lock
         erases_in_flight_.fetch_add(1, std::memory_order_seq_cst);
@@ -575,15 +644,17 @@ class extent_skiplist {
     return view_before(v.e_[0].start, false);
   }
 
-  // Verifies invariants 1-5 (call when no writer runs). OK or Internal with
+  // Verifies invariants 1-5 and 7, and the leaf/tower invariants (call when
+  // no writer runs; the acquire loads below pair with the writers' release
+  // stores of their last mutation). OK or Internal with
   // the first violation found.
   absl::Status check_invariants() const {
     const leaf* prev = nullptr;
     bool have_end = false;
     uint64_t prev_end = 0;
-    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) {
+    for (const leaf* l = &head_; l != nullptr; l = l->next0(std::memory_order_acquire)) {
       const uint32_t n = l->count.load(std::memory_order_acquire);
-      const leaf* nx = l->next(0, std::memory_order_acquire);
+      const leaf* nx = l->next0(std::memory_order_acquire);
       if (l->dead.load(std::memory_order_acquire)) return bad("dead leaf reachable at level 0", l);
       if (n > leaf_capacity) return bad("count above capacity", l);
       if (l != &head_ && n == 0) return bad("empty live non-head leaf", l);
@@ -602,41 +673,54 @@ class extent_skiplist {
       }
       prev = l;
     }
-    // Invariants 1 and 5 above level 0: level k must be exactly the level-0
-    // sequence restricted to leaves taller than k, in order. Compared by
-    // pointer identity before any dereference, so a link to a dead (maybe
-    // already freed) leaf or one that skips or reorders leaves is reported
-    // without touching the bad leaf. Every cached key must equal its target's.
+    // Leaf invariant 1: a tower exactly for the leaves taller than 1, with
+    // the leaf's key and height and pointing back to it.
+    for (const leaf* l = head_.next0(std::memory_order_acquire); l != nullptr;
+         l = l->next0(std::memory_order_acquire)) {
+      if ((l->tower != nullptr) != (l->height > 1)) return bad("tower present iff height > 1 violated", l);
+      if (l->tower != nullptr) {
+        if (l->tower->leaf != l) return bad("tower does not point back to its leaf", l);
+        if (l->tower->key != l->key) return bad("tower key differs from its leaf's key", l);
+        if (l->tower->height != l->height) return bad("tower height differs from its leaf's height", l);
+      }
+    }
+    // Invariants 1 and 5 above level 0: level k must be exactly the towers
+    // of the level-0 sequence restricted to leaves taller than k, in order.
+    // Compared by pointer identity before any dereference, so a link to the
+    // tower of a dead (maybe already freed) leaf, or one that skips or
+    // reorders towers, is reported without touching the bad tower. Every
+    // cached key must equal its target's.
     const unsigned top = levels_.load(std::memory_order_relaxed);
     std::vector<const leaf*> live;  // level 0, in order, without the head
-    for (const leaf* l = head_.next(0, std::memory_order_acquire); l != nullptr;
-         l = l->next(0, std::memory_order_acquire)) {
+    for (const leaf* l = head_.next0(std::memory_order_acquire); l != nullptr;
+         l = l->next0(std::memory_order_acquire)) {
       live.push_back(l);
     }
-    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) {
-      const leaf* n = l->next(0, std::memory_order_acquire);
-      if (l->links[0].key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
+    for (const leaf* l = &head_; l != nullptr; l = l->next0(std::memory_order_acquire)) {
+      const leaf* n = l->next0(std::memory_order_acquire);
+      if (l->link0.key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
         return bad("level-0 cached key differs from its target's key", l);
       }
       if (l != &head_ && l->height > top)
         return bad("leaf taller than the level hint (unreachable levels)", l);
     }
     for (unsigned k = 1; k < max_levels; ++k) {
-      const leaf* p = &head_;
-      size_t i = 0;  // position in `live` after p
+      const tower* p = head_.tower;
+      size_t i = 0;  // position in `live` after p's leaf
       for (;;) {
         while (i < live.size() && live[i]->height <= k) ++i;
-        const leaf* want = i < live.size() ? live[i] : nullptr;
-        const leaf* n = p->next(k, std::memory_order_acquire);
+        const tower* want = i < live.size() ? live[i]->tower : nullptr;
+        const tower* n = p->next(k, std::memory_order_acquire);
         if (n != want) {
-          if (n == nullptr) return bad("upper level ends before a tall enough leaf (skipped)", p);
-          if (std::find(live.begin(), live.end(), n) == live.end()) {
-            return bad("upper level links a leaf that is dead or not at level 0", p);
+          if (n == nullptr) return bad("upper level ends before a tall enough leaf (skipped)", p->leaf);
+          if (std::find_if(live.begin(), live.end(), [&](const leaf* l) { return l->tower == n; }) ==
+              live.end()) {
+            return bad("upper level links a tower whose leaf is dead or not at level 0", p->leaf);
           }
-          return bad("upper level link skips or disorders leaves", p);
+          return bad("upper level link skips or disorders towers", p->leaf);
         }
-        if (p->links[k].key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
-          return bad("upper-level cached key differs from its target's key", p);
+        if (p->link_at(k).key.load(std::memory_order_acquire) != (n != nullptr ? n->key : detail::kNoKey)) {
+          return bad("upper-level cached key differs from its target's key", p->leaf);
         }
         if (n == nullptr) break;
         p = n;
@@ -645,17 +729,27 @@ class extent_skiplist {
     }
     // Invariant 7: every bound covers the true largest gap of its span.
     rcu::read_guard<Rcu> g;
-    for (unsigned k = 0; k < levels_.load(std::memory_order_relaxed); ++k) {
-      for (const leaf* x = &head_; x != nullptr; x = x->next(k, std::memory_order_acquire)) {
-        const leaf* end = x->next(k, std::memory_order_acquire);
-        uint64_t biggest = 0;
-        for (const leaf* y = x; y != end; y = y->next(0, std::memory_order_acquire)) {
-          leaf_gaps lg;
-          gaps_of(y, lg);
-          for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
-        }
-        if (!detail::gap_may_fit(x->gap[k].load(std::memory_order_acquire), biggest)) {
-          return bad("gap bound below the true largest gap of its span", x);
+    auto span_gap = [&](const leaf* x, const leaf* end) {
+      uint64_t biggest = 0;
+      for (const leaf* y = x; y != end; y = y->next0(std::memory_order_acquire)) {
+        leaf_gaps lg;
+        gaps_of(y, lg);
+        for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
+      }
+      return biggest;
+    };
+    for (const leaf* x = &head_; x != nullptr; x = x->next0(std::memory_order_acquire)) {
+      if (!detail::gap_may_fit(x->gap0.load(std::memory_order_acquire),
+                               span_gap(x, x->next0(std::memory_order_acquire)))) {
+        return bad("level-0 gap bound below the true largest gap of its span", x);
+      }
+    }
+    for (unsigned k = 1; k < top; ++k) {
+      for (const tower* x = head_.tower; x != nullptr; x = x->next(k, std::memory_order_acquire)) {
+        const tower* end = x->next(k, std::memory_order_acquire);
+        if (!detail::gap_may_fit(x->gap(k).load(std::memory_order_acquire),
+                                 span_gap(x->leaf, end != nullptr ? end->leaf : nullptr))) {
+          return bad("upper-level gap bound below the true largest gap of its span", x->leaf);
         }
       }
     }
@@ -666,7 +760,7 @@ class extent_skiplist {
   size_t leaf_count() const {
     rcu::read_guard<Rcu> g;
     size_t n = 0;
-    for (const leaf* l = &head_; l != nullptr; l = l->next(0, std::memory_order_acquire)) ++n;
+    for (const leaf* l = &head_; l != nullptr; l = l->next0(std::memory_order_acquire)) ++n;
     return n;
   }
 
@@ -695,19 +789,66 @@ class extent_skiplist {
 
   // Leaves are 64-byte aligned (the cache layout of skiplist_leaf.hpp) inside
   // an allocation of Traits::allocate, which only promises operator new's
-  // alignment; the leaf remembers the allocation in `mem`.
-  static leaf* alloc_leaf() noexcept {
+  // alignment; the leaf remembers the allocation in `mem`. The height is
+  // drawn here, so the tower (levels 1..height-1) is allocated with the leaf
+  // and a split never allocates. nullptr (nothing allocated) on failure.
+  leaf* alloc_leaf() noexcept {
     void* p = Traits::allocate(sizeof(leaf) + alignof(leaf));
     if (p == nullptr) return nullptr;
     const auto a = (reinterpret_cast<uintptr_t>(p) + alignof(leaf) - 1) & ~uintptr_t{alignof(leaf) - 1};
     leaf* l = new (reinterpret_cast<void*>(a)) leaf();
     l->mem = p;
+    l->height = kDenseIndex ? std::min(max_levels, 1 + detail::random_level(max_levels))
+                            : detail::random_level(max_levels);
+    if (l->height > 1) {
+      void* tm = nullptr;
+      if constexpr (kTowerChunk == 0) {
+        // Own allocation, aligned by hand like the leaf.
+        void* raw_mem = Traits::allocate(tower::bytes(l->height) + tower::kAlign);
+        if (raw_mem != nullptr) {
+          l->tower_mem = raw_mem;
+          tm = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(raw_mem) + tower::kAlign - 1) &
+                                       ~uintptr_t{tower::kAlign - 1});
+        }
+      } else if (arena* ar = get_arena()) {
+        tm = ar->allocate(l->height);
+        if (tm != nullptr) l->arena = ar;
+      }
+      if (tm == nullptr) {
+        free_leaf(l);
+        return nullptr;
+      }
+      l->tower = tower::construct(tm, l->height, l);
+    }
     return l;
   }
+  // Frees an unpublished leaf, or a retired one after its grace period
+  // (rcu::retire_with callback), together with its tower.
   static void free_leaf(leaf* l) noexcept {
+    if (tower* t = l->tower) {
+      const unsigned h = t->height;
+      t->~tower();
+      if (l->arena != nullptr) {
+        static_cast<arena*>(l->arena)->deallocate(t, h);
+      } else {
+        Traits::deallocate(l->tower_mem);
+      }
+    }
     void* p = l->mem;
     l->~leaf();
     Traits::deallocate(p);
+  }
+  // The tower arena, created on first use (nullptr if that allocation fails).
+  arena* get_arena() noexcept {
+    // acquire: pairs with the release CAS below; the arena is constructed.
+    arena* a = arena_.load(std::memory_order_acquire);
+    if (a != nullptr) return a;
+    arena* n = arena::create(kTowerChunk);
+    if (n == nullptr) return nullptr;
+    // acq_rel: publishes the new arena / acquires the winner's on failure.
+    if (arena_.compare_exchange_strong(a, n, std::memory_order_acq_rel, std::memory_order_acquire)) return n;
+    n->release();  // another thread won
+    return a;
   }
 
   static raw make_raw(extent e, const T& v) noexcept {
@@ -763,8 +904,8 @@ class extent_skiplist {
       p.seq = l->seq.read_begin();
       p.dead = l->dead.load(std::memory_order_acquire);  // seq-protected
       // acquire (both, seq-protected): pair with set_link's release stores in split/remove.
-      p.next = l->links[0].ptr.load(std::memory_order_acquire);
-      p.next_key = l->links[0].key.load(std::memory_order_acquire);
+      p.next = l->link0.ptr.load(std::memory_order_acquire);
+      p.next_key = l->link0.key.load(std::memory_order_acquire);
       // Clamp: a torn count is discarded by the retry below, but must not index out of bounds.
       const uint32_t n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
       p.n = n;
@@ -792,31 +933,49 @@ class extent_skiplist {
     }
   }
 
-  // Moves right from x along level lvl while the successor's cached key is
-  // <= key, touching only the link (one cache line per move) and never the
-  // successor's own key. The caller checks the real key of the leaf the
+  // Moves right from tower t along level lvl (>= 1) while the successor's
+  // cached key is <= key, touching only the towers (packed in the arena, so
+  // normally cached) and never a leaf. Then walk_right0 continues at level
+  // 0 from t's leaf, and the caller checks the real key of the leaf the
   // whole descent ends on (find_leaf). Why that is enough, although pointer
   // and cached key are two words that a reader may see from two different
-  // link updates (skiplist_leaf.hpp):
-  //  (a) a cached key that is too high only makes us stay at x; every level
-  //      below contains x and continues from it in key order, so the descent
-  //      stops a level early and the next level walks a little longer;
-  //  (b) a cached key that is too low can move us to a leaf whose real key is
-  //      > key. Links only point to higher keys (along any level, live or
-  //      dead leaves alike: a removed leaf keeps its forward links), so from
-  //      then on every leaf reached has a key > key too, and the final check
-  //      of the real key of the leaf we end on catches it: find_leaf restarts.
-  //      If that final key is <= key, every leaf on the path had a key <= key,
-  //      which is all the plain descent relied on.
+  // link updates (skiplist_tower.hpp, skiplist_leaf.hpp):
+  //  (a) a cached key that is too high only makes us stay at t; every level
+  //      below contains t (its leaf, at level 0) and continues from it in
+  //      key order, so the descent stops a level early and the next level
+  //      walks a little longer;
+  //  (b) a cached key that is too low can move us to a tower (or, at level
+  //      0, a leaf) whose real key is > key. Links only point to higher keys
+  //      (along any level, live or dead leaves and their towers alike: a
+  //      removed leaf and its tower keep their forward links until freed
+  //      after a grace period), and a tower's leaf has the tower's key, so
+  //      from then on every leaf or tower reached has a key > key too, and
+  //      the final check of the real key of the leaf we end on catches it:
+  //      find_leaf restarts. If that final key is <= key, every node on the
+  //      path had a key <= key, which is all the plain descent relied on.
   // Both windows are one writer's two consecutive stores wide.
-  static const leaf* walk_right(const leaf* x, unsigned lvl, uint64_t key) noexcept {
+  static const tower* walk_tower(const tower* t, unsigned lvl, uint64_t key) noexcept {
     for (;;) {
+      const auto& ln = t->link_at(lvl);
       // relaxed: a hint, checked through the final real-key check (above).
-      if (x->links[lvl].key.load(std::memory_order_relaxed) > key) return x;
-      // acquire: pairs with the release store in set_link; the leaf's
-      // immutable key and links are visible.
-      const leaf* n = x->links[lvl].ptr.load(std::memory_order_acquire);
+      if (ln.key.load(std::memory_order_relaxed) > key) return t;
+      // acquire: pairs with the release store in tower::set_link; the
+      // tower's immutable header and its links are visible.
+      const tower* n = ln.ptr.load(std::memory_order_acquire);
+      if (n == nullptr) return t;
+      t = n;
+    }
+  }
+  // The same along level 0 (the leaves' link 0; one line per move).
+  static const leaf* walk_right0(const leaf* x, uint64_t key) noexcept {
+    for (;;) {
+      // relaxed: a hint, checked through the final real-key check (walk_tower (b)).
+      if (x->link0.key.load(std::memory_order_relaxed) > key) return x;
+      // acquire: pairs with the release store in set_next0; the leaf's
+      // immutable key and link are visible.
+      const leaf* n = x->link0.ptr.load(std::memory_order_acquire);
       if (n == nullptr) return x;
+      n->prefetch_slots();  // it may be the leaf we probe: overlap its slot misses with its line 0
       x = n;
     }
   }
@@ -831,15 +990,17 @@ class extent_skiplist {
   }
   void find_leaf_into(uint64_t key, uint64_t gt_limit, probe& p) const noexcept {
     for (;;) {
-      const leaf* x = &head_;
+      const tower* t = head_.tower;
       // relaxed: a hint; a stale (lower) value only makes the descent longer.
       const unsigned top = levels_.load(std::memory_order_relaxed);
-      for (unsigned lvl = top; lvl-- > 1;) x = walk_right(x, lvl, key);
+      for (unsigned lvl = top; lvl-- > 1;) t = walk_tower(t, lvl, key);
+      const leaf* x = t->leaf;  // immutable (tower invariant 1)
+      x->prefetch_slots();      // the descent's first leaf miss: overlap line 0 and the slots
       for (;;) {
         // Move right without a snapshot while the successor's key is <= key:
         // keys are immutable, so the covering leaf is at or after it.
-        x = walk_right(x, 0, key);
-        if (x->key > key) break;  // a stale cached key sent us too far (walk_right (b)): restart
+        x = walk_right0(x, key);
+        if (x->key > key) break;  // a stale cached key sent us too far (walk_tower (b)): restart
         probe_into(x, key, gt_limit, p);
         if (p.dead) break;
         if (p.next != nullptr && p.next_key <= key) {  // next_key is consistent with next (same snapshot)
@@ -903,7 +1064,7 @@ class extent_skiplist {
     for (;;) {
       const uint64_t s = l->seq.read_begin();
       c.dead = l->dead.load(std::memory_order_acquire);  // seq-protected
-      c.next = l->next(0, std::memory_order_acquire);    // seq-protected
+      c.next = l->next0(std::memory_order_acquire);      // seq-protected
       c.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
       for (uint32_t i = 0; i < c.n; ++i) l->load_acquire(i, out[i]);
       if (!l->seq.retry(s)) return c;
@@ -1092,38 +1253,51 @@ class extent_skiplist {
            erase_version_.load(std::memory_order_seq_cst) == v0;
   }
 
-  // For every level, the leaf heading the span that contains `key`.
-  // Above level 0 the walk follows cached link keys (one line per move, as
-  // in find_leaf) inside a read section of index_seq_: upper links change
-  // only in index_seq_ write sections, so an unchanged sequence means no
-  // link changed during the walk, every cached key equalled its target's key
-  // (leaf invariant 5), and the result is what the exact walk would give.
-  // Level 0 compares real keys.
-  void span_heads(uint64_t key, leaf** heads, unsigned top) const noexcept {
-    const leaf* x;
+  // The node heading, at every level, the span that contains a key: the
+  // leaf at level 0, a tower above.
+  struct span_path {
+    leaf* l0 = nullptr;
+    tower* t[max_levels] = {};  // t[0] unused
+    const void* node(unsigned lvl) const noexcept {
+      return lvl == 0 ? static_cast<const void*>(l0) : static_cast<const void*>(t[lvl]);
+    }
+    std::atomic<uint64_t>& gap(unsigned lvl) const noexcept { return lvl == 0 ? l0->gap0 : t[lvl]->gap(lvl); }
+  };
+
+  // For every level, the node heading the span that contains `key`.
+  // Above level 0 the walk follows cached link keys (as in find_leaf) inside
+  // a read section of index_seq_: tower links change only in index_seq_
+  // write sections, so an unchanged sequence means no link changed during
+  // the walk, every cached key equalled its target's key (tower invariant
+  // 2), and the result is what the exact walk would give. Level 0 compares
+  // real keys.
+  void span_heads(uint64_t key, span_path& out, unsigned top) const noexcept {
+    const tower* t;
     for (;;) {
       const uint64_t s = index_seq_.read_begin();
-      x = &head_;
+      t = head_.tower;
       for (unsigned lvl = top; lvl-- > 1;) {
         for (;;) {
-          // acquire (both): index_seq_-protected (seqcount.hpp); pair with set_link's release stores.
-          if (x->links[lvl].key.load(std::memory_order_acquire) > key) break;
-          const leaf* n = x->links[lvl].ptr.load(std::memory_order_acquire);
+          const auto& ln = t->link_at(lvl);
+          // acquire (both): index_seq_-protected (seqcount.hpp); pair with tower::set_link's release stores.
+          if (ln.key.load(std::memory_order_acquire) > key) break;
+          const tower* n = ln.ptr.load(std::memory_order_acquire);
           if (n == nullptr) break;
-          x = n;
+          t = n;
         }
-        heads[lvl] = const_cast<leaf*>(x);
+        out.t[lvl] = const_cast<tower*>(t);
       }
       if (!index_seq_.retry(s)) break;
     }
     if (top == 0) return;
+    const leaf* x = t->leaf;  // immutable (tower invariant 1)
     // acquire: pairs with the release stores of link 0 in split/remove.
-    const leaf* n = x->next(0, std::memory_order_acquire);
+    const leaf* n = x->next0(std::memory_order_acquire);
     while (n != nullptr && n->key <= key) {
       x = n;
-      n = x->next(0, std::memory_order_acquire);
+      n = x->next0(std::memory_order_acquire);
     }
-    heads[0] = const_cast<leaf*>(x);
+    out.l0 = const_cast<leaf*>(x);
   }
 
   // Raises the bound of every span containing one of `keys` (at most 3),
@@ -1133,22 +1307,23 @@ class extent_skiplist {
   // levels, nearly always) is marked once: one mark is as good as two.
   void mark_keys(const uint64_t* keys, unsigned nk) noexcept {
     rcu::read_guard<Rcu> g;
-    leaf* heads[3][max_levels];
-    leaf* again[max_levels];
+    span_path heads[3];
+    span_path again;
     for (;;) {
       const unsigned top = levels_.load(std::memory_order_relaxed);  // new levels start "unknown"
       for (unsigned i = 0; i < nk; ++i) span_heads(keys[i], heads[i], top);
       for (unsigned lvl = 0; lvl < top; ++lvl) {
         for (unsigned i = 0; i < nk; ++i) {
           bool dup = false;
-          for (unsigned j = 0; j < i; ++j) dup = dup || heads[j][lvl] == heads[i][lvl];
-          if (!dup) detail::gap_mark(heads[i][lvl]->gap[lvl]);
+          for (unsigned j = 0; j < i; ++j) dup = dup || heads[j].node(lvl) == heads[i].node(lvl);
+          if (!dup) detail::gap_mark(heads[i].gap(lvl));
         }
       }
       bool same_heads = true;
       for (unsigned i = 0; i < nk && same_heads; ++i) {
         span_heads(keys[i], again, top);
-        for (unsigned lvl = 0; lvl < top; ++lvl) same_heads = same_heads && again[lvl] == heads[i][lvl];
+        for (unsigned lvl = 0; lvl < top; ++lvl)
+          same_heads = same_heads && again.node(lvl) == heads[i].node(lvl);
       }
       if (same_heads) return;
     }
@@ -1192,86 +1367,113 @@ class extent_skiplist {
 
   enum class span_result { found, none, fallback };
 
-  // Searches the span headed by x at level lvl (ending before `end`, or at
-  // the list end) for the API.md fit inside window w; tightens the bounds it
-  // proves. For the root, pass x = head, lvl = number of levels, root = true.
-  span_result search_span(leaf* x, const leaf* end, unsigned lvl, detail::hole_window w,
+  // Searches the level-0 span headed by leaf x (up to the leaf with key
+  // end_key0, UINT64_MAX: the list end) for the API.md fit inside window w;
+  // tightens the leaves' bounds it proves.
+  span_result search_leaves(leaf* x, uint64_t end_key0, detail::hole_window w, const hole_request& r,
+                            uint64_t& out) const {
+    const bool up = r.dir == hole_request::direction::up;
+    // The span is leaf x plus any leaf split off it since the caller listed
+    // it: walk level 0 up to end_key0, so no split-off range is missed.
+    constexpr unsigned kMaxChain = 4;
+    leaf_gaps chain[kMaxChain];
+    unsigned nc = 0;
+    for (leaf* y = x; y != nullptr && (y == x || y->key < end_key0);) {
+      if (nc == kMaxChain) return span_result::fallback;
+      // acquire: pairs with gap_mark (seq_cst RMW).
+      const uint64_t seen = y->gap0.load(std::memory_order_acquire);
+      leaf_gaps& lg = chain[nc++];
+      gaps_of(y, lg);
+      if (lg.dead) {  // its range now belongs to a live predecessor (an erase is in flight)
+        --nc;
+        break;
+      }
+      uint64_t biggest = 0;
+      for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
+      detail::gap_tighten(y->gap0, seen, biggest);
+      y = lg.next;
+    }
+    for (unsigned ci = 0; ci < nc; ++ci) {
+      const leaf_gaps& lg = chain[up ? ci : nc - 1 - ci];
+      for (uint32_t k = 0; k < lg.n; ++k) {
+        const auto& gap = lg.g[up ? k : lg.n - 1 - k];
+        const uint64_t lo = std::max(gap.first, w.lo), hi = std::min(gap.second, w.hi);
+        if (lo >= hi) continue;
+        const auto s =
+            up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
+        if (s) {
+          out = *s;
+          return span_result::found;
+        }
+      }
+    }
+    return span_result::none;
+  }
+
+  // Searches the span headed by tower x at level lvl >= 1 (ending before
+  // tower `end`, or at the list end) for the API.md fit inside window w;
+  // tightens the bounds it proves. Its children are the towers of level
+  // lvl - 1 in it, or at lvl == 1 the leaves of level 0 from x's leaf. For
+  // the root, pass x = the head's tower, lvl = number of levels, root = true
+  // (the root has no bound of its own).
+  span_result search_span(tower* x, const tower* end, unsigned lvl, detail::hole_window w,
                           const hole_request& r, bool root, uint64_t& out) const {
     const bool up = r.dir == hole_request::direction::up;
-    if (lvl == 0) {
-      // The span is leaf x plus any leaf split off it since the caller listed
-      // it: walk level 0 up to `end` by key, so no split-off range is missed.
-      const uint64_t end_key0 = end != nullptr ? end->key : UINT64_MAX;
-      constexpr unsigned kMaxChain = 4;
-      leaf_gaps chain[kMaxChain];
-      unsigned nc = 0;
-      for (leaf* y = x; y != nullptr && (y == x || y->key < end_key0);) {
-        if (nc == kMaxChain) return span_result::fallback;
-        // acquire: pairs with gap_mark (seq_cst RMW).
-        const uint64_t seen = y->gap[0].load(std::memory_order_acquire);
-        leaf_gaps& lg = chain[nc++];
-        gaps_of(y, lg);
-        if (lg.dead) {  // its range now belongs to a live predecessor (an erase is in flight)
-          --nc;
-          break;
-        }
-        uint64_t biggest = 0;
-        for (uint32_t i = 0; i < lg.n; ++i) biggest = std::max(biggest, lg.g[i].second - lg.g[i].first);
-        detail::gap_tighten(y->gap[0], seen, biggest);
-        y = lg.next;
-      }
-      for (unsigned ci = 0; ci < nc; ++ci) {
-        const leaf_gaps& lg = chain[up ? ci : nc - 1 - ci];
-        for (uint32_t k = 0; k < lg.n; ++k) {
-          const auto& gap = lg.g[up ? k : lg.n - 1 - k];
-          const uint64_t lo = std::max(gap.first, w.lo), hi = std::min(gap.second, w.hi);
-          if (lo >= hi) continue;
-          const auto s =
-              up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
-          if (s) {
-            out = *s;
-            return span_result::found;
-          }
-        }
-      }
-      return span_result::none;
-    }
-    const uint64_t seen = root ? 0 : x->gap[lvl].load(std::memory_order_acquire);
+    // acquire: pairs with gap_mark (seq_cst RMW).
+    const uint64_t seen = root ? 0 : x->gap(lvl).load(std::memory_order_acquire);
     const uint64_t end_key = end != nullptr ? end->key : UINT64_MAX;
     constexpr unsigned kMaxChildren = 48;
     struct child {
-      leaf* head;
-      const leaf* end;
+      tower* th;        // the child's head at cl >= 1
+      leaf* lh;         // the child's head at cl == 0
+      const tower* te;  // the child's end at cl >= 1
       uint64_t lo;
       uint64_t hi;  // key range [lo, hi) of the child span (hi = UINT64_MAX: open)
+      std::atomic<uint64_t>& gap(unsigned cl) const noexcept { return cl == 0 ? lh->gap0 : th->gap(cl); }
     };
     child kids[kMaxChildren];
     unsigned nk = 0;
     const unsigned cl = lvl - 1;
-    for (leaf* y = x; y != nullptr && y != end && (y == x || y->key < end_key);) {
-      if (nk == kMaxChildren) return span_result::fallback;
-      // acquire: pairs with the release stores that link leaves.
-      leaf* yn = y->next(cl, std::memory_order_acquire);
-      const leaf* ye = (yn == nullptr || (end != nullptr && yn->key >= end_key)) ? end : yn;
-      kids[nk++] = child{y, ye, y->key, ye != nullptr ? ye->key : UINT64_MAX};
-      y = yn;
+    if (cl >= 1) {
+      for (tower* y = x; y != nullptr && y != end && (y == x || y->key < end_key);) {
+        if (nk == kMaxChildren) return span_result::fallback;
+        // acquire: pairs with tower::set_link's release stores.
+        tower* yn = y->next(cl, std::memory_order_acquire);
+        const tower* ye = (yn == nullptr || (end != nullptr && yn->key >= end_key)) ? end : yn;
+        kids[nk++] = child{y, nullptr, ye, y->key, ye != nullptr ? ye->key : UINT64_MAX};
+        y = yn;
+      }
+    } else {
+      for (leaf* y = x->leaf; y != nullptr && (y == x->leaf || y->key < end_key);) {
+        if (nk == kMaxChildren) return span_result::fallback;
+        // acquire: pairs with the release stores of link 0 in split/remove.
+        leaf* yn = y->next0(std::memory_order_acquire);
+        const uint64_t hi = (yn == nullptr || yn->key >= end_key) ? end_key : yn->key;
+        kids[nk++] = child{nullptr, y, nullptr, y->key, hi};
+        y = yn;
+      }
     }
     for (unsigned k = 0; k < nk; ++k) {
-      const child& c = kids[up ? k : nk - 1 - k];
+      const unsigned ci = up ? k : nk - 1 - k;
+      const child& c = kids[ci];
       // Skip children outside the window (a gap that reaches into the window
       // also intersects the child containing the window's edge) and children
-      // whose bound proves no gap of r.size.
-      if (c.hi <= w.lo || (c.lo >= w.hi && c.head != x)) continue;
-      if (!detail::gap_may_fit(c.head->gap[cl].load(std::memory_order_acquire), r.size)) continue;
-      const span_result sr = search_span(c.head, c.end, cl, w, r, false, out);
+      // whose bound proves no gap of r.size. (The child headed by x is not
+      // skipped for starting at or past w.hi.)
+      if (c.hi <= w.lo || (c.lo >= w.hi && ci != 0)) continue;
+      // acquire: pairs with gap_mark (seq_cst RMW).
+      if (!detail::gap_may_fit(c.gap(cl).load(std::memory_order_acquire), r.size)) continue;
+      const span_result sr =
+          cl == 0 ? search_leaves(c.lh, c.hi, w, r, out) : search_span(c.th, c.te, cl, w, r, false, out);
       if (sr != span_result::none) return sr;
     }
     if (!root) {
       uint64_t biggest = 0;
       for (unsigned k = 0; k < nk; ++k) {
-        biggest = std::max(biggest, detail::gap_value(kids[k].head->gap[cl].load(std::memory_order_acquire)));
+        // acquire: pairs with gap_mark (seq_cst RMW).
+        biggest = std::max(biggest, detail::gap_value(kids[k].gap(cl).load(std::memory_order_acquire)));
       }
-      detail::gap_tighten(x->gap[lvl], seen, biggest);
+      detail::gap_tighten(x->gap(lvl), seen, biggest);
     }
     return span_result::none;
   }
@@ -1282,7 +1484,7 @@ class extent_skiplist {
     if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
     uint64_t out = 0;
     const unsigned top = levels_.load(std::memory_order_relaxed);
-    switch (search_span(const_cast<leaf*>(&head_), nullptr, top, w, r, true, out)) {
+    switch (search_span(head_.tower, nullptr, top, w, r, true, out)) {
       case span_result::found:
         return out;
       case span_result::none:
@@ -1313,9 +1515,9 @@ class extent_skiplist {
     bool lock_and_validate() noexcept {
       for (unsigned i = 0; i < n; ++i) l[i]->lock.lock();  // left to right
       for (unsigned i = 0; i < n; ++i) {
-        // relaxed: dead and next[0] are written only under the leaf's lock, which we hold.
+        // relaxed: dead and link 0 are written only under the leaf's lock, which we hold.
         if (l[i]->dead.load(std::memory_order_relaxed) ||
-            (i + 1 < n && l[i]->next(0, std::memory_order_relaxed) != l[i + 1])) {
+            (i + 1 < n && l[i]->next0(std::memory_order_relaxed) != l[i + 1])) {
           unlock();
           return false;
         }
@@ -1329,7 +1531,7 @@ class extent_skiplist {
 
   // True if locked leaf l (live) covers key now.
   static bool covers(const leaf* l, uint64_t key) noexcept {
-    const leaf* n = l->next(0, std::memory_order_relaxed);  // under l's lock
+    const leaf* n = l->next0(std::memory_order_relaxed);  // under l's lock
     return l->key <= key && (n == nullptr || n->key > key);
   }
 
@@ -1355,7 +1557,7 @@ class extent_skiplist {
       ls.add(l);
       if (need_next) ls.add(nx);
       if (!ls.lock_and_validate()) continue;
-      if (l->next(0, std::memory_order_relaxed) != nx) {  // under l's lock
+      if (l->next0(std::memory_order_relaxed) != nx) {  // under l's lock
         ls.unlock();
         continue;
       }
@@ -1431,23 +1633,23 @@ class extent_skiplist {
       }
     }
     const uint32_t left = total / 2;
-    nl->key = buf[left].start;
-    nl->height = detail::random_level(max_levels);
+    nl->key = buf[left].start;  // nl->height was drawn by alloc_leaf(), its tower allocated there
+    if (nl->tower != nullptr) nl->tower->key = nl->key;  // unpublished: plain write
     for (uint32_t i = left; i < total; ++i) nl->store_release(i - left, buf[i]);
     nl->count.store(total - left, std::memory_order_relaxed);  // unpublished
     // relaxed: nl is not reachable yet; the release store of l's link 0 below publishes it.
-    leaf* const succ = l->next(0, std::memory_order_relaxed);  // under l's lock
-    nl->links[0].ptr.store(succ, std::memory_order_relaxed);
-    nl->links[0].key.store(succ != nullptr ? succ->key : detail::kNoKey, std::memory_order_relaxed);
+    leaf* const succ = l->next0(std::memory_order_relaxed);  // under l's lock
+    nl->link0.ptr.store(succ, std::memory_order_relaxed);
+    nl->link0.key.store(succ != nullptr ? succ->key : detail::kNoKey, std::memory_order_relaxed);
     l->seq.write_begin();
     for (uint32_t i = 0; i < left; ++i) l->store_release(i, buf[i]);
     l->count.store(left, std::memory_order_release);  // seq-protected
-    // release: publishes nl's contents; pairs with the acquire loads of next[0] in readers.
+    // release: publishes nl's contents; pairs with the acquire loads of link 0 in readers.
 #if RCUKIT_PLANTED_BUG == 2  // canary (docs/RELIABILITY.md): a relaxed publish
-    l->links[0].ptr.store(nl, std::memory_order_relaxed);
-    l->links[0].key.store(nl->key, std::memory_order_relaxed);
+    l->link0.ptr.store(nl, std::memory_order_relaxed);
+    l->link0.key.store(nl->key, std::memory_order_relaxed);
 #else
-    l->set_link(0, nl);  // release (both stores): seq-protected and publishing
+    l->set_next0(nl);  // release (both stores): seq-protected and publishing
 #endif
     l->seq.write_end();
     if (nl->height > 1) {
@@ -1457,14 +1659,15 @@ class extent_skiplist {
     }
   }
 
-  // Under the index lock: links nl at levels [1, height), bottom up.
+  // Under the index lock: links nl's tower at levels [1, height), bottom up.
   void link_upper(leaf* nl) noexcept {
-    leaf* preds[max_levels];
-    leaf* x = &head_;
-    for (unsigned lvl = max_levels; lvl-- > 1;) {
-      // relaxed: upper links change only under the index lock, which we hold.
-      leaf* n = x->next(lvl, std::memory_order_relaxed);
-      while (n != nullptr && n->key < nl->key) {
+    tower* const nt = nl->tower;
+    tower* preds[max_levels];
+    tower* x = head_.tower;
+    for (unsigned lvl = nl->height; lvl-- > 1;) {
+      // relaxed: tower links change only under the index lock, which we hold.
+      tower* n = x->next(lvl, std::memory_order_relaxed);
+      while (n != nullptr && n->key < nt->key) {
         x = n;
         n = x->next(lvl, std::memory_order_relaxed);
       }
@@ -1472,9 +1675,10 @@ class extent_skiplist {
     }
     index_seq_.write_begin();  // span_heads() validates its cached-key walk by it
     for (unsigned lvl = 1; lvl < nl->height; ++lvl) {
-      // release (both): readers that reach nl at lvl see its successor; pairs with find_leaf().
-      nl->set_link(lvl, preds[lvl]->next(lvl, std::memory_order_relaxed));
-      preds[lvl]->set_link(lvl, nl);
+      // release (both): readers that reach nt at lvl see its header and
+      // successor; pairs with the acquire loads in walk_tower()/span_heads().
+      nt->set_link(lvl, preds[lvl]->next(lvl, std::memory_order_relaxed));
+      preds[lvl]->set_link(lvl, nt);
     }
     index_seq_.write_end();
     if (levels_.load(std::memory_order_relaxed) < nl->height) {
@@ -1482,7 +1686,7 @@ class extent_skiplist {
     }
   }
 
-  // p and d locked, p->next[0] == d, d not the head. Marks d dead and unlinks
+  // p and d locked, p->next0() == d, d not the head. Marks d dead and unlinks
   // it from every level (invariant 5). The caller retires d after unlocking.
   void remove_leaf_locked(leaf* p, leaf* d) noexcept {
     index_lock_.lock();
@@ -1491,13 +1695,16 @@ class extent_skiplist {
     d->count.store(0, std::memory_order_release);
     d->seq.write_end();
     p->seq.write_begin();
-    // release: pairs with the acquire loads of next[0] in readers.
-    p->set_link(0, d->next(0, std::memory_order_relaxed));  // d locked: its link 0 is stable
+    // release: pairs with the acquire loads of link 0 in readers.
+    p->set_next0(d->next0(std::memory_order_relaxed));  // d locked: its link 0 is stable
     p->seq.write_end();
-    leaf* x = &head_;
+    // d's tower keeps its forward links: a reader standing on it moves on
+    // (walk_tower (b)); it is freed with d after a grace period.
+    tower* const dt = d->tower;
+    tower* x = head_.tower;
     index_seq_.write_begin();  // span_heads() validates its cached-key walk by it
-    for (unsigned lvl = max_levels; lvl-- > 1;) {
-      leaf* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
+    for (unsigned lvl = d->height; lvl-- > 1;) {
+      tower* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
       while (n != nullptr && n->key < d->key) {
         x = n;
         n = x->next(lvl, std::memory_order_relaxed);
@@ -1507,9 +1714,9 @@ class extent_skiplist {
 #else
       if (lvl < d->height) {
 #endif
-        if (n != d) fatal("remove_leaf: leaf missing from an upper level");
-        // release: pairs with the acquire loads in find_leaf().
-        x->set_link(lvl, d->next(lvl, std::memory_order_relaxed));
+        if (n != dt) fatal("remove_leaf: leaf missing from an upper level");
+        // release: pairs with the acquire loads in walk_tower()/span_heads().
+        x->set_link(lvl, dt->next(lvl, std::memory_order_relaxed));
       }
     }
     index_seq_.write_end();
@@ -1517,6 +1724,10 @@ class extent_skiplist {
   }
 
   leaf head_;
+  // The head's tower (all max_levels levels), not in the arena.
+  alignas(tower::kAlign) unsigned char head_tower_mem_[tower::bytes(max_levels)];
+  // The tower arena (created by the first tower allocation, released by the destructor).
+  std::atomic<arena*> arena_{nullptr};
   alignas(64) mutable detail::spin_lock index_lock_;
   // Written only under index_lock_, around every change of a link above
   // level 0 (link_upper, remove_leaf_locked); read by span_heads().

@@ -26,7 +26,8 @@ namespace {
 using default_list = extent_skiplist<uint64_t, rcu::memb, default_test_traits>;
 using tiny_list = extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>;
 using qsbr_tiny_list = extent_skiplist<uint64_t, rcu::qsbr, counting_traits<4, 4>>;
-using linear_hole_list = extent_skiplist<uint64_t, rcu::memb, counting_traits<8, 8, true>>;
+using linear_hole_list = extent_skiplist<uint64_t, rcu::memb, counting_traits<8, 8, true, 512, false>>;
+using own_tower_list = extent_skiplist<uint64_t, rcu::memb, tiny_own_tower_traits>;
 
 static_assert(extent_index<extent_skiplist<uint64_t>>, "extent_skiplist must model rcukit::extent_index");
 static_assert(extent_index<default_list> && extent_index<tiny_list> && extent_index<qsbr_tiny_list>);
@@ -96,9 +97,11 @@ void check_after_every_structural_change(uint64_t seed, uint64_t n) {
 TEST(SkiplistInvariants, CheckedAfterEverySplitAndRemoval) {
   check_after_every_structural_change<tiny_list>(11, 600);      // ~200 leaves of 4
   check_after_every_structural_change<default_list>(12, 3000);  // ~125 leaves of 32
+  check_after_every_structural_change<own_tower_list>(13, 600);
 }
 
-using SkiplistTypes = ::testing::Types<default_list, tiny_list, qsbr_tiny_list, linear_hole_list>;
+using SkiplistTypes =
+    ::testing::Types<default_list, tiny_list, qsbr_tiny_list, linear_hole_list, own_tower_list>;
 INSTANTIATE_TYPED_TEST_SUITE_P(Skiplist, ExtentIndexSuite, SkiplistTypes);
 
 TEST(SkiplistLeaks, EveryLeafReclaimed) {
@@ -146,38 +149,93 @@ TEST(SkiplistLeafIteration, WalksEveryExtentBothWays) {
     EXPECT_FALSE(empty.last_leaf(g));
   }
   l.clear();
-  expect_no_live_leaves<tiny_list>();
+  EXPECT_EQ(l.leaf_count(), 1u);
 }
 
-TEST(SkiplistPreload, TokenIsUsedOrFreed) {
+// clear() retires every leaf; their towers go back to the arena's free
+// lists (the arena's chunks stay with the list until it is destroyed).
+TEST(SkiplistLeaks, ClearThenDestroyReclaimsEverything) {
   {
     tiny_list l;
+    for (uint64_t i = 0; i < 3000; ++i) ASSERT_TRUE(l.insert(extent{i * 7, 3}, i).ok());
+    l.clear();
+    EXPECT_EQ(l.leaf_count(), 1u);
+    rcu::barrier<rcu::memb>();
+    const long held = tiny_test_traits::live.load();
+    for (uint64_t i = 0; i < 3000; ++i) ASSERT_TRUE(l.insert(extent{i * 7, 3}, i).ok());
+    l.clear();
+    rcu::barrier<rcu::memb>();
+    // The second fill reused the freed towers (without reuse it would need
+    // as many chunks again).
+    EXPECT_LT(tiny_test_traits::live.load(), held + held / 4);
+  }
+  expect_no_live_leaves<tiny_list>();
+  {
+    own_tower_list l;
+    for (uint64_t i = 0; i < 3000; ++i) ASSERT_TRUE(l.insert(extent{i * 7, 3}, i).ok());
+    l.clear();
+    rcu::barrier<rcu::memb>();
+    EXPECT_EQ(tiny_own_tower_traits::live.load(), 0) << "clear() left leaves or towers allocated";
+  }
+  expect_no_live_leaves<own_tower_list>();
+}
+
+// A token holds a leaf and, for a leaf taller than 1, its tower: with
+// own-allocation towers that is one or two live allocations, all of them
+// used by the insert that consumes the token or freed with an unused token.
+TEST(SkiplistPreload, TokenIsUsedOrFreed) {
+  using traits = tiny_own_tower_traits;
+  {
+    own_tower_list l;
     for (uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(l.insert(extent{i * 10, 1}, i).ok());
-    const long before = tiny_test_traits::live.load();
+    const long before = traits::live.load();
     auto t = l.preload();
     ASSERT_TRUE(t.ok());
     EXPECT_TRUE(t->holds_leaf());
-    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);
+    const long with_token = traits::live.load();
+    EXPECT_TRUE(with_token == before + 1 || with_token == before + 2) << with_token - before;
     ASSERT_TRUE(l.insert(extent{100, 1}, 9, std::move(*t)).ok());  // full leaf: the token's leaf is used
-    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);
-    auto t2 = l.preload();
-    ASSERT_TRUE(t2.ok());
-    EXPECT_EQ(l.insert(extent{100, 1}, 9, std::move(*t2)).code(), absl::StatusCode::kAlreadyExists);
-    EXPECT_EQ(tiny_test_traits::live.load(), before + 1);  // unused token leaf freed
+    EXPECT_EQ(traits::live.load(), with_token);
+    ASSERT_TRUE(l.check_invariants().ok()) << l.check_invariants();
+    for (int k = 0; k < 20; ++k) {  // unused tokens (of random heights) are freed
+      auto t2 = l.preload();
+      ASSERT_TRUE(t2.ok());
+      EXPECT_GT(traits::live.load(), with_token);
+      EXPECT_EQ(l.insert(extent{100, 1}, 9, std::move(*t2)).code(), absl::StatusCode::kAlreadyExists);
+      EXPECT_EQ(traits::live.load(), with_token);  // unused token leaf (and tower) freed
+    }
+    ASSERT_TRUE(l.check_invariants().ok());
+  }
+  expect_no_live_leaves<own_tower_list>();
+  {
+    tiny_list l;  // arena towers: an unused token's tower goes back to the arena
+    for (uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(l.insert(extent{i * 10, 1}, i).ok());
+    auto t = l.preload();
+    ASSERT_TRUE(t.ok());
+    ASSERT_TRUE(l.insert(extent{100, 1}, 9, std::move(*t)).ok());
+    for (int k = 0; k < 20; ++k) {
+      auto t2 = l.preload();
+      ASSERT_TRUE(t2.ok());
+      EXPECT_EQ(l.insert(extent{100, 1}, 9, std::move(*t2)).code(), absl::StatusCode::kAlreadyExists);
+    }
     ASSERT_TRUE(l.check_invariants().ok());
   }
   expect_no_live_leaves<tiny_list>();
 }
 
 // Fail the Nth allocation, for every N along scripted sequences: each failure
-// is ResourceExhausted and leaves the contents exactly as before.
-TEST(SkiplistAllocationFailure, EveryNthAllocationFails) {
+// is ResourceExhausted and leaves the contents exactly as before. Run with
+// arena towers (chunk and arena allocations fail) and with own-allocation
+// towers (every tower allocation can fail).
+template <class L>
+void every_nth_allocation_fails() {
+  using traits = typename L::traits_type;
   for (long n = 1; n <= 40; ++n) {
     {
-      tiny_list l;
+      L l;
       extent_model<uint64_t> model;
       std::mt19937_64 rng(static_cast<uint64_t>(n));
-      tiny_test_traits::fail_countdown.store(n);
+      traits::fail_countdown.store(n);
       int failures = 0;
       for (int step = 0; step < 400; ++step) {
         const auto before = model.all();
@@ -206,8 +264,8 @@ TEST(SkiplistAllocationFailure, EveryNthAllocationFails) {
             ASSERT_EQ(a.code(), model.insert(e, k).code());
           }
         }
-        std::vector<tiny_list::entry> now;
-        l.for_each(0, UINT64_MAX, [&](const tiny_list::entry& e) { now.push_back(e); });
+        std::vector<typename L::entry> now;
+        l.for_each(0, UINT64_MAX, [&](const typename L::entry& e) { now.push_back(e); });
         ASSERT_EQ(now, model.all()) << "n=" << n << " step=" << step;
         if (failures != failures_before) {
           ASSERT_EQ(now, before) << "a failed call changed the contents";
@@ -215,10 +273,40 @@ TEST(SkiplistAllocationFailure, EveryNthAllocationFails) {
       }
       EXPECT_EQ(failures, 1) << "exactly the Nth allocation failed (n=" << n << ")";
       ASSERT_TRUE(l.check_invariants().ok()) << l.check_invariants();
-      tiny_test_traits::fail_countdown.store(0);
+      traits::fail_countdown.store(0);
     }
-    expect_no_live_leaves<tiny_list>();
+    expect_no_live_leaves<L>();
   }
+}
+
+TEST(SkiplistAllocationFailure, EveryNthAllocationFails) { every_nth_allocation_fails<tiny_list>(); }
+TEST(SkiplistAllocationFailure, EveryNthAllocationFailsOwnTowers) {
+  every_nth_allocation_fails<own_tower_list>();
+}
+
+// The failing allocation is a tower's (own-allocation towers): the leaf
+// allocated just before it is freed and the insert fails with nothing changed.
+TEST(SkiplistAllocationFailure, TowerAllocationFailureFreesTheLeaf) {
+  using traits = tiny_own_tower_traits;
+  {
+    own_tower_list l;
+    int tower_failures = 0;
+    for (int k = 0; k < 200 && tower_failures < 5; ++k) {
+      traits::fail_countdown.store(2);  // the 2nd allocation: a tower when the leaf is taller than 1
+      const long before = traits::live.load();
+      auto t = l.preload();
+      if (!t.ok()) {
+        EXPECT_EQ(t.status().code(), absl::StatusCode::kResourceExhausted);
+        EXPECT_EQ(traits::live.load(), before) << "the leaf of a failed preload leaked";
+        ++tower_failures;
+      }
+      traits::fail_countdown.store(0);
+    }
+    EXPECT_EQ(tower_failures, 5)
+        << "half of all leaves are taller than 1: a tower allocation must have failed";
+    EXPECT_TRUE(l.empty());
+  }
+  expect_no_live_leaves<own_tower_list>();
 }
 
 TEST(SkiplistAllocationFailure, PreloadReportsResourceExhausted) {

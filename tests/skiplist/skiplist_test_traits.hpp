@@ -1,6 +1,11 @@
 // tests/skiplist/skiplist_test_traits.hpp -- skiplist traits for tests: a
-// live-leaf counter (every test ends with rcu::barrier() and expects 0) and
-// an allocation-failure injector (fail the Nth allocation from now).
+// live-allocation counter (leaves, towers, tower-arena chunks and the arena;
+// every test ends with rcu::barrier() after the list is gone and expects 0)
+// and an allocation-failure injector (fail the Nth allocation from now).
+// TowerChunk is the tower arena's largest chunk (small, so that chunk
+// allocations are frequent and failure injection reaches them); 0 gives
+// every tower its own allocation, so injection reaches each tower. Dense
+// false gives leaves of height 1 (no tower) too (skiplist_traits docs).
 #pragma once
 
 #include <atomic>
@@ -11,10 +16,12 @@
 
 namespace rcukit::testing {
 
-template <unsigned Cap, unsigned Levels, bool Linear = false>
+template <unsigned Cap, unsigned Levels, bool Linear = false, std::size_t TowerChunk = 512, bool Dense = true>
 struct counting_traits : skiplist_traits {
+  static constexpr bool dense_index = Dense;
   static constexpr unsigned leaf_capacity = Cap;
   static constexpr unsigned max_levels = Levels;
+  static constexpr std::size_t tower_chunk_bytes = TowerChunk;
   static constexpr bool linear_hole_search = Linear;  // test the fallback hole walk too
   // relaxed counters: read after rcu::barrier(), which orders the callbacks before it.
   static inline std::atomic<long> live{0};
@@ -41,5 +48,7 @@ struct counting_traits : skiplist_traits {
 
 using default_test_traits = counting_traits<32, 32>;
 using tiny_test_traits = counting_traits<4, 8>;  // many splits and leaf removals
+// Towers without the arena, and leaves of height 1 without a tower.
+using tiny_own_tower_traits = counting_traits<4, 8, false, 0, false>;
 
 }  // namespace rcukit::testing

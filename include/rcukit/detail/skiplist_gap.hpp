@@ -3,10 +3,12 @@
 //
 // The idea (DESIGN.md "Design notes"; the augmented-tree trick of the
 // kernel's rbtree_augmented.h / iova "largest free gap in subtree", moved to
-// skiplist spans): every leaf keeps, per level l, an upper bound on the
-// length of every free gap that intersects the key span it heads at that
-// level (level 0: its own range [key, next[0]->key); level l: the ranges of
-// the level-0 leaves from it up to its next[l]). A hole search skips a span
+// skiplist spans): every span head keeps an upper bound on the length of
+// every free gap that intersects the key span it heads (level 0: a leaf,
+// its own range [key, next->key), in the leaf's gap0; level l >= 1: a
+// tower, the ranges of the level-0 leaves from its leaf up to the leaf of
+// its level-l successor, in the tower's gap(l); detail/skiplist_tower.hpp).
+// A hole search skips a span
 // whose bound is below the requested size, so in a fragmented space it
 // visits O(log n) spans instead of every extent.
 //
