@@ -1664,7 +1664,9 @@ class extent_skiplist {
     tower* const nt = nl->tower;
     tower* preds[max_levels];
     tower* x = head_.tower;
-    for (unsigned lvl = nl->height; lvl-- > 1;) {
+    // From the top level down (starting at nl's height would walk level
+    // height-1 from the head: O(n) per split); preds below nl's height only are used.
+    for (unsigned lvl = max_levels; lvl-- > 1;) {
       // relaxed: tower links change only under the index lock, which we hold.
       tower* n = x->next(lvl, std::memory_order_relaxed);
       while (n != nullptr && n->key < nt->key) {
@@ -1702,8 +1704,8 @@ class extent_skiplist {
     // (walk_tower (b)); it is freed with d after a grace period.
     tower* const dt = d->tower;
     tower* x = head_.tower;
-    index_seq_.write_begin();  // span_heads() validates its cached-key walk by it
-    for (unsigned lvl = d->height; lvl-- > 1;) {
+    index_seq_.write_begin();                              // span_heads() validates its cached-key walk by it
+    for (unsigned lvl = max_levels; lvl-- > 1;) {          // from the top: O(log n) expected
       tower* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
       while (n != nullptr && n->key < d->key) {
         x = n;
