@@ -39,22 +39,24 @@
 //    only level 0; its upper levels (1 .. height-1: links and gap bounds)
 //    are a separate small tower object, and all towers of one skiplist are
 //    packed in a per-skiplist arena of large chunks. At 10^6 extents the
-//    leaves span ~60 MB (more than the last-level cache, one 4-KiB page
-//    each), the towers ~5 MB on ~1,300 pages: the descent walks towers
+//    ~45k leaves span ~50 MB (more than the last-level cache, one 4-KiB
+//    page each), the ~45k towers ~4 MB on ~1,000 pages (estimates: leaves
+//    ~70% full, mean tower height 3): the descent walks towers
 //    that stay cached and misses only at the leaf it ends on. By default
 //    the index is dense (skiplist_traits::dense_index): every leaf but the
 //    head has a tower (height >= 2), so tower level 1 lists every leaf and
 //    the descent goes straight from a tower to the covering leaf instead of
 //    walking level 0 leaf by leaf (a DRAM miss per step). The level-0 link
 //    stays in the leaf, under its seqcount, because correctness depends
-//    only on level 0. Measured at 10^6 extents (bench/skiplist/
-//    skiplist_bench.cpp, BM_lookup_rcu vs BM_lookup<btree_mutex>, noisy
-//    shared 2-vCPU VM, medians of 3, ratios from one run each): towers in
-//    the leaf 1.7-2.1x absl::btree_map; separate packed towers with sparse
-//    heights 1.6-2.0x; plus prefetching the reached leaf's slots with its
-//    line 0, 1.5-1.6x; dense 1.5-1.6x. skiplist_own_towers (towers from
-//    plain operator new) and skiplist_sparse in that benchmark are the
-//    alternatives, measured side by side.
+//    only on level 0. Measured (bench/skiplist/skiplist_bench.cpp,
+//    BM_lookup_rcu vs BM_lookup<btree_mutex>, medians, on a shared 2-vCPU
+//    VM whose memory-bound figures moved by +-15% between runs): at 10^7
+//    towers in the leaf 3843 ns vs 1213 (3.2x), these towers 2327 ns vs
+//    1141 (2.0x); at 10^6 one A/B gave 1.7-2.1x against 1.5-1.6x, a later
+//    interleaved run ~1.8x for both; at 10^4-10^5, and for insert+erase,
+//    the extra tower->leaf step costs 10-30%. skiplist_own_towers (towers
+//    from plain operator new, slower than the arena at 10^6) and
+//    skiplist_sparse are the alternatives in that benchmark.
 //  * Fat links: every link (link 0 in the leaf, each tower link) carries
 //    the key of the node it points to, so the descent decides "do not
 //    advance" from the line it is already on; only the leaf the descent

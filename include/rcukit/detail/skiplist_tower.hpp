@@ -3,16 +3,18 @@
 //
 // The idea: a skiplist descent spends its time in the upper levels, and in a
 // skiplist of fat leaves (32 extents, ~1 KB each) a tower embedded in its
-// leaf puts every upper link on its own page: at 10^6 extents the ~60k
-// leaves span ~60 MB, more than the last-level cache, and every level of the
+// leaf puts every upper link on its own page: at 10^6 extents the ~45k
+// leaves span ~50 MB, more than the last-level cache, and every level of the
 // descent is a DRAM and TLB miss. So the upper levels live apart from the
 // leaves, in a small "tower" object sized to the leaf's height (a leaf of
-// height 1 has none): its key (a copy of the leaf's immutable key), its
+// height 1, which exists only with skiplist_traits::dense_index false, has
+// none): its key (a copy of the leaf's immutable key), its
 // leaf, and for every level 1..height-1 a fat link (the successor TOWER and
 // a copy of that successor's key) and that level's gap bound
 // (detail/skiplist_gap.hpp). Towers are carved out of large chunks of one
-// per-skiplist arena, so all towers of 10^6 extents (~30k towers, ~2 MB)
-// sit on a few hundred pages and the upper levels of a descent stay in
+// per-skiplist arena, so all towers of 10^6 extents (~45k towers with the
+// default dense index, ~4 MB, estimated) sit on ~1,000 pages and the upper
+// levels of a descent stay in
 // cache; the descent misses (DRAM-wise) only at the leaves it ends on. The
 // arena is a plain size-class slab.
 //
