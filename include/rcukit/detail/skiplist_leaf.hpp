@@ -157,7 +157,7 @@ struct alignas(64) sl_leaf : rcu::retirable {
   // contents to readers that acquire the pointer. release (key): both words
   // are seq-protected and the caller is inside this leaf's write section
   // (seqcount.hpp), so seq readers see a consistent pair; lockless walkers
-  // outside a seq section treat the key as a hint (find_leaf/walk_right).
+  // outside a seq section treat the key as a hint (find_leaf/walk_right0).
   void set_next0(sl_leaf* n) noexcept {
     link0.ptr.store(n, std::memory_order_release);
     link0.key.store(n != nullptr ? n->key : kNoKey, std::memory_order_release);

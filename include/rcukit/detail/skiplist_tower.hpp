@@ -174,8 +174,6 @@ class sl_tower_arena {
     this->~sl_tower_arena();
     Traits::deallocate(this);
   }
-  // Test statistics: bytes of chunk memory held.
-  std::size_t chunk_bytes() const noexcept { return held_; }
 
  private:
   explicit sl_tower_arena(std::size_t max_chunk) noexcept : max_chunk_(max_chunk) {}
@@ -189,7 +187,6 @@ class sl_tower_arena {
     if (c == nullptr) return false;
     *static_cast<void**>(c) = chunks_;
     chunks_ = c;
-    held_ += sz;
     const auto base = reinterpret_cast<uintptr_t>(c) + sizeof(void*);
     const auto a = (base + Tower::kAlign - 1) & ~uintptr_t{Tower::kAlign - 1};
     cur_ = reinterpret_cast<char*>(a);
@@ -202,7 +199,6 @@ class sl_tower_arena {
   std::atomic<long> refs_{1};  // invariant 3
   std::size_t max_chunk_;
   std::size_t next_chunk_ = kFirstChunk;
-  std::size_t held_ = 0;
   void* chunks_ = nullptr;
   char* cur_ = nullptr;
   std::size_t left_ = 0;
