@@ -472,19 +472,24 @@ class executor_core {
     return static_cast<std::int64_t>(w.par_pushed.load(std::memory_order_relaxed) -
                                      w.par_run.load(std::memory_order_relaxed));
   }
-  // The worker with the fewest jobs waiting; the round-robin choice for
-  // (seq, run) when it is among the fewest.
-  static executor_worker* least_waiting(const exec_config& c, std::uint64_t seq, std::uint64_t run) {
-    executor_worker* out = dealt(c, seq, run);
-    std::int64_t best = waiting(*out);
+  // The worker of c with the smallest cost(w); `start` unless one is smaller.
+  template <class Cost>
+  static executor_worker* least(const exec_config& c, executor_worker* start, Cost cost) {
+    executor_worker* out = start;
+    std::int64_t best = cost(*out);
     for (executor_worker* w : c.workers) {
-      const std::int64_t n = waiting(*w);
-      if (n < best) {
-        best = n;
+      const std::int64_t v = cost(*w);
+      if (v < best) {
+        best = v;
         out = w;
       }
     }
     return out;
+  }
+  // The worker with the fewest jobs waiting; the round-robin choice for
+  // (seq, run) when it is among the fewest.
+  static executor_worker* least_waiting(const exec_config& c, std::uint64_t seq, std::uint64_t run) {
+    return least(c, dealt(c, seq, run), waiting);
   }
 
   // Where a batch's parallel halves go. The callback worker, as long as its
@@ -502,17 +507,8 @@ class executor_core {
     return jobs <= 0 ? 0 : jobs * std::max<std::int64_t>(per, 1);
   }
   static executor_worker* pick_worker(const exec_config& c, executor_worker* cb) {
-    std::int64_t best = backlog(*cb);
-    if (best < kSpillNs) return cb;
-    executor_worker* out = cb;
-    for (executor_worker* w : c.workers) {
-      const std::int64_t b = backlog(*w);
-      if (b < best) {
-        best = b;
-        out = w;
-      }
-    }
-    return out;
+    if (backlog(*cb) < kSpillNs) return cb;
+    return least(c, cb, backlog);
   }
 
   // Reserves between 1 and n slots if any is free; returns how many.
