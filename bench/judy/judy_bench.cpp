@@ -390,16 +390,6 @@ void register_all() {
 // rounds, so a drift does not favour either), and the benchmark reports the
 // median of the per-round ratios next to the median rates. The readers start
 // at keys half the set apart, so neither one warms the cache for the other.
-template <class A>
-A& shared_adapter() {
-  static A* a = [] {
-    auto* p = new A();
-    for (std::uint64_t k : keyset(1).keys) p->insert(k, k);
-    return p;
-  }();
-  return *a;
-}
-
 // Finds per second of `readers` threads over one phase of `phase` length.
 // Aborts if a stable key is ever missed.
 template <class A>
@@ -456,7 +446,7 @@ double median(std::vector<double> v) {
 // two threads doing the same lookups).
 template <class A>
 void BM_readers_paired(benchmark::State& state) {
-  auto& a = shared_adapter<A>();
+  auto& a = built<A>(1);  // the random key set; the writer leaves it as it was
   const std::int64_t pace = state.range(0);
   std::atomic<bool> stop_writer{false};
   std::atomic<long> writer_ops{0};
