@@ -207,6 +207,7 @@ class extent_skiplist {
   using leaf = detail::sl_leaf<words_, leaf_capacity>;
   using tower = typename leaf::tower_type;
   using arena = detail::sl_tower_arena<tower, Traits, max_levels>;
+  static_assert(sizeof(tower) % tower::kAlign == 0, "tower links must stay kAlign-aligned after the header");
   using raw = detail::sl_raw_entry<words_>;
   // Traits::tower_chunk_bytes (optional): the largest chunk of the tower
   // arena (detail/skiplist_tower.hpp); 0 = every tower is its own
@@ -683,7 +684,6 @@ class extent_skiplist {
       if (l->tower != nullptr) {
         if (l->tower->leaf != l) return bad("tower does not point back to its leaf", l);
         if (l->tower->key != l->key) return bad("tower key differs from its leaf's key", l);
-        if (l->tower->height != l->height) return bad("tower height differs from its leaf's height", l);
       }
     }
     // Invariants 1 and 5 above level 0: level k must be exactly the towers
@@ -828,10 +828,10 @@ class extent_skiplist {
   // (rcu::retire_with callback), together with its tower.
   static void free_leaf(leaf* l) noexcept {
     if (tower* t = l->tower) {
-      const unsigned h = t->height;
+      const unsigned h = l->height;
       t->~tower();
       if (l->arena != nullptr) {
-        static_cast<arena*>(l->arena)->deallocate(t, h);
+        static_cast<arena*>(l->arena)->deallocate(tower::base(t, h), h);
       } else {
         Traits::deallocate(l->tower_mem);
       }
