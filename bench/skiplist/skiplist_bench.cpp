@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -73,6 +74,62 @@ void BM_lookup_rcu(benchmark::State& st) {
   rcukit::rcu::read_guard<> g;
   for (auto _ : st) benchmark::DoNotOptimize(m->lookup_rcu(g, (rng() % n) * 16 + 3));
   st.SetItemsProcessed(st.iterations());
+}
+// lookup_rcu on M against lookup on absl::btree_map behind a mutex, in
+// paired slices: kRounds rounds, each timing kSlice lookups of the same
+// random keys on both (after kWarm untimed ones, so each slice starts with
+// its own structure in the cache), in alternating order. Drift of a shared
+// machine (10-20% over seconds here) then hits both sides of each per-round
+// ratio alike, which back-to-back runs of BM_lookup_rcu and BM_lookup
+// cannot promise. Reports the median, min and max of the ratios
+// (ratio_median < 1.5 is issue 3's lookup target) and the median ns per
+// lookup of each side.
+template <class M>
+void BM_lookup_paired(benchmark::State& st) {
+  constexpr int kRounds = 21, kSlice = 100000, kWarm = 50000;
+  const int64_t n = st.range(0);
+  auto m = filled<M>(n);
+  auto b = filled<btree_mutex>(n);
+  std::mt19937_64 rng(1);
+  std::vector<uint64_t> keys(kWarm + kSlice);
+  std::vector<double> ratio, ns_m, ns_b;
+  // ns per lookup of the timed part of keys; f(k) looks k up.
+  auto slice = [&](auto&& f) {
+    for (int i = 0; i < kWarm; ++i) benchmark::DoNotOptimize(f(keys[i]));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = kWarm; i < kWarm + kSlice; ++i) benchmark::DoNotOptimize(f(keys[i]));
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kSlice;
+  };
+  auto on_m = [&] {
+    rcukit::rcu::read_guard<> g;
+    return slice([&](uint64_t k) { return m->lookup_rcu(g, k); });
+  };
+  auto on_b = [&] { return slice([&](uint64_t k) { return b->lookup(k); }); };
+  for (auto _ : st) {
+    for (int r = 0; r < kRounds; ++r) {
+      for (auto& k : keys) k = (rng() % n) * 16 + 3;
+      double tm, tb;
+      if (r % 2 == 0) {
+        tm = on_m();
+        tb = on_b();
+      } else {
+        tb = on_b();
+        tm = on_m();
+      }
+      ratio.push_back(tm / tb);
+      ns_m.push_back(tm);
+      ns_b.push_back(tb);
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  st.counters["ratio_median"] = median(ratio);
+  st.counters["ratio_min"] = *std::min_element(ratio.begin(), ratio.end());
+  st.counters["ratio_max"] = *std::max_element(ratio.begin(), ratio.end());
+  st.counters["ns_skiplist"] = median(ns_m);
+  st.counters["ns_btree"] = median(ns_b);
 }
 template <class M>
 void BM_insert_erase(benchmark::State& st) {
@@ -147,6 +204,7 @@ BENCHMARK_TEMPLATE(BM_lookup, btree_mutex) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_own_towers) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_sparse) RCUKIT_SIZES;
+BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
 BENCHMARK_TEMPLATE(BM_insert_erase, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, btree_mutex) RCUKIT_SIZES;
