@@ -40,8 +40,8 @@
 //    are a separate small tower object, and all towers of one skiplist are
 //    packed in a per-skiplist arena of large chunks. At 10^6 extents the
 //    ~45k leaves span ~50 MB (more than the last-level cache, one 4-KiB
-//    page each), the ~45k towers ~4 MB on ~1,000 pages (estimates: leaves
-//    ~70% full, mean tower height 3): the descent walks towers
+//    page each), the ~45k towers ~3 MB on ~750 pages (estimates: leaves
+//    ~70% full, mean tower height 3, ~68 bytes a tower): the descent walks towers
 //    that stay cached and misses only at the leaf it ends on. By default
 //    the index is dense (skiplist_traits::dense_index): every leaf but the
 //    head has a tower (height >= 2), so tower level 1 lists every leaf and
@@ -56,7 +56,12 @@
 //    interleaved run ~1.8x for both; at 10^4-10^5, and for insert+erase,
 //    the extra tower->leaf step costs 10-30%. skiplist_own_towers (towers
 //    from plain operator new, slower than the arena at 10^6) and
-//    skiplist_sparse are the alternatives in that benchmark.
+//    skiplist_sparse are the alternatives in that benchmark. How big a
+//    tower is matters as much as where it is: shrinking the mean tower
+//    from ~83 to ~68 bytes (skiplist_tower.hpp) took the paired
+//    lookup_rcu/btree ratio at 10^6 from ~1.8x to ~1.55x (BM_lookup_paired,
+//    4 runs each), and did nothing measurable at 10^7 (~2.3x), where the
+//    lowest tower levels no longer fit in the cache either way.
 //  * Fat links: every link (link 0 in the leaf, each tower link) carries
 //    the key of the node it points to, so the descent decides "do not
 //    advance" from the line it is already on; only the leaf the descent

@@ -19,9 +19,11 @@
 // arena is a plain size-class slab.
 //
 // Tower layout. Size is what matters: the towers of a large skiplist fill
-// the last-level cache, and making every tower 32 bytes larger slowed
-// lookups at 10^6 extents by ~14% (a measured experiment), so nothing the
-// descent does not need sits in a tower. The height is not stored (it is
+// about as much of the last-level cache as a lookup gets, so nothing the
+// descent does not need sits in a tower (this layout against one with a
+// 32-byte header holding the height and gaps after the links, ~83 bytes
+// on average: lookup_rcu/btree at 10^6 ~1.8x -> ~1.55x, BM_lookup_paired in
+// skiplist_bench, docs/RESULTS.md). The height is not stored (it is
 // the leaf's); the gap bounds, which only hole searches read, sit below the
 // header in reverse level order, so level l's bound is l words below the
 // header whatever the height. In memory: [padding][gap h-1 .. gap 1]
