@@ -67,6 +67,19 @@ def gnuplot_bars(svg, title, ylabel, labels, series, logscale=False):
     return True
 
 
+def paired_figure(bm):
+    """The <x>_median [<x>_min-<x>_max] counters of a paired benchmark
+    (skiplist lookup_paired, judy readers_paired), whose real time is only
+    the length of the run; empty for the others."""
+    out = []
+    for k in sorted(bm):
+        if k.endswith("_median"):
+            x = k[:-len("_median")]
+            out.append("%s %.2f [%.2f-%.2f]" % (x, bm[k], bm.get(x + "_min", float("nan")),
+                                                 bm.get(x + "_max", float("nan"))))
+    return "; ".join(out)
+
+
 def main():
     raw, stem = sys.argv[1], sys.argv[2]
     base = os.path.basename(stem)
@@ -148,12 +161,13 @@ def main():
                 continue
             if bm.get("error_occurred"):
                 msg = bm.get("error_message", "")
-                rows.append([bm["name"], msg if msg.startswith("N/A") else "N/A: " + msg, ""])
+                rows.append([bm["name"], msg if msg.startswith("N/A") else "N/A: " + msg, "", ""])
                 continue
             ips = bm.get("items_per_second")
             rows.append([bm["name"], "%.3g" % ips if ips else "",
-                         "%.1f %s" % (bm.get("real_time", 0), bm.get("time_unit", ""))])
-        md += ["## Benchmarks: %s" % name, "", md_table(["Benchmark", "items/s", "real time"], rows), ""]
+                         "%.1f %s" % (bm.get("real_time", 0), bm.get("time_unit", "")), paired_figure(bm)])
+        md += ["## Benchmarks: %s" % name, "",
+               md_table(["Benchmark", "items/s", "real time", "paired ratio: median [min-max]"], rows), ""]
         if name == "peers-mixed":
             # throughput by structure and threads for the mixed workload
             series, threads = {}, set()
