@@ -2,9 +2,11 @@
 // spin lock and absl::btree_map behind a std::mutex (the locks are taken on
 // every call, uncontended, as a concurrent user would have to), at 10^3 ..
 // 10^7 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
-// walk; and insert_hole on a space fragmented to 50% by random frees, where
+// walk; insert_hole on a space fragmented to 50% by random frees, where
 // the request does not fit any hole in the fragmented part, so a linear walk
-// visits every extent.
+// visits every extent; and BM_lookup_paired, the lookup_rcu/btree ratio
+// measured in alternating slices (the figure to quote for the lookup
+// target: separate runs drift apart on a shared machine).
 //
 // Run: build/<dir>/bench/skiplist/skiplist_bench --benchmark_min_time=0.2s
 #include <benchmark/benchmark.h>
