@@ -84,7 +84,7 @@ void BM_lookup_rcu(benchmark::State& st) {
 // machine (10-20% over seconds here) then hits both sides of each per-round
 // ratio alike, which back-to-back runs of BM_lookup_rcu and BM_lookup
 // cannot promise. Reports the median, min and max of the ratios
-// (ratio_median < 1.5 is issue 3's lookup target) and the median ns per
+// (ratio_median <= 1.5 is issue 3's lookup target) and the median ns per
 // lookup of each side.
 template <class M>
 void BM_lookup_paired(benchmark::State& st) {

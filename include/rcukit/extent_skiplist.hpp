@@ -41,8 +41,8 @@
 //    packed in a per-skiplist arena of large chunks. At 10^6 extents the
 //    ~45k leaves span ~50 MB (more than the last-level cache, one 4-KiB
 //    page each), the ~45k towers ~3 MB on ~750 pages (estimates: leaves
-//    ~70% full, mean tower height 3, ~68 bytes a tower): the descent walks towers
-//    that stay cached and misses only at the leaf it ends on. By default
+//    ~70% full, mean tower height 3, ~68 bytes a tower): the descent walks
+//    towers that stay cached and misses only at the leaf it ends on. By default
 //    the index is dense (skiplist_traits::dense_index): every leaf but the
 //    head has a tower (height >= 2), so tower level 1 lists every leaf and
 //    the descent goes straight from a tower to the covering leaf instead of
@@ -59,9 +59,10 @@
 //    skiplist_sparse are the alternatives in that benchmark. How big a
 //    tower is matters as much as where it is: shrinking the mean tower
 //    from ~83 to ~68 bytes (skiplist_tower.hpp) took the paired
-//    lookup_rcu/btree ratio at 10^6 from ~1.8x to ~1.55x (BM_lookup_paired,
-//    medians of 4 and 8 runs), and did nothing measurable at 10^7 (~2.3x), where the
-//    lowest tower levels no longer fit in the cache either way.
+//    lookup_rcu/btree ratio at 10^6 from ~1.8x to ~1.55x
+//    (BM_lookup_paired, medians of 4 and 8 runs), and did nothing
+//    measurable at 10^7 (~2.3x), where the lowest tower levels no longer
+//    fit in the cache either way.
 //  * Fat links: every link (link 0 in the leaf, each tower link) carries
 //    the key of the node it points to, so the descent decides "do not
 //    advance" from the line it is already on; only the leaf the descent
