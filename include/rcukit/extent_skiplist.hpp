@@ -59,8 +59,8 @@
 //    skiplist_sparse are the alternatives in that benchmark. How big a
 //    tower is matters as much as where it is: shrinking the mean tower
 //    from ~83 to ~68 bytes (skiplist_tower.hpp) took the paired
-//    lookup_rcu/btree ratio at 10^6 from ~1.8x to ~1.55x
-//    (BM_lookup_paired, medians of 4 and 8 runs), and did nothing
+//    lookup_rcu/btree ratio at 10^6 from ~1.8x to ~1.5x
+//    (BM_lookup_paired, medians of 4 and 14 runs), and did nothing
 //    measurable at 10^7 (~2.3x), where the lowest tower levels no longer
 //    fit in the cache either way.
 //  * Fat links: every link (link 0 in the leaf, each tower link) carries

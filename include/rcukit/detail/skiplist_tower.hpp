@@ -22,7 +22,7 @@
 // about as much of the last-level cache as a lookup gets, so nothing the
 // descent does not need sits in a tower (this layout against one with a
 // 32-byte header holding the height and gaps after the links, ~83 bytes
-// on average: lookup_rcu/btree at 10^6 ~1.8x -> ~1.55x, BM_lookup_paired in
+// on average: lookup_rcu/btree at 10^6 ~1.8x -> ~1.5x, BM_lookup_paired in
 // skiplist_bench, docs/RESULTS.md). The height is not stored (it is
 // the leaf's); the gap bounds, which only hole searches read, sit below the
 // header in reverse level order, so level l's bound is l words below the
