@@ -4,9 +4,9 @@
 // 10^7 extents: lookup, lookup_rcu, insert+erase, insert_hole+erase, in-order
 // walk; insert_hole on a space fragmented to 50% by random frees, where
 // the request does not fit any hole in the fragmented part, so a linear walk
-// visits every extent; and BM_lookup_paired, the lookup_rcu/btree ratio
-// measured in alternating slices (the figure to quote for the lookup
-// target: separate runs drift apart on a shared machine).
+// visits every extent; and BM_lookup_paired, the lookup_rcu/btree and
+// lookup/btree ratios measured in alternating slices (the figures to quote
+// for the lookup target: separate runs drift apart on a shared machine).
 //
 // Run: build/<dir>/bench/skiplist/skiplist_bench --benchmark_min_time=0.2s
 #include <benchmark/benchmark.h>
@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -77,8 +78,9 @@ void BM_lookup_rcu(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(m->lookup_rcu(g, (rng() % n) * 16 + 3));
   st.SetItemsProcessed(st.iterations());
 }
-// lookup_rcu on M against lookup on absl::btree_map behind a mutex, in
-// paired slices: kRounds rounds, each timing kSlice lookups of the same
+// lookup_rcu (Via = via_lookup_rcu: inside one read side per slice) or
+// lookup (via_lookup: each call opens its own read side) on M against
+// lookup on absl::btree_map behind a mutex, in paired slices: kRounds rounds, each timing kSlice lookups of the same
 // random keys on both (after kWarm untimed ones, so each slice starts with
 // its own structure in the cache), in alternating order. Drift of a shared
 // machine (10-20% over seconds here) then hits both sides of each per-round
@@ -86,7 +88,9 @@ void BM_lookup_rcu(benchmark::State& st) {
 // cannot promise. Reports the median, min and max of the ratios
 // (ratio_median <= 1.5 is issue 3's lookup target) and the median ns per
 // lookup of each side.
-template <class M>
+struct via_lookup_rcu {};
+struct via_lookup {};
+template <class M, class Via>
 void BM_lookup_paired(benchmark::State& st) {
   constexpr int kRounds = 21, kSlice = 100000, kWarm = 50000;
   const int64_t n = st.range(0);
@@ -103,8 +107,12 @@ void BM_lookup_paired(benchmark::State& st) {
     return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kSlice;
   };
   auto on_m = [&] {
-    rcukit::rcu::read_guard<> g;
-    return slice([&](uint64_t k) { return m->lookup_rcu(g, k); });
+    if constexpr (std::is_same_v<Via, via_lookup>) {
+      return slice([&](uint64_t k) { return m->lookup(k); });
+    } else {
+      rcukit::rcu::read_guard<> g;
+      return slice([&](uint64_t k) { return m->lookup_rcu(g, k); });
+    }
   };
   auto on_b = [&] { return slice([&](uint64_t k) { return b->lookup(k); }); };
   for (auto _ : st) {
@@ -206,7 +214,8 @@ BENCHMARK_TEMPLATE(BM_lookup, btree_mutex) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_own_towers) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_sparse) RCUKIT_SIZES;
-BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
+BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist, via_lookup_rcu)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
+BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist, via_lookup)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
 BENCHMARK_TEMPLATE(BM_insert_erase, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, btree_mutex) RCUKIT_SIZES;
