@@ -40,6 +40,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "common/paired.hpp"
 #include "rcukit/judy_array.hpp"
 #include "rcukit/rcu.hpp"
 
@@ -435,10 +436,7 @@ double reader_phase(const A& a, int readers, std::chrono::milliseconds phase) {
          std::chrono::duration<double>(t1 - t0).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using rcukit::harness::median;
 
 // Arg: the writer's rate in operations per second, 0 = as fast as it can,
 // -1 = no writer (the only choice for structures that are not thread-safe
@@ -494,9 +492,7 @@ void BM_readers_paired(benchmark::State& state) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   state.counters["readers1_finds_per_s"] = median(one);
   state.counters["readers2_finds_per_s"] = median(two);
-  state.counters["scaling_median"] = median(ratio);
-  state.counters["scaling_min"] = *std::min_element(ratio.begin(), ratio.end());
-  state.counters["scaling_max"] = *std::max_element(ratio.begin(), ratio.end());
+  rcukit::harness::set_ratio_counters(state, "scaling", ratio);
   state.counters["writer_ops_per_s"] = static_cast<double>(writer_ops.load(std::memory_order_relaxed)) / secs;
 }
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "common/paired.hpp"
 #include "common/peers.hpp"
 #include "rcukit/extent_skiplist.hpp"
 
@@ -131,15 +132,9 @@ void BM_lookup_paired(benchmark::State& st) {
       ns_b.push_back(tb);
     }
   }
-  auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
-  st.counters["ratio_median"] = median(ratio);
-  st.counters["ratio_min"] = *std::min_element(ratio.begin(), ratio.end());
-  st.counters["ratio_max"] = *std::max_element(ratio.begin(), ratio.end());
-  st.counters["ns_skiplist"] = median(ns_m);
-  st.counters["ns_btree"] = median(ns_b);
+  rcukit::harness::set_ratio_counters(st, "ratio", ratio);
+  st.counters["ns_skiplist"] = rcukit::harness::median(ns_m);
+  st.counters["ns_btree"] = rcukit::harness::median(ns_b);
 }
 template <class M>
 void BM_insert_erase(benchmark::State& st) {
