@@ -63,6 +63,42 @@
 //    (BM_lookup_paired, medians of 4 and 14 runs), and did nothing
 //    measurable at 10^7 (~2.3x), where the lowest tower levels no longer
 //    fit in the cache either way.
+//  * Index blocks (detail/skiplist_tower.hpp). At 10^7 extents the ~450k
+//    towers (~30 MB) do not fit in the cache either, and a descent paid a
+//    DRAM miss at each of its lowest four or five levels, where a B-tree
+//    pays about two. So every tower present at level B =
+//    Traits::index_block_level (default 7: 1 tower in 64) carries an index
+//    block: the key and leaf of every level-1 tower up to its next tower at
+//    level B (64 on average, up to index_block_entries = 255; a longer
+//    span keeps a prefix, and a descent past the prefix walks levels
+//    B-1 .. 1 as before). A descent walks the few tall towers (cached) down
+//    to level B, reads one block (its first 16 lines prefetched together)
+//    and goes straight to the leaf: one miss where there were four or five.
+//    Blocks are kept exact under the index lock, in place under a
+//    per-block seqcount: a split or a removal shifts one block's entries,
+//    and a new or removed block tower rebuilds the two blocks concerned
+//    from level 1 (1 split in 64), so erase never allocates. Readers take
+//    an entry as a hint, like a cached link key (block_floor). B and the
+//    capacity were chosen by measurement (BM_lookup_paired, lookup_rcu/btree
+//    at 10^7, medians of 3 runs each, node arena below): B = 5 / 63
+//    entries, 6 / 127 and 7 / 255 gave ~1.58x, ~1.35x and ~1.29x with 6
+//    prefetched block lines; 7 / 255 with 16 lines gave ~1.17x. At 10^6
+//    all of them are at ~1.0-1.1x (before blocks: ~1.45x; at 10^7 ~2.3x).
+//  * Node arena (detail/slab_arena.hpp). Leaves and index blocks are carved
+//    from chunks of up to Traits::leaf_chunk_bytes (8 MiB); chunks of 2 MiB
+//    and more are huge-page aligned and advised (MADV_HUGEPAGE). At 10^7
+//    extents the leaves span ~450 MB, so every probe's leaf was a TLB miss
+//    (a nested page walk under a hypervisor) on top of its cache miss; the
+//    kernel's skiplist lives in the linear map, which is mapped with huge
+//    pages, and this gives user space the same. Measured at 10^7 (paired,
+//    medians of 3 runs each, B = 6 / 127): blocks from operator new
+//    ~1.54x; a bump-only prototype region of huge pages: blocks alone
+//    ~1.44x, leaves and blocks ~1.17x; this arena ~1.35x in runs a few
+//    minutes later (+-15% noise on this VM). Freed leaves and blocks are reused; the
+//    chunks go back to Traits::deallocate with the skiplist (the memory of
+//    a list that shrinks is kept for its regrowth, as the towers' is).
+//    Traits::leaf_chunk_bytes = 0 gives every leaf and block its own
+//    Traits::allocate allocation, as before.
 //  * Fat links: every link (link 0 in the leaf, each tower link) carries
 //    the key of the node it points to, so the descent decides "do not
 //    advance" from the line it is already on; only the leaf the descent
@@ -80,12 +116,13 @@
 //    locks. Level 0 (the only level correctness depends on) is changed
 //    under the leaf locks. A leaf's height is drawn and its tower allocated
 //    by preload() (alloc_leaf), with the leaf, so a split never allocates.
-//  * Towers are retired with their leaf (one RCU callback frees both). The
-//    arena is reference counted by the skiplist and by every tower carved
-//    from it, so a callback that runs after the skiplist's destructor still
-//    frees into a live arena, and the last reference frees the chunks
-//    (the destructor needs no rcu::barrier()). clear() returns towers to
-//    the arena's free lists; chunks go back only with the skiplist.
+//  * Towers and blocks are retired with their leaf (one RCU callback frees
+//    all three). The arenas are reference counted by the skiplist and by
+//    every object carved from them, so a callback that runs after the
+//    skiplist's destructor still frees into a live arena, and the last
+//    reference frees the chunks (the destructor needs no rcu::barrier()).
+//    clear() returns leaves, towers and blocks to the arenas' free lists;
+//    chunks go back only with the skiplist.
 //
 // Hole search: every span head (a leaf at level 0, a tower above) keeps a
 // conservative bound on the largest free gap of the span it heads
@@ -162,6 +199,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rcukit/detail/seqcount.hpp"
+#include "rcukit/detail/slab_arena.hpp"
 #include "rcukit/detail/skiplist_gap.hpp"
 #include "rcukit/detail/skiplist_leaf.hpp"
 #include "rcukit/detail/skiplist_level.hpp"
@@ -181,11 +219,22 @@ struct skiplist_traits {
   // level 1 lists every leaf and a descent reaches its leaf from the packed
   // towers; false: heights from 1 (p = 1/2), height-1 leaves have no tower.
   static constexpr bool dense_index = true;
+  // With the dense index, every tower present at this level (1 in 2^(level
+  // - 1)) carries an index block listing the leaves up to the next such
+  // tower, so a descent goes from that level straight to the leaf (header
+  // essay, "Index blocks"); 0 disables. Entries per block: longer spans
+  // keep a prefix, and a descent past it walks the lower levels.
+  static constexpr unsigned index_block_level = 7;
+  static constexpr unsigned index_block_entries = 255;
   // The largest chunk of the per-skiplist tower arena (chunks double from
   // 4 KiB up to it); 0: every tower is its own allocate() allocation.
   static constexpr std::size_t tower_chunk_bytes = std::size_t{256} << 10;
-  // Returns nullptr on failure; never throws. Leaves, tower-arena chunks
-  // (and the arena itself) or own-allocation towers come from here.
+  // The same for the node arena that leaves and index blocks come from;
+  // chunks of 2 MiB and more are aligned to 2 MiB and advised as
+  // transparent huge pages (a hint; ordinary pages where THP is off).
+  static constexpr std::size_t leaf_chunk_bytes = std::size_t{8} << 20;
+  // Returns nullptr on failure; never throws. Arena chunks and the arenas
+  // themselves, or own-allocation leaves, towers and blocks, come from here.
   static void* allocate(std::size_t n) noexcept { return ::operator new(n, std::nothrow); }
   static void deallocate(void* p) noexcept { ::operator delete(p); }
 };
@@ -210,14 +259,6 @@ class extent_skiplist {
 
  private:
   static constexpr unsigned words_ = (sizeof(T) + 7) / 8;
-  using leaf = detail::sl_leaf<words_, leaf_capacity>;
-  using tower = typename leaf::tower_type;
-  using arena = detail::sl_tower_arena<tower, Traits, max_levels>;
-  static_assert(sizeof(tower) % tower::kAlign == 0, "tower links must stay kAlign-aligned after the header");
-  using raw = detail::sl_raw_entry<words_>;
-  // Traits::tower_chunk_bytes (optional): the largest chunk of the tower
-  // arena (detail/skiplist_tower.hpp); 0 = every tower is its own
-  // Traits::allocate allocation.
   // Traits::dense_index (optional, default true): every leaf but the head
   // gets height >= 2, so tower level 1 lists every leaf (see the header
   // essay, "Towers"); false: the plain p = 1/2 heights from 1.
@@ -228,11 +269,60 @@ class extent_skiplist {
       return max_levels >= 2;
     }
   }();
+  // Traits::index_block_level / index_block_entries (optional, default 7
+  // and 255; level 0 disables): the towers present at that level carry an
+  // index block of the leaves up to their next tower at that level (header
+  // essay, "Index blocks"). Only with the dense index, and only when some
+  // tower can be that tall.
+  static constexpr unsigned kBlockLevelWanted = [] {
+    if constexpr (requires { Traits::index_block_level; }) {
+      return static_cast<unsigned>(Traits::index_block_level);
+    } else {
+      return 7u;
+    }
+  }();
+  static constexpr unsigned kBlockEntriesWanted = [] {
+    if constexpr (requires { Traits::index_block_entries; }) {
+      return static_cast<unsigned>(Traits::index_block_entries);
+    } else {
+      return 255u;
+    }
+  }();
+  static constexpr bool kBlocks =
+      kDenseIndex && kBlockLevelWanted >= 2 && kBlockLevelWanted < max_levels && kBlockEntriesWanted >= 1;
+  static constexpr unsigned kBlockLevel = kBlocks ? kBlockLevelWanted : 0;
+  static constexpr unsigned kBlockEntries = kBlocks ? kBlockEntriesWanted : 0;
+  using leaf = detail::sl_leaf<words_, leaf_capacity, kBlockLevel, kBlockEntries>;
+  using tower = typename leaf::tower_type;
+  using block = typename tower::block;
+  // Towers: one size class per height (classes 0 and 1 unused).
+  using arena = detail::slab_arena<Traits, max_levels + 1>;
+  // Leaves (class 0) and index blocks (class 1), 64-byte aligned.
+  using node_arena = detail::slab_arena<Traits, 2>;
+  static constexpr std::size_t kLeafBytes = (sizeof(leaf) + alignof(leaf) - 1) & ~(alignof(leaf) - 1);
+  static_assert(sizeof(tower) % tower::kAlign == 0, "tower links must stay kAlign-aligned after the header");
+  static_assert(alignof(block) == alignof(leaf) && sizeof(block) % alignof(leaf) == 0,
+                "leaves and blocks share the node arena's alignment");
+  using raw = detail::sl_raw_entry<words_>;
+  // Traits::tower_chunk_bytes (optional): the largest chunk of the tower
+  // arena (detail/skiplist_tower.hpp); 0 = every tower is its own
+  // Traits::allocate allocation.
   static constexpr std::size_t kTowerChunk = [] {
     if constexpr (requires { Traits::tower_chunk_bytes; }) {
       return static_cast<std::size_t>(Traits::tower_chunk_bytes);
     } else {
       return std::size_t{256} << 10;
+    }
+  }();
+  // Traits::leaf_chunk_bytes (optional): the largest chunk of the node
+  // arena that leaves and index blocks come from (detail/slab_arena.hpp;
+  // chunks of 2 MiB and more are huge-page aligned and advised); 0 = every
+  // leaf and block is its own Traits::allocate allocation.
+  static constexpr std::size_t kLeafChunk = [] {
+    if constexpr (requires { Traits::leaf_chunk_bytes; }) {
+      return static_cast<std::size_t>(Traits::leaf_chunk_bytes);
+    } else {
+      return std::size_t{8} << 20;
     }
   }();
 
@@ -291,13 +381,14 @@ class extent_skiplist {
     head_.height = max_levels;
     head_.tower = tower::construct(head_tower_mem_, max_levels, &head_);
     head_.tower->key = 0;
+    if constexpr (kBlocks) head_.tower->block_slot() = &head_block_;
   }
   extent_skiplist(const extent_skiplist&) = delete;
   extent_skiplist& operator=(const extent_skiplist&) = delete;
   // Not thread-safe: no other thread may use the list or hold a view into it.
   // Leaves already retired are freed by their RCU callbacks (rcu::barrier());
-  // those callbacks may run after the destructor: the tower arena they free
-  // into is reference counted (detail/skiplist_tower.hpp), so the destructor
+  // those callbacks may run after the destructor: the arenas they free
+  // into are reference counted (detail/slab_arena.hpp), so the destructor
   // does not wait for them. Never blocks.
   ~extent_skiplist() {
     leaf* l = head_.next0(std::memory_order_relaxed);  // exclusive access
@@ -308,6 +399,7 @@ class extent_skiplist {
     }
     // relaxed: exclusive access (the destructor runs after every other use).
     if (arena* a = arena_.load(std::memory_order_relaxed)) a->release();
+    if (node_arena* a = nodes_.load(std::memory_order_relaxed)) a->release();
   }
 
   // Allocates the leaf (and its index tower) an insert may need for a
@@ -735,6 +827,30 @@ class extent_skiplist {
         ++i;
       }
     }
+    // The block invariant (index blocks, above rebuild_block): the levels
+    // are verified above, so the walks below stay on live towers.
+    if constexpr (kBlocks) {
+      for (const tower* t = head_.tower; t != nullptr; t = t->next(kBlockLevel, std::memory_order_acquire)) {
+        const auto& b = t->index_block();
+        const tower* end = t->next(kBlockLevel, std::memory_order_acquire);
+        const uint32_t n = b.n.load(std::memory_order_acquire);
+        if (n > kBlockEntries) return bad("index block count above capacity", t->leaf);
+        uint32_t i = 0;
+        for (const tower* u = t->next(1, std::memory_order_acquire); u != end;
+             u = u->next(1, std::memory_order_acquire), ++i) {
+          if (i >= n) {
+            if (b.partial.load(std::memory_order_acquire) == 0) return bad("index block misses a leaf", t->leaf);
+            break;
+          }
+          if (b.e[i].leaf.load(std::memory_order_acquire) != u->leaf ||
+              b.e[i].key.load(std::memory_order_acquire) != u->key) {
+            return bad("index block entry differs from level 1", t->leaf);
+          }
+        }
+        if (i < n) return bad("index block lists a leaf past its span", t->leaf);
+        if (b.seq.current() & 1) return bad("index block seqcount odd when quiescent", t->leaf);
+      }
+    }
     // Invariant 7: every bound covers the true largest gap of its span.
     rcu::read_guard<Rcu> g;
     auto span_gap = [&](const leaf* x, const leaf* end) {
@@ -795,46 +911,76 @@ class extent_skiplist {
                                std::to_string(l != nullptr ? l->key : 0) + ")");
   }
 
-  // Leaves are 64-byte aligned (the cache layout of skiplist_leaf.hpp) inside
-  // an allocation of Traits::allocate, which only promises operator new's
-  // alignment; the leaf remembers the allocation in `mem`. The height is
-  // drawn here, so the tower (levels 1..height-1) is allocated with the leaf
-  // and a split never allocates. nullptr (nothing allocated) on failure.
+  // Leaves are 64-byte aligned (the cache layout of skiplist_leaf.hpp): from
+  // the node arena, or inside an allocation of Traits::allocate (which only
+  // promises operator new's alignment) that the leaf remembers in `mem`. The
+  // height is drawn here, so the tower (levels 1..height-1) and its index
+  // block are allocated with the leaf and a split never allocates. nullptr
+  // (nothing allocated) on failure.
   leaf* alloc_leaf() noexcept {
-    void* p = Traits::allocate(sizeof(leaf) + alignof(leaf));
-    if (p == nullptr) return nullptr;
-    const auto a = (reinterpret_cast<uintptr_t>(p) + alignof(leaf) - 1) & ~uintptr_t{alignof(leaf) - 1};
-    leaf* l = new (reinterpret_cast<void*>(a)) leaf();
-    l->mem = p;
+    node_arena* na = nullptr;
+    leaf* l;
+    if constexpr (kLeafChunk != 0) {
+      na = get_arena(nodes_, kNodeSizes, alignof(leaf), kLeafChunk);
+      void* lm = na != nullptr ? na->allocate(0) : nullptr;
+      if (lm == nullptr) return nullptr;
+      l = ::new (lm) leaf();
+      l->nodes = na;
+    } else {
+      void* p = Traits::allocate(sizeof(leaf) + alignof(leaf));
+      if (p == nullptr) return nullptr;
+      l = ::new (align_up(p, alignof(leaf))) leaf();
+      l->mem = p;
+    }
     l->height = kDenseIndex ? std::min(max_levels, 1 + detail::random_level(max_levels))
                             : detail::random_level(max_levels);
-    if (l->height > 1) {
-      void* tm = nullptr;
-      if constexpr (kTowerChunk == 0) {
-        // Own allocation, aligned by hand like the leaf.
-        void* raw_mem = Traits::allocate(tower::bytes(l->height) + tower::kAlign);
-        if (raw_mem != nullptr) {
-          l->tower_mem = raw_mem;
-          tm = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(raw_mem) + tower::kAlign - 1) &
-                                       ~uintptr_t{tower::kAlign - 1});
+    if (l->height == 1) return l;
+    void* tm = nullptr;
+    if constexpr (kTowerChunk == 0) {
+      l->tower_mem = Traits::allocate(tower::bytes(l->height) + tower::kAlign);
+      if (l->tower_mem != nullptr) tm = align_up(l->tower_mem, tower::kAlign);
+    } else if (arena* ar = get_arena(arena_, kTowerSizes, tower::kAlign, kTowerChunk)) {
+      tm = ar->allocate(l->height);
+      if (tm != nullptr) l->arena = ar;
+    }
+    if (tm == nullptr) {
+      free_leaf(l);
+      return nullptr;
+    }
+    l->tower = tower::construct(tm, l->height, l);
+    if constexpr (kBlocks) {
+      if (tower::has_block(l->height)) {
+        void* bm = nullptr;
+        if (na != nullptr) {
+          bm = na->allocate(1);
+        } else {
+          l->block_mem = Traits::allocate(sizeof(block) + alignof(block));
+          if (l->block_mem != nullptr) bm = align_up(l->block_mem, alignof(block));
         }
-      } else if (arena* ar = get_arena()) {
-        tm = ar->allocate(l->height);
-        if (tm != nullptr) l->arena = ar;
+        if (bm == nullptr) {
+          free_leaf(l);
+          return nullptr;
+        }
+        l->tower->block_slot() = ::new (bm) block();
       }
-      if (tm == nullptr) {
-        free_leaf(l);
-        return nullptr;
-      }
-      l->tower = tower::construct(tm, l->height, l);
     }
     return l;
   }
   // Frees an unpublished leaf, or a retired one after its grace period
-  // (rcu::retire_with callback), together with its tower.
+  // (rcu::retire_with callback), together with its tower and block.
   static void free_leaf(leaf* l) noexcept {
+    node_arena* const na = static_cast<node_arena*>(l->nodes);
     if (tower* t = l->tower) {
       const unsigned h = l->height;
+      if (tower::has_block(h) && t->block_slot() != nullptr) {
+        block* b = t->block_slot();
+        b->~block();
+        if (na != nullptr) {
+          na->deallocate(b, 1);
+        } else {
+          Traits::deallocate(l->block_mem);
+        }
+      }
       t->~tower();
       if (l->arena != nullptr) {
         static_cast<arena*>(l->arena)->deallocate(tower::base(t, h), h);
@@ -844,17 +990,33 @@ class extent_skiplist {
     }
     void* p = l->mem;
     l->~leaf();
-    Traits::deallocate(p);
+    if (na != nullptr) {
+      na->deallocate(l, 0);
+    } else {
+      Traits::deallocate(p);
+    }
   }
-  // The tower arena, created on first use (nullptr if that allocation fails).
-  arena* get_arena() noexcept {
+  static void* align_up(void* p, std::size_t a) noexcept {
+    return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + a - 1) & ~uintptr_t{a - 1});
+  }
+  static constexpr std::array<std::size_t, max_levels + 1> kTowerSizes = [] {
+    std::array<std::size_t, max_levels + 1> z{};
+    for (unsigned h = 0; h <= max_levels; ++h) z[h] = h >= 2 ? tower::bytes(h) : tower::kAlign;
+    return z;
+  }();
+  static constexpr std::array<std::size_t, 2> kNodeSizes = {kLeafBytes, sizeof(block)};
+  // An arena of the skiplist, created on first use (nullptr if that
+  // allocation fails).
+  template <class A, std::size_t N>
+  static A* get_arena(std::atomic<A*>& slot, const std::array<std::size_t, N>& sizes, std::size_t align,
+                      std::size_t max_chunk) noexcept {
     // acquire: pairs with the release CAS below; the arena is constructed.
-    arena* a = arena_.load(std::memory_order_acquire);
+    A* a = slot.load(std::memory_order_acquire);
     if (a != nullptr) return a;
-    arena* n = arena::create(kTowerChunk);
+    A* n = A::create(sizes, align, max_chunk);
     if (n == nullptr) return nullptr;
     // acq_rel: publishes the new arena / acquires the winner's on failure.
-    if (arena_.compare_exchange_strong(a, n, std::memory_order_acq_rel, std::memory_order_acquire)) return n;
+    if (slot.compare_exchange_strong(a, n, std::memory_order_acq_rel, std::memory_order_acquire)) return n;
     n->release();  // another thread won
     return a;
   }
@@ -988,6 +1150,45 @@ class extent_skiplist {
     }
   }
 
+  // The leaf to walk level 0 from, from the index block of t (a tower of
+  // height > kBlockLevel that the descent stands on at that level): the
+  // last listed leaf whose key is <= key, or t's own leaf if none is; null
+  // if the block is a partial prefix and key lies past its last entry (the
+  // caller descends t's lower levels instead). Like a cached link key, the
+  // result is a hint that find_leaf_into checks: the seqcount only rules out
+  // a torn entry; a block can lag its tower's span by one index update, or
+  // belong to a tower already unlinked, and still only name leaves that
+  // were linked while we were inside the read side (so not yet freed), any
+  // of which is a valid start of the level-0 walk if its key is <= key.
+  static const leaf* block_floor(const tower* t, uint64_t key) noexcept {
+    const auto& b = t->index_block();
+    constexpr uint32_t kPerLine = 64 / sizeof(typename tower::block_entry);
+    // Prefetch the lines a typical block spans (header and ~60 entries at
+    // the default level), so the misses of the two rounds below overlap
+    // (16 lines measured ~10% faster than 6 at 10^7, header essay).
+    const char* base = reinterpret_cast<const char*>(&b);
+    constexpr std::size_t kWarm = std::min<std::size_t>(sizeof(b), 16 * 64);
+    for (std::size_t off = 0; off < kWarm; off += 64) __builtin_prefetch(base + off);
+    for (;;) {
+      const uint64_t s = b.seq.read_begin();
+      // acquire (all): seq-protected fields (seqcount.hpp); the leaf
+      // pointers also pair with the release stores of the block writers,
+      // which follow the leaves' publication at level 0.
+      const uint32_t n = std::min<uint32_t>(b.n.load(std::memory_order_acquire), kBlockEntries);
+      const bool partial = b.partial.load(std::memory_order_acquire) != 0;
+      // Number of entries with key <= key, in two rounds like probe_into:
+      // the first entry of every kPerLine group, then inside one group.
+      uint32_t g = 0;
+      for (uint32_t j = kPerLine; j < n; j += kPerLine) g += b.e[j].key.load(std::memory_order_acquire) <= key ? 1 : 0;
+      const uint32_t lo = g * kPerLine, hi = std::min(lo + kPerLine, n);
+      uint32_t idx = lo;
+      for (uint32_t i = lo; i < hi; ++i) idx += b.e[i].key.load(std::memory_order_acquire) <= key ? 1 : 0;
+      const leaf* x = idx == 0 ? t->leaf : b.e[idx - 1].leaf.load(std::memory_order_acquire);
+      const bool past = partial && idx == n;
+      if (!b.seq.retry(s)) return past ? nullptr : x;
+    }
+  }
+
   // The live leaf covering `key`, probed at `key` (gt_limit: see probe).
   // Restarts from the head when it meets a dead leaf (invariant 5). Caller
   // holds a read side.
@@ -1001,9 +1202,22 @@ class extent_skiplist {
       const tower* t = head_.tower;
       // relaxed: a hint; a stale (lower) value only makes the descent longer.
       const unsigned top = levels_.load(std::memory_order_relaxed);
-      for (unsigned lvl = top; lvl-- > 1;) t = walk_tower(t, lvl, key);
-      const leaf* x = t->leaf;  // immutable (tower invariant 1)
-      x->prefetch_slots();      // the descent's first leaf miss: overlap line 0 and the slots
+      const leaf* x;
+      if constexpr (kBlocks) {
+        // Down to the block level (the head has a block: a hint below it
+        // starts here), then the block of the tower we stand on names the
+        // leaf; past a partial block's prefix, the towers below do.
+        for (unsigned lvl = top; lvl-- > kBlockLevel;) t = walk_tower(t, lvl, key);
+        x = block_floor(t, key);
+        if (x == nullptr) {
+          for (unsigned lvl = kBlockLevel; lvl-- > 1;) t = walk_tower(t, lvl, key);
+          x = t->leaf;  // immutable (tower invariant 1)
+        }
+      } else {
+        for (unsigned lvl = top; lvl-- > 1;) t = walk_tower(t, lvl, key);
+        x = t->leaf;  // immutable (tower invariant 1)
+      }
+      x->prefetch_slots();  // the descent's first leaf miss: overlap line 0 and the slots
       for (;;) {
         // Move right without a snapshot while the successor's key is <= key:
         // keys are immutable, so the covering leaf is at or after it.
@@ -1691,9 +1905,97 @@ class extent_skiplist {
       preds[lvl]->set_link(lvl, nt);
     }
     index_seq_.write_end();
+    if constexpr (kBlocks) {
+      // nl is published at level 0 (split_locked) and now at level 1, so
+      // its block entry may be read. A new block tower splits its owner's
+      // span: both blocks are rebuilt (1 in 2^(kBlockLevel-1) splits).
+      tower* const owner = preds[kBlockLevel];
+      if (tower::has_block(nl->height)) {
+        rebuild_block(owner);
+        rebuild_block(nt);
+      } else {
+        block_insert(owner, nl);
+      }
+    }
     if (levels_.load(std::memory_order_relaxed) < nl->height) {
       levels_.store(nl->height, std::memory_order_relaxed);  // a hint (see find_leaf)
     }
+  }
+
+  // --- index blocks (under the index lock) ----------------------------------
+  // Block invariant (check_invariants): the entries of the block of a tower
+  // t are the first n of the towers strictly between t and t's successor at
+  // kBlockLevel along level 1 (key, leaf), in order; when partial is 0, all
+  // of them. Entries are stored with release inside the block's write
+  // section (pairs with block_floor's acquire loads): a leaf is listed only
+  // after its publication at level 0 and unlisted before it is retired.
+
+  // Recomputes t's block from level 1. The walk (a miss per tower in a large
+  // list) runs before the write section, so readers never wait on it.
+  void rebuild_block(tower* t) noexcept {
+    auto& b = t->index_block();
+    // relaxed (all tower links): they change only under the index lock, which we hold.
+    const tower* const end = t->next(kBlockLevel, std::memory_order_relaxed);
+    std::pair<uint64_t, leaf*> got[kBlockEntries];
+    uint32_t n = 0;
+    const tower* u = t->next(1, std::memory_order_relaxed);
+    for (; u != end && n < kBlockEntries; u = u->next(1, std::memory_order_relaxed)) got[n++] = {u->key, u->leaf};
+    b.seq.write_begin();
+    for (uint32_t i = 0; i < n; ++i) {
+      b.e[i].key.store(got[i].first, std::memory_order_release);
+      b.e[i].leaf.store(got[i].second, std::memory_order_release);
+    }
+    b.n.store(n, std::memory_order_release);
+    b.partial.store(u != end ? 1 : 0, std::memory_order_release);
+    b.seq.write_end();
+  }
+  // Lists nl (not a block tower, just linked at level 1) in its owner's
+  // block: in place, keeping a full block a prefix.
+  void block_insert(tower* owner, leaf* nl) noexcept {
+    auto& b = owner->index_block();
+    // relaxed (block fields): written only under the index lock, which we hold.
+    const uint32_t n = b.n.load(std::memory_order_relaxed);
+    const bool partial = b.partial.load(std::memory_order_relaxed) != 0;
+    uint32_t i = 0;
+    while (i < n && b.e[i].key.load(std::memory_order_relaxed) < nl->key) ++i;
+    if (i == n && partial) return;  // past the prefix: not listed
+    b.seq.write_begin();
+    if (i == kBlockEntries) {
+      b.partial.store(1, std::memory_order_release);  // full: the prefix stays
+    } else {
+      const uint32_t m = n < kBlockEntries ? n + 1 : kBlockEntries;  // a full block drops its last
+      for (uint32_t j = m - 1; j > i; --j) {
+        b.e[j].key.store(b.e[j - 1].key.load(std::memory_order_relaxed), std::memory_order_release);
+        b.e[j].leaf.store(b.e[j - 1].leaf.load(std::memory_order_relaxed), std::memory_order_release);
+      }
+      b.e[i].key.store(nl->key, std::memory_order_release);
+      b.e[i].leaf.store(nl, std::memory_order_release);
+      b.n.store(m, std::memory_order_release);
+      if (n == kBlockEntries) b.partial.store(1, std::memory_order_release);
+    }
+    b.seq.write_end();
+  }
+  // Unlists d (not a block tower, already unlinked) from its owner's block;
+  // a partial block that fell to half is refilled from level 1.
+  void block_erase(tower* owner, const leaf* d) noexcept {
+    auto& b = owner->index_block();
+    // relaxed (block fields): written only under the index lock, which we hold.
+    const uint32_t n = b.n.load(std::memory_order_relaxed);
+    const bool partial = b.partial.load(std::memory_order_relaxed) != 0;
+    uint32_t i = 0;
+    while (i < n && b.e[i].leaf.load(std::memory_order_relaxed) != d) ++i;
+    if (i == n) {
+      if (!partial) fatal("remove_leaf: leaf missing from its index block");
+      return;  // past the prefix
+    }
+    b.seq.write_begin();
+    for (uint32_t j = i + 1; j < n; ++j) {
+      b.e[j - 1].key.store(b.e[j].key.load(std::memory_order_relaxed), std::memory_order_release);
+      b.e[j - 1].leaf.store(b.e[j].leaf.load(std::memory_order_relaxed), std::memory_order_release);
+    }
+    b.n.store(n - 1, std::memory_order_release);
+    b.seq.write_end();
+    if (partial && n - 1 < kBlockEntries / 2) rebuild_block(owner);
   }
 
   // p and d locked, p->next0() == d, d not the head. Marks d dead and unlinks
@@ -1712,6 +2014,7 @@ class extent_skiplist {
     // (walk_tower (b)); it is freed with d after a grace period.
     tower* const dt = d->tower;
     tower* x = head_.tower;
+    tower* owner = nullptr;                                // d's block owner (kBlocks)
     index_seq_.write_begin();                              // span_heads() validates its cached-key walk by it
     for (unsigned lvl = max_levels; lvl-- > 1;) {          // from the top: O(log n) expected
       tower* n = x->next(lvl, std::memory_order_relaxed);  // index lock held
@@ -1719,6 +2022,7 @@ class extent_skiplist {
         x = n;
         n = x->next(lvl, std::memory_order_relaxed);
       }
+      if (lvl == kBlockLevel) owner = x;
 #if RCUKIT_PLANTED_BUG == 3  // canary (docs/RELIABILITY.md): a skipped unlink
       if (lvl < d->height && lvl != 1) {
 #else
@@ -1730,14 +2034,27 @@ class extent_skiplist {
       }
     }
     index_seq_.write_end();
+    if constexpr (kBlocks) {
+      // A removed block tower's span joins its owner's; its own block stays
+      // as it was for readers still standing on it (block_floor).
+      if (dt != nullptr && tower::has_block(d->height)) {
+        rebuild_block(owner);
+      } else if (dt != nullptr) {
+        block_erase(owner, d);
+      }
+    }
     index_lock_.unlock();
   }
 
   leaf head_;
   // The head's tower (all max_levels levels), not in the arena.
   alignas(tower::kAlign) unsigned char head_tower_mem_[tower::bytes(max_levels)];
-  // The tower arena (created by the first tower allocation, released by the destructor).
+  // The head's index block (kBlocks; unused otherwise).
+  typename tower::block head_block_;
+  // The tower and node arenas (created by the first allocation, released by
+  // the destructor).
   std::atomic<arena*> arena_{nullptr};
+  std::atomic<node_arena*> nodes_{nullptr};
   alignas(64) mutable detail::spin_lock index_lock_;
   // Written only under index_lock_, around every change of a link above
   // level 0 (link_upper, remove_leaf_locked); read by span_heads().

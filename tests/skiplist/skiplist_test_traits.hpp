@@ -1,5 +1,5 @@
 // tests/skiplist/skiplist_test_traits.hpp -- skiplist traits for tests: a
-// live-allocation counter (leaves, towers, tower-arena chunks and the arena;
+// live-allocation counter (leaves, towers, blocks, arena chunks and arenas;
 // every test ends with rcu::barrier() after the list is gone and expects 0)
 // and an allocation-failure injector (fail the Nth allocation from now).
 // TowerChunk is the tower arena's largest chunk (small, so that chunk
@@ -16,12 +16,18 @@
 
 namespace rcukit::testing {
 
-template <unsigned Cap, unsigned Levels, bool Linear = false, std::size_t TowerChunk = 512, bool Dense = true>
+template <unsigned Cap, unsigned Levels, bool Linear = false, std::size_t TowerChunk = 512, bool Dense = true,
+          unsigned BlockLevel = 7, unsigned BlockEntries = 255>
 struct counting_traits : skiplist_traits {
   static constexpr bool dense_index = Dense;
+  static constexpr unsigned index_block_level = BlockLevel;
+  static constexpr unsigned index_block_entries = BlockEntries;
   static constexpr unsigned leaf_capacity = Cap;
   static constexpr unsigned max_levels = Levels;
   static constexpr std::size_t tower_chunk_bytes = TowerChunk;
+  // Leaves and blocks: small node-arena chunks with the tower arena, own
+  // allocations without it, so injection reaches both kinds.
+  static constexpr std::size_t leaf_chunk_bytes = TowerChunk;
   static constexpr bool linear_hole_search = Linear;  // test the fallback hole walk too
   // relaxed counters: read after rcu::barrier(), which orders the callbacks before it.
   static inline std::atomic<long> live{0};
@@ -47,7 +53,9 @@ struct counting_traits : skiplist_traits {
 };
 
 using default_test_traits = counting_traits<32, 32>;
-using tiny_test_traits = counting_traits<4, 8>;  // many splits and leaf removals
+// Many splits and leaf removals; index blocks at level 2 with 3 entries,
+// so block towers are common and blocks overflow, shrink and refill often.
+using tiny_test_traits = counting_traits<4, 8, false, 512, true, 2, 3>;
 // Towers without the arena, and leaves of height 1 without a tower.
 using tiny_own_tower_traits = counting_traits<4, 8, false, 0, false>;
 

@@ -81,11 +81,13 @@ struct sl_link {
   std::atomic<uint64_t> key{kNoKey};  // hint: the key of *ptr (header essay)
 };
 
-template <unsigned W, unsigned Cap>
+// BlockLevel/BlockEntries: the index blocks of the towers (0: none; see
+// skiplist_tower.hpp).
+template <unsigned W, unsigned Cap, unsigned BlockLevel = 0, unsigned BlockEntries = 0>
 struct alignas(64) sl_leaf : rcu::retirable {
   using raw = sl_raw_entry<W>;
   using link = sl_link<sl_leaf>;
-  using tower_type = sl_tower<sl_leaf>;
+  using tower_type = sl_tower<sl_leaf, BlockLevel, BlockEntries>;
 
   sl_leaf() noexcept = default;
 
@@ -109,9 +111,11 @@ struct alignas(64) sl_leaf : rcu::retirable {
   // (detail/skiplist_gap.hpp; the upper levels' bounds are in the tower).
   // Not seq-protected: a monotone word of its own.
   std::atomic<uint64_t> gap0{kGapBig};  // unknown until tightened
-  void* mem = nullptr;                  // the allocation this leaf was placed in
+  void* mem = nullptr;                  // the own allocation this leaf was placed in (no node arena)
+  void* nodes = nullptr;                // the node arena this leaf and its block came from (or null)
   void* arena = nullptr;                // the tower arena `tower` came from (null: own allocation or none)
   void* tower_mem = nullptr;            // the tower's own allocation when it has no arena
+  void* block_mem = nullptr;            // the block's own allocation when there is no node arena
 
   // A hint for the cache (no memory access, no ordering): every line a probe
   // of this leaf reads, so that their misses overlap instead of queueing

@@ -1,5 +1,5 @@
 // rcukit/detail/skiplist_tower.hpp -- the index towers of extent_skiplist and
-// the packed arena they live in.
+// their index blocks.
 //
 // The idea: a skiplist descent spends its time in the upper levels, and in a
 // skiplist of fat leaves (32 extents, ~1 KB each) a tower embedded in its
@@ -27,21 +27,29 @@
 // the leaf's); the gap bounds, which only hole searches read, sit below the
 // header in reverse level order, so level l's bound is l words below the
 // header whatever the height. In memory: [padding][gap h-1 .. gap 1]
-// [header: key, leaf (16 bytes)][links[1 .. h-1]], the header and links
+// [header: key, leaf (16 bytes)][links[1 .. h-1]] (with a block slot after
+// link B when h > B, see below), the header and links
 // 16-byte aligned (a 16-byte link never straddles a cache line). The tower
 // pointer points to the header; base() gives the allocation back. Heights
 // 2, 3, 4 take 48, 64, 96 bytes (~68 bytes on average for p = 1/2).
 //
-// The arena (sl_tower_arena): size classes by height, a free list per class,
-// bump allocation from chunks that double from 4 KiB up to
-// Traits::tower_chunk_bytes, all behind one spin lock (allocation happens in
-// preload(), never under a leaf lock; frees happen in RCU callbacks). Chunks
-// come from Traits::allocate, so allocation-failure injection reaches them.
-// Lifetime: the arena is reference counted, one reference held by the
-// skiplist and one by every tower carved from it; whoever drops the last
-// reference frees the chunks and the arena. So an RCU callback that frees a
-// tower after the skiplist was destroyed still finds its arena (the
-// skiplist's destructor does not need rcu::barrier()).
+// Index blocks. With skiplist_traits::index_block_level B, a tower of
+// height > B (1 in 2^(B-1) with the dense index) also carries the address
+// of an index block: the keys and leaves of the level-1 towers up to its
+// next tower at level B, so a descent steps from level B straight to the
+// leaf instead of walking levels B-1 .. 1, whose towers (most of them) no
+// longer fit in the cache of a large list. The block lives apart (in the
+// skiplist's node arena, detail/slab_arena.hpp), so the tall towers every
+// descent walks stay small; its address sits in a 16-byte slot after link
+// B, so links above B follow the slot. extent_skiplist.hpp ("Index blocks")
+// has the rules and the figures.
+//
+// The arena: the skiplist's towers come from a detail::slab_arena with one
+// size class per height and chunks up to Traits::tower_chunk_bytes
+// (allocation happens in preload(), never under a leaf lock; frees happen
+// in RCU callbacks). Each tower holds a reference on the arena, so a
+// callback that frees a tower after the skiplist was destroyed still finds
+// it (the skiplist's destructor does not need rcu::barrier()).
 // Traits::tower_chunk_bytes == 0 disables the arena: every tower is its own
 // Traits::allocate allocation (the measured alternative; see the header
 // essay of extent_skiplist.hpp).
@@ -53,10 +61,8 @@
 //      than this tower's key (or is null); when no writer is between its two
 //      link stores, links[l - 1].key equals links[l - 1].ptr->key (kNoKey
 //      for null).
-//  (3) arena: refs == 1 (the skiplist, until it releases) + number of towers
-//      carved and not freed; the arena is freed exactly when refs hits 0.
-// Not supported: returning chunk memory before the arena dies (freed towers
-// go to the free list of their class and are reused).
+//  (3) a tower of height > B has its block slot set before it is
+//      published, and the block lives until the tower is freed.
 #pragma once
 
 #include <atomic>
@@ -64,18 +70,40 @@
 #include <cstdint>
 #include <new>
 
+#include "rcukit/detail/seqcount.hpp"
 #include "rcukit/detail/skiplist_gap.hpp"
-#include "rcukit/detail/spin_lock.hpp"
 
 namespace rcukit::detail {
 
-template <class Leaf>
+template <class Leaf, unsigned BlockLevel = 0, unsigned BlockEntries = 0>
 struct sl_tower {
   struct link {
     std::atomic<sl_tower*> ptr{nullptr};
     std::atomic<uint64_t> key{UINT64_MAX};  // hint: the key of *ptr (kNoKey when null)
   };
   static constexpr std::size_t kAlign = 16;
+
+  // The index block of a tower of height > BlockLevel (see the header
+  // essay): the keys and leaves of the level-1 towers after this one, up to
+  // its level-BlockLevel successor (exclusive), in key order; when
+  // `partial` is set, only a prefix of them. Written under the skiplist's
+  // index lock inside a `seq` write section; read under `seq`.
+  struct block_entry {
+    std::atomic<uint64_t> key{UINT64_MAX};
+    std::atomic<Leaf*> leaf{nullptr};
+  };
+  struct alignas(64) block {
+    seqcount seq;
+    std::atomic<uint32_t> n{0};        // seq-protected; <= BlockEntries
+    std::atomic<uint32_t> partial{0};  // seq-protected; 1: e[0, n) is only a prefix
+    block_entry e[BlockEntries > 0 ? BlockEntries : 1];
+  };
+  static constexpr bool kBlocks = BlockLevel > 0 && BlockEntries > 0;
+  // A block lives apart from its tower (a ~1 KB block inline would spread
+  // the tall towers, the ones every descent walks, over many times the
+  // pages); the tower holds its address in a kAlign-sized slot.
+  static constexpr std::size_t kBlockSlot = kBlocks ? kAlign : 0;
+  static constexpr bool has_block(unsigned h) noexcept { return kBlocks && h > BlockLevel; }
 
   uint64_t key = 0;      // immutable once published (invariant 1)
   Leaf* leaf = nullptr;  // immutable once published
@@ -86,7 +114,7 @@ struct sl_tower {
     return ((h - 1) * sizeof(std::atomic<uint64_t>) + kAlign - 1) & ~(kAlign - 1);
   }
   static constexpr std::size_t bytes(unsigned h) noexcept {
-    return gap_bytes(h) + sizeof(sl_tower) + (h - 1) * sizeof(link);
+    return gap_bytes(h) + sizeof(sl_tower) + (h - 1) * sizeof(link) + (has_block(h) ? kBlockSlot : 0);
   }
   // Placement-constructs a tower of height h (>= 2) in mem (bytes(h) bytes,
   // kAlign-aligned), every link null and every gap bound "unknown". The
@@ -98,16 +126,31 @@ struct sl_tower {
       new (&t->link_at(i)) link();
       new (&t->gap(i)) std::atomic<uint64_t>(kGapBig);  // unpublished; unknown until tightened
     }
+    if (has_block(h)) t->block_slot() = nullptr;  // set by the owner before publication
     return t;
   }
   // The memory construct(mem, h, ...) was given (the tower already destroyed
   // or not: only its address is used).
   static void* base(sl_tower* t, unsigned h) noexcept { return reinterpret_cast<char*>(t) - gap_bytes(h); }
 
-  link& link_at(unsigned lvl) noexcept { return reinterpret_cast<link*>(this + 1)[lvl - 1]; }
-  const link& link_at(unsigned lvl) const noexcept {
-    return reinterpret_cast<const link*>(this + 1)[lvl - 1];
+  // Links 1..BlockLevel follow the header; the block slot (heights above
+  // BlockLevel only) follows link BlockLevel, on the line a descent at
+  // BlockLevel reads anyway, and the links above it follow the slot. So
+  // neither needs the height: a level above BlockLevel exists only in
+  // towers that have a block.
+  link& link_at(unsigned lvl) noexcept {
+    char* p = reinterpret_cast<char*>(this + 1) + (lvl - 1) * sizeof(link);
+    if (kBlocks && lvl > BlockLevel) p += kBlockSlot;
+    return *reinterpret_cast<link*>(p);
   }
+  const link& link_at(unsigned lvl) const noexcept { return const_cast<sl_tower*>(this)->link_at(lvl); }
+  // Preconditions: the tower's height is > BlockLevel; index_block(): the
+  // slot was set. The slot is written once, before the tower is published.
+  block*& block_slot() noexcept {
+    return *reinterpret_cast<block**>(reinterpret_cast<char*>(this + 1) + BlockLevel * sizeof(link));
+  }
+  block& index_block() noexcept { return *block_slot(); }
+  const block& index_block() const noexcept { return *const_cast<sl_tower*>(this)->block_slot(); }
   // Level lvl's bound is lvl words below the header, so finding it needs no
   // height (the height is the leaf's, on another cache line).
   std::atomic<uint64_t>& gap(unsigned lvl) noexcept {
@@ -128,96 +171,6 @@ struct sl_tower {
     link_at(lvl).ptr.store(n, std::memory_order_release);
     link_at(lvl).key.store(n != nullptr ? n->key : UINT64_MAX, std::memory_order_release);
   }
-};
-
-// The packed arena of one skiplist's towers (header essay). Traits supplies
-// allocate/deallocate (nullptr on failure, never throws).
-template <class Tower, class Traits, unsigned MaxLevels>
-class sl_tower_arena {
- public:
-  static constexpr std::size_t kFirstChunk = 4096;
-
-  // A new arena holding the owner's reference; nullptr if allocation failed.
-  static sl_tower_arena* create(std::size_t max_chunk) noexcept {
-    void* m = Traits::allocate(sizeof(sl_tower_arena));
-    if (m == nullptr) return nullptr;
-    return new (m) sl_tower_arena(max_chunk);
-  }
-
-  // Memory for a tower of height h (2 <= h <= MaxLevels), kAlign-aligned;
-  // nullptr if a new chunk was needed and its allocation failed. Takes a
-  // reference. Blocking (the arena's spin lock, and the allocator).
-  void* allocate(unsigned h) noexcept {
-    lock_.lock();
-    void* p = free_[h];
-    if (p != nullptr) {
-      free_[h] = *static_cast<void**>(p);
-    } else {
-      const std::size_t need = Tower::bytes(h);
-      if (left_ < need && !grow(need)) {
-        lock_.unlock();
-        return nullptr;
-      }
-      p = cur_;
-      cur_ += need;
-      left_ -= need;
-    }
-    lock_.unlock();
-    // relaxed: only the count matters; the drop to 0 synchronises (release()).
-    refs_.fetch_add(1, std::memory_order_relaxed);
-    return p;
-  }
-  // Returns a tower's memory (already destroyed) to its class; drops its reference.
-  void deallocate(void* p, unsigned h) noexcept {
-    lock_.lock();
-    *static_cast<void**>(p) = free_[h];
-    free_[h] = p;
-    lock_.unlock();
-    release();
-  }
-  // Drops one reference; the last one frees every chunk and the arena.
-  void release() noexcept {
-    // acq_rel: every use of the arena by other droppers happens-before the
-    // destruction by the last one (the usual refcount pairing).
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    void* c = chunks_;
-    while (c != nullptr) {
-      void* n = *static_cast<void**>(c);
-      Traits::deallocate(c);
-      c = n;
-    }
-    this->~sl_tower_arena();
-    Traits::deallocate(this);
-  }
-
- private:
-  explicit sl_tower_arena(std::size_t max_chunk) noexcept : max_chunk_(max_chunk) {}
-
-  // Under lock_: a new chunk of at least `need` usable bytes. Its first
-  // kAlign bytes link the chunk list. The tail of the old chunk is dropped.
-  bool grow(std::size_t need) noexcept {
-    std::size_t sz = next_chunk_ < max_chunk_ ? next_chunk_ : max_chunk_;
-    if (sz < need + Tower::kAlign) sz = need + Tower::kAlign;
-    void* c = Traits::allocate(sz + Tower::kAlign);  // room to align
-    if (c == nullptr) return false;
-    *static_cast<void**>(c) = chunks_;
-    chunks_ = c;
-    const auto base = reinterpret_cast<uintptr_t>(c) + sizeof(void*);
-    const auto a = (base + Tower::kAlign - 1) & ~uintptr_t{Tower::kAlign - 1};
-    cur_ = reinterpret_cast<char*>(a);
-    left_ = sz + Tower::kAlign - (a - reinterpret_cast<uintptr_t>(c));
-    if (next_chunk_ < max_chunk_) next_chunk_ *= 2;
-    return true;
-  }
-
-  spin_lock lock_;
-  std::atomic<long> refs_{1};  // invariant 3
-  std::size_t max_chunk_;
-  std::size_t next_chunk_ = kFirstChunk;
-  void* chunks_ = nullptr;
-  char* cur_ = nullptr;
-  std::size_t left_ = 0;
-  void* free_[MaxLevels + 1] = {};
 };
 
 }  // namespace rcukit::detail
