@@ -6,7 +6,9 @@
 // the request does not fit any hole in the fragmented part, so a linear walk
 // visits every extent; and BM_lookup_paired, the lookup_rcu/btree and
 // lookup/btree ratios measured in alternating slices (the figures to quote
-// for the lookup target: separate runs drift apart on a shared machine).
+// for the lookup target: separate runs drift apart on a shared machine),
+// also at 10^6 and 10^7 for the list without index blocks and the list
+// whose leaves sit on ordinary pages.
 //
 // Run: build/<dir>/bench/skiplist/skiplist_bench --benchmark_min_time=0.2s
 #include <benchmark/benchmark.h>
@@ -46,6 +48,18 @@ struct sparse_index_traits : rcukit::skiplist_traits {
 };
 using skiplist_own_towers = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, own_tower_traits>;
 using skiplist_sparse = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, sparse_index_traits>;
+// What the lookup owes to the index blocks and to the node arena's huge
+// pages (extent_skiplist.hpp, "Index blocks", "Node arena"): the default
+// list without blocks, and with node-arena chunks below 2 MiB (ordinary
+// pages, as where transparent huge pages are off).
+struct no_block_traits : rcukit::skiplist_traits {
+  static constexpr unsigned index_block_level = 0;
+};
+struct small_page_traits : rcukit::skiplist_traits {
+  static constexpr std::size_t leaf_chunk_bytes = std::size_t{1} << 20;
+};
+using skiplist_no_blocks = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, no_block_traits>;
+using skiplist_small_pages = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, small_page_traits>;
 // The peers shared with the harnesses (stress/common/peers.hpp): insert_hole
 // there is the plain linear gap walk a sorted map offers.
 using std_map_spin = rcukit::harness::std_map_spinlock<uint64_t>;
@@ -211,6 +225,8 @@ BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_own_towers) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_rcu, skiplist_sparse) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist, via_lookup_rcu)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
 BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist, via_lookup)->RangeMultiplier(10)->Range(1000, 10000000)->Iterations(1);
+BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist_no_blocks, via_lookup_rcu)->Arg(1000000)->Arg(10000000)->Iterations(1);
+BENCHMARK_TEMPLATE(BM_lookup_paired, skiplist_small_pages, via_lookup_rcu)->Arg(1000000)->Arg(10000000)->Iterations(1);
 BENCHMARK_TEMPLATE(BM_insert_erase, skiplist) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, std_map_spin) RCUKIT_SIZES;
 BENCHMARK_TEMPLATE(BM_insert_erase, btree_mutex) RCUKIT_SIZES;
