@@ -199,10 +199,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rcukit/detail/seqcount.hpp"
-#include "rcukit/detail/slab_arena.hpp"
 #include "rcukit/detail/skiplist_gap.hpp"
 #include "rcukit/detail/skiplist_leaf.hpp"
 #include "rcukit/detail/skiplist_level.hpp"
+#include "rcukit/detail/slab_arena.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/extent.hpp"
 #include "rcukit/rcu.hpp"
@@ -839,7 +839,8 @@ class extent_skiplist {
         for (const tower* u = t->next(1, std::memory_order_acquire); u != end;
              u = u->next(1, std::memory_order_acquire), ++i) {
           if (i >= n) {
-            if (b.partial.load(std::memory_order_acquire) == 0) return bad("index block misses a leaf", t->leaf);
+            if (b.partial.load(std::memory_order_acquire) == 0)
+              return bad("index block misses a leaf", t->leaf);
             break;
           }
           if (b.e[i].leaf.load(std::memory_order_acquire) != u->leaf ||
@@ -1179,7 +1180,8 @@ class extent_skiplist {
       // Number of entries with key <= key, in two rounds like probe_into:
       // the first entry of every kPerLine group, then inside one group.
       uint32_t g = 0;
-      for (uint32_t j = kPerLine; j < n; j += kPerLine) g += b.e[j].key.load(std::memory_order_acquire) <= key ? 1 : 0;
+      for (uint32_t j = kPerLine; j < n; j += kPerLine)
+        g += b.e[j].key.load(std::memory_order_acquire) <= key ? 1 : 0;
       const uint32_t lo = g * kPerLine, hi = std::min(lo + kPerLine, n);
       uint32_t idx = lo;
       for (uint32_t i = lo; i < hi; ++i) idx += b.e[i].key.load(std::memory_order_acquire) <= key ? 1 : 0;
@@ -1939,7 +1941,8 @@ class extent_skiplist {
     std::pair<uint64_t, leaf*> got[kBlockEntries];
     uint32_t n = 0;
     const tower* u = t->next(1, std::memory_order_relaxed);
-    for (; u != end && n < kBlockEntries; u = u->next(1, std::memory_order_relaxed)) got[n++] = {u->key, u->leaf};
+    for (; u != end && n < kBlockEntries; u = u->next(1, std::memory_order_relaxed))
+      got[n++] = {u->key, u->leaf};
     b.seq.write_begin();
     for (uint32_t i = 0; i < n; ++i) {
       b.e[i].key.store(got[i].first, std::memory_order_release);

@@ -33,9 +33,9 @@
 // objects go to the free list of their class and are reused).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
-#include <array>
 #include <cstdint>
 #include <new>
 
