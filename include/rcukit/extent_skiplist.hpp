@@ -174,6 +174,10 @@
 //      leaf->gap0 (level 0) and tower->gap(l) (level l >= 1) are >= every
 //      free gap intersecting the span the leaf or tower heads at that level.
 //      New leaves and towers start at "unknown"; searches tighten lazily.
+//      A split opens no gap but moves part of a span into a new one, so a
+//      search trusts (skips by, or lowers its parent's bound from) a
+//      child's bound only if the child's successor is still the one it
+//      listed (search_span).
 //
 // Not supported (deliberately): leaf merging
 // (a leaf is removed only when it becomes empty), values that are not
@@ -1648,12 +1652,21 @@ class extent_skiplist {
     const uint64_t end_key = end != nullptr ? end->key : UINT64_MAX;
     constexpr unsigned kMaxChildren = 48;
     struct child {
-      tower* th;        // the child's head at cl >= 1
-      leaf* lh;         // the child's head at cl == 0
-      const tower* te;  // the child's end at cl >= 1
+      tower* th;           // the child's head at cl >= 1
+      leaf* lh;            // the child's head at cl == 0
+      const tower* te;     // the child's end at cl >= 1
+      const void* listed;  // the head's successor at cl when listed
       uint64_t lo;
       uint64_t hi;  // key range [lo, hi) of the child span (hi = UINT64_MAX: open)
       std::atomic<uint64_t>& gap(unsigned cl) const noexcept { return cl == 0 ? lh->gap0 : th->gap(cl); }
+      // True if the head's successor at cl is still the listed one, i.e. no
+      // split has cut the child's span since it was listed. acquire (both):
+      // pair with the release link stores of split_locked/link_upper; the
+      // caller loads the child's bound first (see below).
+      bool unsplit(unsigned cl) const noexcept {
+        return (cl == 0 ? static_cast<const void*>(lh->next0(std::memory_order_acquire))
+                        : static_cast<const void*>(th->next(cl, std::memory_order_acquire))) == listed;
+      }
     };
     child kids[kMaxChildren];
     unsigned nk = 0;
@@ -1664,7 +1677,7 @@ class extent_skiplist {
         // acquire: pairs with tower::set_link's release stores.
         tower* yn = y->next(cl, std::memory_order_acquire);
         const tower* ye = (yn == nullptr || (end != nullptr && yn->key >= end_key)) ? end : yn;
-        kids[nk++] = child{y, nullptr, ye, y->key, ye != nullptr ? ye->key : UINT64_MAX};
+        kids[nk++] = child{y, nullptr, ye, yn, y->key, ye != nullptr ? ye->key : UINT64_MAX};
         y = yn;
       }
     } else {
@@ -1673,7 +1686,7 @@ class extent_skiplist {
         // acquire: pairs with the release stores of link 0 in split/remove.
         leaf* yn = y->next0(std::memory_order_acquire);
         const uint64_t hi = (yn == nullptr || yn->key >= end_key) ? end_key : yn->key;
-        kids[nk++] = child{nullptr, y, nullptr, y->key, hi};
+        kids[nk++] = child{nullptr, y, nullptr, yn, y->key, hi};
         y = yn;
       }
     }
@@ -1685,19 +1698,35 @@ class extent_skiplist {
       // whose bound proves no gap of r.size. (The child headed by x is not
       // skipped for starting at or past w.hi.)
       if (c.hi <= w.lo || (c.lo >= w.hi && ci != 0)) continue;
-      // acquire: pairs with gap_mark (seq_cst RMW).
-      if (!detail::gap_may_fit(c.gap(cl).load(std::memory_order_acquire), r.size)) continue;
+      // A bound is trusted only for the span the child was listed with: a
+      // split since then may have moved part of that span (and its gaps)
+      // to a new child this list lacks, while the bound was tightened over
+      // what is left. Whoever tightened it had seen the split's link
+      // (search_span lists a child's successor before tightening it;
+      // search_leaves snapshots the leaf's link 0), so after the acquire
+      // load of the bound (pairs with gap_mark and gap_tighten, seq_cst
+      // RMWs) the successor reads as changed, and the child is searched
+      // over its whole listed range instead (c.hi / c.te; the walks below
+      // stop at those keys, not at the successor, so they find the
+      // split-off part).
+      if (!detail::gap_may_fit(c.gap(cl).load(std::memory_order_acquire), r.size) && c.unsplit(cl)) continue;
       const span_result sr =
           cl == 0 ? search_leaves(c.lh, c.hi, w, r, out) : search_span(c.th, c.te, cl, w, r, false, out);
       if (sr != span_result::none) return sr;
     }
     if (!root) {
       uint64_t biggest = 0;
+      bool listed = true;  // the list is still x's children (see the skip above)
       for (unsigned k = 0; k < nk; ++k) {
-        // acquire: pairs with gap_mark (seq_cst RMW).
+        // acquire: pairs with gap_mark (seq_cst RMW) and gap_tighten; ordered before unsplit()'s loads.
         biggest = std::max(biggest, detail::gap_value(kids[k].gap(cl).load(std::memory_order_acquire)));
+        listed = listed && kids[k].unsplit(cl);
       }
-      detail::gap_tighten(x->gap(lvl), seen, biggest);
+      // Without the check, a child bound tightened over its post-split
+      // range would stand in for a list lacking the split-off child, and
+      // x's bound would omit that child's gaps for good (splits mark
+      // nothing; invariant 7). A bound left high is always allowed.
+      if (listed) detail::gap_tighten(x->gap(lvl), seen, biggest);
     }
     return span_result::none;
   }

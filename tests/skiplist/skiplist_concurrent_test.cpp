@@ -14,6 +14,8 @@
 //  * at the end the contents differ from the union of what every thread
 //    believes it owns (nothing lost, nothing duplicated), an invariant is
 //    broken, or a leaf leaks (live counter after rcu::barrier()).
+//  * gap bounds: hole searches racing with splits (inserts only, no erase)
+//    leave a bound below the true largest gap of its span (invariant 7).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -254,6 +256,55 @@ TYPED_TEST(SkiplistConcurrent, HoleTakersExhaustAndRefill) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_TRUE(list->check_invariants().ok());
   list.reset();
+}
+
+// Splits racing with the bound tightening of hole searches, without any
+// erase (so no bound is ever marked): once quiet, every bound must still
+// cover its span (invariant 7, check_invariants). Regression: a tower's
+// bound, lowered to the max of children listed before a split and of a
+// child bound tightened after it, omitted the split-off child's range.
+// Short rounds on a tiny list, so that splits land inside a tighten.
+template <class L>
+void splits_vs_tightening() {
+  std::mt19937_64 rng(400);
+  constexpr uint64_t kSpace = 1024;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(test_seconds() / 2);
+  long rounds = 0, bad = 0;
+  while (std::chrono::steady_clock::now() < until || rounds < 100) {
+    ++rounds;
+    auto list = std::make_unique<L>();
+    for (int i = 0; i < 24; ++i) (void)list->insert(extent{rng() % kSpace, 1 + rng() % 3}, 1);
+    std::atomic<bool> stop{false};  // relaxed is enough: the joins order the rest
+    const uint64_t s1 = rng(), s2 = rng();
+    std::thread writer([&] {
+      std::mt19937_64 r(s1);
+      for (int i = 0; i < 40; ++i) (void)list->insert(extent{r() % kSpace, 1 + r() % 3}, 2);
+      stop.store(true, std::memory_order_relaxed);
+    });
+    std::thread searcher([&] {
+      std::mt19937_64 r(s2);
+      for (int n = 0; !stop.load(std::memory_order_relaxed) || n < 4; ++n) {
+        hole_request q;
+        q.hint = r() % kSpace;
+        q.size = 8 + r() % 200;  // mostly too big: a full, tightening descent
+        q.limit = kSpace;
+        q.dir = (r() & 1) ? hole_request::direction::up : hole_request::direction::down;
+        (void)list->insert_hole(q, 3);
+      }
+    });
+    writer.join();
+    searcher.join();
+    const absl::Status inv = list->check_invariants();
+    if (!inv.ok() && ++bad <= 3) ADD_FAILURE() << "round " << rounds << ": " << inv;
+  }
+  EXPECT_EQ(bad, 0) << "of " << rounds << " rounds";
+  rcu::barrier<typename L::rcu_flavor>();
+  EXPECT_EQ(L::traits_type::live.load(std::memory_order_relaxed), 0) << "leaves leaked";
+}
+
+TEST(SkiplistGapBounds, SplitsDuringHoleSearchesKeepBoundsCovering) {
+  splits_vs_tightening<extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>>();
+  splits_vs_tightening<extent_skiplist<uint64_t, rcu::memb, tiny_own_tower_traits>>();
 }
 
 }  // namespace

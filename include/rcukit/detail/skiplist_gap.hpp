@@ -19,7 +19,11 @@
 //  * tighten(w, seen, v): lowers the value to v only if the word is still
 //    `seen`, i.e. no mark happened since the caller read it before computing
 //    v. So a value computed from a state older than a mark can never
-//    overwrite that mark (invariant below).
+//    overwrite that mark (invariant below). Splits mark nothing: the
+//    caller must also know that v covers the span as it is now (a split
+//    only shrinks a span, but a value computed over child spans listed
+//    before a split can miss the part split off; extent_skiplist's
+//    search_span checks that the listed successors did not change).
 // Invariant: once every mark() caused by an erase has returned, every bound
 // is >= the true largest gap of its span. Between an erase's effect and its
 // marks a bound may be low; insert_hole() detects that window through the
