@@ -90,11 +90,12 @@
 //    extents the leaves span ~450 MB, so every probe's leaf was a TLB miss
 //    (a nested page walk under a hypervisor) on top of its cache miss; the
 //    kernel's skiplist lives in the linear map, which is mapped with huge
-//    pages, and this gives user space the same. Measured at 10^7 (paired,
-//    medians of 3 runs each, B = 6 / 127): blocks from operator new
-//    ~1.54x; a bump-only prototype region of huge pages: blocks alone
-//    ~1.44x, leaves and blocks ~1.17x; this arena ~1.35x in runs a few
-//    minutes later (+-15% noise on this VM). Freed leaves and blocks are reused; the
+//    pages, and this gives user space the same. Measured side by side
+//    (BM_lookup_paired, lookup_rcu/btree, two runs): at 10^7 1.34x and
+//    1.17x with huge pages, 1.47x and 1.35x for skiplist_small_pages (1 MiB
+//    chunks, ordinary pages, as where THP is off); at 10^6 no difference
+//    (~1.05-1.1x). Without index blocks the huge pages alone do nothing
+//    (2.28x at 10^7, as before both). Freed leaves and blocks are reused; the
 //    chunks go back to Traits::deallocate with the skiplist (the memory of
 //    a list that shrinks is kept for its regrowth, as the towers' is).
 //    Traits::leaf_chunk_bytes = 0 gives every leaf and block its own
