@@ -304,7 +304,6 @@ class extent_skiplist {
   using arena = detail::slab_arena<Traits, max_levels + 1>;
   // Leaves (class 0) and index blocks (class 1), 64-byte aligned.
   using node_arena = detail::slab_arena<Traits, 2>;
-  static constexpr std::size_t kLeafBytes = (sizeof(leaf) + alignof(leaf) - 1) & ~(alignof(leaf) - 1);
   static_assert(sizeof(tower) % tower::kAlign == 0, "tower links must stay kAlign-aligned after the header");
   static_assert(alignof(block) == alignof(leaf) && sizeof(block) % alignof(leaf) == 0,
                 "leaves and blocks share the node arena's alignment");
@@ -1010,7 +1009,7 @@ class extent_skiplist {
     for (unsigned h = 0; h <= max_levels; ++h) z[h] = h >= 2 ? tower::bytes(h) : tower::kAlign;
     return z;
   }();
-  static constexpr std::array<std::size_t, 2> kNodeSizes = {kLeafBytes, sizeof(block)};
+  static constexpr std::array<std::size_t, 2> kNodeSizes = {sizeof(leaf), sizeof(block)};
   // An arena of the skiplist, created on first use (nullptr if that
   // allocation fails).
   template <class A, std::size_t N>
@@ -1085,18 +1084,10 @@ class extent_skiplist {
       // Clamp: a torn count is discarded by the retry below, but must not index out of bounds.
       const uint32_t n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), leaf_capacity);
       p.n = n;
-      // The number of starts <= key, in two rounds of independent loads
-      // (the lines were prefetched above): count the 8-slot groups (one
-      // cache line each) whose first start is <= key, then count inside the
-      // chosen group. Torn, unsorted starts only give a wrong index, which
-      // the retry discards; the index stays <= n.
+      // The number of starts <= key (8 to a line, prefetched above).
       // acquire (all): seq-protected slots (seqcount.hpp).
-      uint32_t g = 0;
-      for (uint32_t j = kGroup; j < n; j += kGroup)
-        g += l->starts[j].load(std::memory_order_acquire) <= key ? 1 : 0;
-      const uint32_t lo = g * kGroup, hi = std::min(lo + kGroup, n);
-      uint32_t idx = lo;
-      for (uint32_t i = lo; i < hi; ++i) idx += l->starts[i].load(std::memory_order_acquire) <= key ? 1 : 0;
+      const uint32_t idx =
+          count_le<kGroup>(n, key, [l](uint32_t i) { return l->starts[i].load(std::memory_order_acquire); });
       p.idx = idx;
       p.has_le = idx > 0;
       p.has_gt = idx < n;
@@ -1107,6 +1098,21 @@ class extent_skiplist {
       }
       if (!l->seq.retry(p.seq)) return;
     }
+  }
+
+  // The number of keys <= key among key_at(0 .. n-1), which are sorted, in
+  // two rounds of independent loads: count the groups of Group keys (one
+  // cache line each, prefetched by the caller) whose first key is <= key,
+  // then count inside the chosen group. Unsorted (torn) keys only give a
+  // wrong count, which the caller's seqcount retry discards; it stays <= n.
+  template <uint32_t Group, class KeyAt>
+  static uint32_t count_le(uint32_t n, uint64_t key, KeyAt key_at) noexcept {
+    uint32_t g = 0;
+    for (uint32_t j = Group; j < n; j += Group) g += key_at(j) <= key ? 1 : 0;
+    const uint32_t lo = g * Group, hi = std::min(lo + Group, n);
+    uint32_t idx = lo;
+    for (uint32_t i = lo; i < hi; ++i) idx += key_at(i) <= key ? 1 : 0;
+    return idx;
   }
 
   // Moves right from tower t along level lvl (>= 1) while the successor's
@@ -1182,14 +1188,8 @@ class extent_skiplist {
       // which follow the leaves' publication at level 0.
       const uint32_t n = std::min<uint32_t>(b.n.load(std::memory_order_acquire), kBlockEntries);
       const bool partial = b.partial.load(std::memory_order_acquire) != 0;
-      // Number of entries with key <= key, in two rounds like probe_into:
-      // the first entry of every kPerLine group, then inside one group.
-      uint32_t g = 0;
-      for (uint32_t j = kPerLine; j < n; j += kPerLine)
-        g += b.e[j].key.load(std::memory_order_acquire) <= key ? 1 : 0;
-      const uint32_t lo = g * kPerLine, hi = std::min(lo + kPerLine, n);
-      uint32_t idx = lo;
-      for (uint32_t i = lo; i < hi; ++i) idx += b.e[i].key.load(std::memory_order_acquire) <= key ? 1 : 0;
+      const uint32_t idx =
+          count_le<kPerLine>(n, key, [&b](uint32_t i) { return b.e[i].key.load(std::memory_order_acquire); });
       const leaf* x = idx == 0 ? t->leaf : b.e[idx - 1].leaf.load(std::memory_order_acquire);
       const bool past = partial && idx == n;
       if (!b.seq.retry(s)) return past ? nullptr : x;
@@ -1982,6 +1982,12 @@ class extent_skiplist {
     b.partial.store(u != end ? 1 : 0, std::memory_order_release);
     b.seq.write_end();
   }
+  // Inside b's write section: entry `from` is copied to `to`. relaxed
+  // loads: only index-lock holders write blocks; release stores: see above.
+  static void move_entry(block& b, uint32_t from, uint32_t to) noexcept {
+    b.e[to].key.store(b.e[from].key.load(std::memory_order_relaxed), std::memory_order_release);
+    b.e[to].leaf.store(b.e[from].leaf.load(std::memory_order_relaxed), std::memory_order_release);
+  }
   // Lists nl (not a block tower, just linked at level 1) in its owner's
   // block: in place, keeping a full block a prefix.
   void block_insert(tower* owner, leaf* nl) noexcept {
@@ -1997,10 +2003,7 @@ class extent_skiplist {
       b.partial.store(1, std::memory_order_release);  // full: the prefix stays
     } else {
       const uint32_t m = n < kBlockEntries ? n + 1 : kBlockEntries;  // a full block drops its last
-      for (uint32_t j = m - 1; j > i; --j) {
-        b.e[j].key.store(b.e[j - 1].key.load(std::memory_order_relaxed), std::memory_order_release);
-        b.e[j].leaf.store(b.e[j - 1].leaf.load(std::memory_order_relaxed), std::memory_order_release);
-      }
+      for (uint32_t j = m - 1; j > i; --j) move_entry(b, j - 1, j);
       b.e[i].key.store(nl->key, std::memory_order_release);
       b.e[i].leaf.store(nl, std::memory_order_release);
       b.n.store(m, std::memory_order_release);
@@ -2022,10 +2025,7 @@ class extent_skiplist {
       return;  // past the prefix
     }
     b.seq.write_begin();
-    for (uint32_t j = i + 1; j < n; ++j) {
-      b.e[j - 1].key.store(b.e[j].key.load(std::memory_order_relaxed), std::memory_order_release);
-      b.e[j - 1].leaf.store(b.e[j].leaf.load(std::memory_order_relaxed), std::memory_order_release);
-    }
+    for (uint32_t j = i + 1; j < n; ++j) move_entry(b, j, j - 1);
     b.n.store(n - 1, std::memory_order_release);
     b.seq.write_end();
     if (partial && n - 1 < kBlockEntries / 2) rebuild_block(owner);
@@ -2070,7 +2070,7 @@ class extent_skiplist {
     if constexpr (kBlocks) {
       // A removed block tower's span joins its owner's; its own block stays
       // as it was for readers still standing on it (block_floor).
-      if (dt != nullptr && tower::has_block(d->height)) {
+      if (tower::has_block(d->height)) {
         rebuild_block(owner);
       } else if (dt != nullptr) {
         block_erase(owner, d);
