@@ -1899,12 +1899,7 @@ class extent_skiplist {
     for (uint32_t i = 0; i < left; ++i) l->store_release(i, buf[i]);
     l->count.store(left, std::memory_order_release);  // seq-protected
     // release: publishes nl's contents; pairs with the acquire loads of link 0 in readers.
-#if RCUKIT_PLANTED_BUG == 2  // canary (docs/RELIABILITY.md): a relaxed publish
-    l->link0.ptr.store(nl, std::memory_order_relaxed);
-    l->link0.key.store(nl->key, std::memory_order_relaxed);
-#else
     l->set_next0(nl);  // release (both stores): seq-protected and publishing
-#endif
     l->seq.write_end();
     if (nl->height > 1) {
       index_lock_.lock();
@@ -2056,11 +2051,7 @@ class extent_skiplist {
         n = x->next(lvl, std::memory_order_relaxed);
       }
       if (lvl == kBlockLevel) owner = x;
-#if RCUKIT_PLANTED_BUG == 3  // canary (docs/RELIABILITY.md): a skipped unlink
-      if (lvl < d->height && lvl != 1) {
-#else
       if (lvl < d->height) {
-#endif
         if (n != dt) fatal("remove_leaf: leaf missing from an upper level");
         // release: pairs with the acquire loads in walk_tower()/span_heads().
         x->set_link(lvl, dt->next(lvl, std::memory_order_relaxed));

@@ -403,10 +403,6 @@ void retire(T* p) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::retire<F>: F must be memb, mb, bp or qsbr");
   static_assert(!std::is_array_v<T>, "rcukit::rcu::retire: arrays are not supported");
   if (p == nullptr) return;
-#if RCUKIT_PLANTED_BUG == 1  // canary (docs/RELIABILITY.md): a missing grace period
-  delete p;
-  return;
-#endif
   detail::tsan_release(p);  // pairs with tsan_acquire(obj) in the callback
   if constexpr (std::is_base_of_v<retirable, T>) {
     retirable* r = p;

@@ -347,11 +347,6 @@ class executor_core {
       // next release_ready(); release hands next_release_ to the next drainer
       // (whose P1 reads this value or a later one in the chain).
       const std::uint64_t prev = pending_.fetch_sub(todo, std::memory_order_acq_rel);
-#if RCUKIT_PLANTED_BUG == \
-    5  // canary (docs/RELIABILITY.md): completions counted during the drain are never reordered
-      if (prev != todo) pending_.fetch_sub(prev - todo, std::memory_order_acq_rel);
-      return;
-#endif
       if (prev == todo) return;
       todo = prev - todo;
     }

@@ -403,9 +403,6 @@ class rb_extent_map_impl {
       rb::erase(n, &root_, callbacks{});
       if (succ != nullptr) {
         as_extent<T>(succ)->gap = as_extent<T>(succ)->range.start - pred_end;
-#if RCUKIT_PLANTED_BUG == 4  // canary (docs/RELIABILITY.md): off by one when merging freed holes
-        if (as_extent<T>(succ)->gap > 0) --as_extent<T>(succ)->gap;
-#endif
         callbacks{}.propagate(succ, nullptr);
       }
     } else {
