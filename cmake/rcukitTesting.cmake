@@ -26,17 +26,6 @@ elseif(NOT RCUKIT_SANITIZER STREQUAL "")
   message(FATAL_ERROR "RCUKIT_SANITIZER must be '', address or thread (got '${RCUKIT_SANITIZER}')")
 endif()
 
-# Planted-bug canaries (docs/RELIABILITY.md, scripts/canaries.sh): a nonzero
-# RCUKIT_PLANTED_BUG compiles one deliberate bug into rcukit's own test,
-# stress and example targets; the suite must catch each. Never set it
-# otherwise: it is not part of the exported targets.
-set(RCUKIT_PLANTED_BUG 0 CACHE STRING
-    "Canary build: 1 missing grace period, 2 relaxed publish, 3 skipped unlink, 4 hole off-by-one, 5 skipped reorder")
-if(NOT RCUKIT_PLANTED_BUG EQUAL 0)
-  message(WARNING "rcukit: building with planted bug ${RCUKIT_PLANTED_BUG} (canary build)")
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_PLANTED_BUG=${RCUKIT_PLANTED_BUG})
-endif()
-
 # rcukit_add_executable(<name> SOURCES ... [LIBS ...])
 function(rcukit_add_executable name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
