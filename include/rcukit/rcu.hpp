@@ -38,7 +38,9 @@
 // it aborts with a message instead).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -299,6 +301,39 @@ void delete_boxed(rcu_head* h) noexcept {
   tsan_release(&barrier_clock<F>);
 }
 
+// Identifies the outermost read side a thread is in, so that a structure can
+// tell whether something it handed out (a leaf view) comes from the read side
+// it is used in. Each thread draws a block of 2^40 ids from a global counter
+// on first use (and a new block when it runs out), so ids are unique across
+// threads and over time. Only the owning thread touches its clock.
+struct read_side_clock {
+  uint64_t depth = 0;
+  uint64_t id = 0;    // the current (or last) outermost read side
+  uint64_t left = 0;  // ids left in this thread's block
+};
+template <class F>
+inline thread_local constinit read_side_clock tls_read_side{};
+inline uint64_t read_side_block() noexcept {
+  static std::atomic<uint64_t> next{1};  // relaxed: only needs distinct values
+  return next.fetch_add(uint64_t{1} << 40, std::memory_order_relaxed);
+}
+template <class F>
+inline void enter_read_side() noexcept {
+  read_side_clock& c = tls_read_side<F>;
+  if (c.depth++ != 0) return;
+  if (c.left == 0) {
+    c.id = read_side_block();
+    c.left = (uint64_t{1} << 40) - 1;
+  } else {
+    ++c.id;
+    --c.left;
+  }
+}
+template <class F>
+inline void exit_read_side() noexcept {
+  --tls_read_side<F>.depth;
+}
+
 template <class F>
 inline void call_registered(rcu_head* h, void (*fn)(rcu_head*)) noexcept {
   const bool transient = ensure_registered<F>();
@@ -318,8 +353,15 @@ class read_guard {
   static_assert(flavor<F>, "rcukit::rcu::read_guard<F>: F must be memb, mb, bp or qsbr");
 
  public:
-  read_guard() noexcept : transient_(detail::ensure_registered<F>()) { F::read_lock(); }
+  read_guard() noexcept : transient_(detail::ensure_registered<F>()) {
+    F::read_lock();
+    detail::enter_read_side<F>();
+  }
+  // The id of the outermost read side this guard belongs to (unique per
+  // thread and over time; see detail::read_side_clock).
+  uint64_t id() const noexcept { return detail::tls_read_side<F>.id; }
   ~read_guard() {
+    detail::exit_read_side<F>();
     // Release before unlocking, so any grace period that observes this
     // unlock also carries our reads to the acquirer (invariant 5).
     detail::tsan_release(&detail::gp_clock<F>);

@@ -1,6 +1,6 @@
 // Linearizability of extent_skiplist, checked with the Wing-Gong search of
 // tests/support/linearizability.hpp on recorded histories: 3 threads x up to
-// 5 operations (insert, erase, lookup, lookup_rcu, lower_bound, prev_extent,
+// 8 operations (insert, erase, lookup, lookup_rcu, lower_bound, prev_extent,
 // insert_hole up and down) on a small, pre-populated key space with 4-extent
 // leaves, so splits and leaf removals happen inside histories. Scans are
 // checked by the weaker rule in skiplist_concurrent_test.cpp.
@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <sstream>
@@ -34,6 +35,7 @@ struct op {
   uint64_t a;
   uint64_t b;
   uint64_t v;
+  uint64_t call = 0, ret = 0;  // copied from the event (the model needs real time, see lin_model)
 };
 
 struct result {
@@ -87,19 +89,81 @@ result apply(Idx& m, const op& o) {
   return {};
 }
 
+// The sequential model, with API.md's rule for insert_hole under
+// concurrency: a success may be any fitting range that is free when it is
+// inserted (not only the one the deterministic rule picks); a failure is
+// allowed only if no fitting range stays free for the whole call. The model
+// tracks that with an open obligation per failed call: the fitting starts
+// free when the failure is linearized, narrowed by every state linearized
+// before the call returned (an op invoked after the return closes it); an
+// obligation that still has a start at its close, or at the end, rejects.
+constexpr uint64_t kLimit = 64;  // every hole request here: floor 0, limit 64
+struct hole_obligation {
+  uint64_t ret;
+  uint64_t size, align;
+  uint64_t starts;  // bit s: [s, s + size) fits and was free in every state so far
+  bool operator==(const hole_obligation&) const = default;
+};
 struct lin_model {
   extent_model<uint64_t> m;
-  bool operator==(const lin_model& o) const { return m.all() == o.m.all(); }
+  std::vector<hole_obligation> open;
+  bool operator==(const lin_model& o) const { return m.all() == o.m.all() && open == o.open; }
   size_t hash() const {
     size_t h = 1469598103934665603ULL;
     for (const auto& e : m.all())
       h = (h ^ (e.range.start * 131 + e.range.size * 7 + e.value)) * 1099511628211ULL;
+    for (const auto& o : open) h = (h ^ (o.starts * 31 + o.ret)) * 1099511628211ULL;
     return h;
+  }
+  bool complete() const {
+    for (const auto& o : open) {
+      if (o.starts != 0) return false;
+    }
+    return true;
+  }
+  // Bit s set when [s, s + size) is inside [0, kLimit), aligned and free now.
+  uint64_t fitting(uint64_t size, uint64_t align) const {
+    uint64_t bits = 0;
+    for (uint64_t s = 0; s + size <= kLimit; s += align) {
+      if (!m.lookup(s, size)) bits |= uint64_t{1} << s;
+    }
+    return bits;
+  }
+  void narrow() {
+    for (auto& o : open) o.starts &= fitting(o.size, o.align);
   }
 };
 
 struct model_step {
-  result operator()(lin_model& s, const op& o) const { return apply(s.m, o); }
+  result operator()(lin_model& s, const op& o, const result& recorded) const {
+    // Obligations of calls that returned before this op was invoked close now.
+    for (auto it = s.open.begin(); it != s.open.end();) {
+      if (o.call > it->ret) {
+        if (it->starts != 0) return result{-1};  // a fitting range stayed free for the whole call
+        it = s.open.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    result r;
+    if (o.k == kind::hole_up || o.k == kind::hole_down) {
+      const uint64_t align = (o.v & 1) ? 2 : 1;
+      if (recorded.code != 0) {  // a failure: opens an obligation
+        r = recorded;
+        const uint64_t fits = s.fitting(o.b, align);
+        if (fits != 0) s.open.push_back(hole_obligation{o.ret, o.b, align, fits});
+      } else if (recorded.start % align == 0 && recorded.start + o.b <= kLimit &&
+                 s.m.insert(extent{recorded.start, o.b}, o.v).ok()) {
+        r = recorded;  // a fitting range that was free: allowed
+      } else {
+        r = result{-2};
+      }
+    } else {
+      r = apply(s.m, o);
+    }
+    s.narrow();
+    return r;
+  }
 };
 
 using event = lin_event<op, result>;
@@ -148,11 +212,16 @@ struct broken_list {
 // Runs `rounds` histories of 3 threads x up to 5 ops on fresh instances of
 // Idx; returns the number of histories the checker rejected (the first few
 // are printed when `report`).
+// Also counts, in *racing, the histories in which the leaf structure changed
+// (a split or a leaf removal) while an insert and an erase overlapped in time.
 template <class Idx>
-long run_histories(int rounds, uint64_t seed, bool report) {
+long run_histories(int rounds, uint64_t seed, bool report, long* racing = nullptr) {
   constexpr int kThreads = 3;
+  constexpr int kMaxOps = 8;
+  size_t leaves_before = 0;
   std::barrier sync(kThreads);
   std::atomic<uint64_t> clock{0};  // seq_cst: the logical real-time order of calls and returns
+  std::atomic<int> go{0};          // seq_cst: the spinning start of each round
   std::vector<std::vector<event>> per_thread(kThreads);
   std::unique_ptr<Idx> idx;
   lin_model init;
@@ -164,16 +233,26 @@ long run_histories(int rounds, uint64_t seed, bool report) {
       if (t == 0) {
         idx = std::make_unique<Idx>();
         init = lin_model{};
-        const int pre = static_cast<int>(setup_rng() % 12);
+        const int pre = static_cast<int>(setup_rng() % 24);
         for (int i = 0; i < pre; ++i) {
           const extent e{setup_rng() % 64, 1 + setup_rng() % 4};
           if (init.m.insert(e, 1000 + i).ok()) (void)idx->insert(e, 1000 + i);
         }
       }
       per_thread[t].clear();
+      if constexpr (requires { idx->leaf_count(); }) {
+        if (t == 0) leaves_before = idx->leaf_count();
+      }
       sync.arrive_and_wait();
-      const int nops = 1 + static_cast<int>(rng() % 5);
+      // A barrier wakes its waiters microseconds apart, longer than a whole
+      // history: meet again on a spin so that the operations overlap.
+      go.fetch_add(1);
+      for (int spins = 0; go.load() < kThreads * (round + 1);) {
+        if (++spins > 4096) std::this_thread::yield();
+      }
+      const int nops = 1 + static_cast<int>(rng() % kMaxOps);
       for (int i = 0; i < nops; ++i) {
+        for (uint64_t d = rng() % 64; d > 0; --d) rcukit::detail::cpu_relax();  // vary the interleaving
         const op o = random_op(rng, (uint64_t(t) << 8) | uint64_t(i));
         event e{o, {}, 0, 0, t};
         e.call = clock.fetch_add(1);
@@ -185,6 +264,19 @@ long run_histories(int rounds, uint64_t seed, bool report) {
       if (t == 0) {
         std::vector<event> h;
         for (const auto& v : per_thread) h.insert(h.end(), v.begin(), v.end());
+        for (auto& e : h) {
+          e.op.call = e.call;
+          e.op.ret = e.ret;
+        }
+        if constexpr (requires { idx->leaf_count(); }) {
+          bool overlap = false;
+          for (const auto& a : h) {
+            for (const auto& b : h) {
+              overlap = overlap || (a.op.k == kind::insert && b.op.k == kind::erase && a.call < b.ret && b.call < a.ret);
+            }
+          }
+          if (racing != nullptr && overlap && idx->leaf_count() != leaves_before) ++*racing;
+        }
         if (!is_linearizable(h, init, model_step{})) {
           if (report && rejected < 3) {
             std::ostringstream st;
@@ -214,7 +306,12 @@ int history_rounds() {
 }
 
 TEST(SkiplistLinearizability, RecordedHistoriesAreLinearizable) {
-  EXPECT_EQ(run_histories<tiny_list>(history_rounds(), 11, true), 0);
+  long racing = 0;
+  EXPECT_EQ(run_histories<tiny_list>(history_rounds(), 11, true, &racing), 0);
+  // The histories are large enough to reach splits and removals racing erases.
+  EXPECT_GT(racing, history_rounds() / 100) << "too few histories with a structural change under a race";
+  std::printf("histories with a structural change while an insert and an erase overlapped: %ld of %d\n", racing,
+              history_rounds());
   rcu::barrier<rcu::memb>();
   EXPECT_EQ(tiny_test_traits::live.load(), 0);
 }
@@ -252,6 +349,49 @@ TEST(LinearizabilityChecker, HandMadeHistories) {
       is_linearizable(std::vector<event>{{er, found, 0, 3, 0}, {er, found, 1, 2, 1}}, one, model_step{}));
   EXPECT_TRUE(
       is_linearizable(std::vector<event>{{er, found, 0, 3, 0}, {er, none, 1, 2, 1}}, one, model_step{}));
+}
+
+// insert_hole under concurrency (API.md): any fitting free range may be
+// returned; a failure needs every fitting range to be taken at some moment
+// of the call.
+TEST(LinearizabilityChecker, HandMadeHoleHistories) {
+  auto ev = [](op o, result r, uint64_t call, uint64_t ret, int t) {
+    o.call = call;
+    o.ret = ret;
+    return event{o, r, call, ret, t};
+  };
+  lin_model full;  // [0, 64) taken but for [20, 24)
+  (void)full.m.insert(extent{0, 20}, 1);
+  (void)full.m.insert(extent{24, 40}, 2);
+  const op hole4{kind::hole_up, 0, 4, 0};  // size 4, align 1
+  const result failed{static_cast<int>(absl::StatusCode::kResourceExhausted)};
+  // [20, 24) is free for the whole call: the failure is not allowed.
+  EXPECT_FALSE(is_linearizable(std::vector<event>{ev(hole4, failed, 0, 5, 0)}, full, model_step{}));
+  // A concurrent insert takes [20, 24) during the call: allowed.
+  const op take{kind::insert, 20, 4, 9};
+  EXPECT_TRUE(is_linearizable(std::vector<event>{ev(hole4, failed, 0, 5, 0), ev(take, result{0}, 1, 2, 1)}, full,
+                              model_step{}));
+  // The insert starts after the call returned: the hole was free throughout.
+  EXPECT_FALSE(is_linearizable(std::vector<event>{ev(hole4, failed, 0, 1, 0), ev(take, result{0}, 2, 3, 1)}, full,
+                               model_step{}));
+  // The only hole moves during the call (one erase frees [0, 4), then an
+  // insert takes [20, 24)): no range stayed free throughout, so a failure is allowed.
+  const op free0{kind::erase, 0, 1, 0};
+  lin_model split = full;
+  (void)split.m.erase(0, 1);
+  (void)split.m.insert(extent{4, 16}, 1);
+  (void)split.m.insert(extent{0, 4}, 3);
+  EXPECT_TRUE(is_linearizable(std::vector<event>{ev(hole4, failed, 0, 9, 0),
+                                                 ev(free0, result{0, true, 0, 4, 3}, 3, 4, 1),
+                                                 ev(take, result{0}, 1, 2, 2)},
+                              split, model_step{}));
+  // A success at a fitting free range that is not the lowest: allowed
+  // (the lowest was [20, 24)); one overlapping an extent: not.
+  lin_model two = full;
+  (void)two.m.erase(24, 1);
+  (void)two.m.insert(extent{30, 34}, 2);  // free: [20, 24) and [24, 30)
+  EXPECT_TRUE(is_linearizable(std::vector<event>{ev(hole4, result{0, false, 25}, 0, 1, 0)}, two, model_step{}));
+  EXPECT_FALSE(is_linearizable(std::vector<event>{ev(hole4, result{0, false, 28}, 0, 1, 0)}, two, model_step{}));
 }
 
 }  // namespace

@@ -19,8 +19,13 @@
 //   Model: copyable, `bool operator==(const Model&) const`, and a hash via
 //          `size_t hash() const`.
 //   Step:  callable `Result step(Model&, const Op&)` that applies an
-//          operation to the model and returns what a correct object returns.
+//          operation to the model and returns what a correct object returns,
+//          or `Result step(Model&, const Op&, const Result& recorded)` for
+//          operations that may return one of several answers (it returns the
+//          recorded result when that one is allowed).
 //   Result: `operator==`.
+//   Optional: `bool Model::complete() const`, asked once every operation is
+//          linearized (a model that still holds an open obligation rejects).
 // Invariants of the search: (1) `done` holds exactly the operations
 // linearized on the current path; (2) `model` is the initial model with those
 // operations applied in path order; (3) a (done, model) pair in `failed_`
@@ -33,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -84,7 +90,14 @@ class lin_checker {
   bool search(uint64_t done, Model& model) {
     ++explored_;
     const size_t n = h_.size();
-    if (done == (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) return true;
+    if (done == (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1)) {
+      // A model with obligations still open at the end (complete()) rejects.
+      if constexpr (requires { model.complete(); }) {
+        return model.complete();
+      } else {
+        return true;
+      }
+    }
     // Minimal operations: invoked before the earliest response among the remaining.
     uint64_t min_ret = std::numeric_limits<uint64_t>::max();
     for (size_t i = 0; i < n; ++i) {
@@ -93,7 +106,13 @@ class lin_checker {
     for (size_t i = 0; i < n; ++i) {
       if ((done >> i & 1) || h_[i].call > min_ret) continue;
       Model next = model;
-      if (!(step_(next, h_[i].op) == h_[i].result)) continue;
+      if constexpr (std::is_invocable_v<Step&, Model&, const Op&, const Result&>) {
+        // A step that needs the recorded result (to accept any of several
+        // allowed answers, e.g. insert_hole under concurrency).
+        if (!(step_(next, h_[i].op, h_[i].result) == h_[i].result)) continue;
+      } else {
+        if (!(step_(next, h_[i].op) == h_[i].result)) continue;
+      }
       const uint64_t d = done | (uint64_t{1} << i);
       config c{d, next};
       if (failed_.count(c) != 0) continue;

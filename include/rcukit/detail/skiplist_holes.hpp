@@ -1,0 +1,464 @@
+// rcukit/detail/skiplist_holes.hpp -- the hole index of extent_skiplist:
+// conservative gap bounds and the hole search that uses them.
+//
+// The idea (the largest-free-gap augmentation of the kernel's
+// rbtree_augmented.h and of the maple tree, moved to skiplist spans). Every
+// free gap is owned by exactly one leaf: the leaf holding the extent the
+// gap ends at (gap-before ownership; the last leaf also owns the final gap
+// up to UINT64_MAX, and with no extent at all the head owns everything).
+// A leaf's gap0 bounds the gaps it owns; a tower's bound at level l bounds
+// the gaps owned by the leaves of its level-l span. A search descends like
+// a key search and skips every span whose bound is below the request, so in
+// a fragmented space it visits O(log n) spans instead of every extent.
+//
+// Invariants (check_invariants verifies L and U when quiescent):
+//  (L) gap0 >= every gap its leaf owns, except inside the operation that
+//      opened the gap; gap0 is written only under the leaf's lock.
+//  (U) a tower's bound at level l >= the bound of every child of its
+//      level-l span (towers at level l-1, or leaves at level 1), except
+//      inside the operation that raised the child.
+// Together: once the operation that opened a gap has returned, every bound
+// above it covers it, and a span is skipped only when it cannot fit.
+//
+// Who writes bounds, and why that is enough:
+//  * An erase that opens a gap of length v raises its owner's gap0 (an
+//    exchange, under the owner's lock) and then climbs: at each level it
+//    raises the head of the span holding the owner if below v, re-validates
+//    that head (still linked, still heading that key; else it raises the
+//    real head too) and stops at the first head already >= v (U does the
+//    rest). Inserts only shrink gaps and write nothing.
+//  * A search may lower a bound to the maximum over what it proved
+//    (tightening). A leaf is tightened under its lock (try_lock), from its
+//    own contents. A tower bound is lowered by a CAS from the value it read,
+//    then re-validated: the span's end, every listed child's successor, and
+//    every child's bound <= the new value. If anything changed it raises
+//    the bound back to the value it read and climbs. Each raise is a
+//    seq_cst RMW on the child followed by seq_cst loads of the parent, and
+//    each tightening a seq_cst CAS on the parent followed by seq_cst loads of
+//    the children, so in the single total order one side sees the other.
+//  * A new tower (split) starts with a copy of its predecessor's bound and,
+//    once linked, raises itself to the maximum of its children read by RMW
+//    (then climbs); a removed tower's bound is merged into its predecessor.
+//    Either order of a racing raise and the structural change is covered:
+//    whichever RMW comes second in the bound's modification order sees the
+//    other's link store.
+//  * A new leaf copies the splitting leaf's gap0; a right redistribution
+//    raises the receiving leaf before the giving leaf drops the extents.
+// Writers that never see an insert_hole pay nothing: the index is off
+// until the first insert_hole, then "arming" (writers keep bounds) for one
+// grace period, after which searches may tighten (so no writer that missed
+// the switch can still be running, rcu_poll.hpp).
+// Not supported: exact bounds (they are over-estimates until tightened).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "rcukit/detail/rcu_poll.hpp"
+#include "rcukit/detail/skiplist_core.hpp"
+#include "rcukit/detail/skiplist_read.hpp"
+#include "rcukit/extent.hpp"
+
+namespace rcukit::detail {
+
+inline constexpr uint64_t kGapUnknown = ~uint64_t{0};
+
+template <class S>
+struct sl_holes {
+  using leaf = typename S::leaf;
+  using tower = typename S::tower;
+  using raw = typename S::raw;
+  using state = sl_state<S>;
+  using rd = sl_read<S>;
+
+  // --- the switch ------------------------------------------------------------
+
+  // True when writers must keep bounds (arming or on).
+  static bool maintained(const state& st) noexcept {
+    // acquire: pairs with the release CAS in arm(); a writer that sees the
+    // index off runs entirely before the arming grace period ends.
+    return S::kHoleIndex && st.holes.load(std::memory_order_acquire) != 0;
+  }
+  // Turns the index on at the first insert_hole. Wait-free.
+  static void arm(state& st) noexcept {
+    if (!S::kHoleIndex) return;
+    uint8_t off = 0;
+    // acq_rel: publishes the switch before the cookie is taken (a grace
+    // period counted by it began after the switch was visible).
+    if (!st.holes.compare_exchange_strong(off, 1, std::memory_order_acq_rel)) return;
+    // release: pairs with the acquire load in may_tighten().
+    st.holes_cookie.store(rcu::detail::gp_poll<typename S::rcu_flavor>::start(), std::memory_order_release);
+  }
+  static bool may_tighten(state& st) noexcept {
+    if (!S::kHoleIndex) return false;
+    // acquire: see maintained().
+    const uint8_t h = st.holes.load(std::memory_order_acquire);
+    if (h == 2) return true;
+    if (h == 0) return false;
+    const uint64_t c = st.holes_cookie.load(std::memory_order_acquire);  // pairs with arm()
+    if (c == 0 || !rcu::detail::gp_poll<typename S::rcu_flavor>::done(c)) return false;
+    uint8_t arming = 1;
+    st.holes.compare_exchange_strong(arming, 2, std::memory_order_acq_rel);
+    return true;
+  }
+
+  // --- raising (erases, redistributions, structural changes) ----------------
+
+  // Under o's lock: makes o->gap0 >= v. True if it rose (the caller climbs).
+  static bool raise_leaf(leaf* o, uint64_t v) noexcept {
+    // relaxed: only lock holders write gap0 (invariant L), and we hold it.
+    if (o->gap0.load(std::memory_order_relaxed) >= v) return false;
+    // seq_cst RMW: ordered before the climb's loads of the heads (U protocol).
+    o->gap0.exchange(v, std::memory_order_seq_cst);
+    return true;
+  }
+  // Raises a tower bound to at least v; true if it rose.
+  static bool raise_bound(std::atomic<uint64_t>& b, uint64_t v) noexcept {
+    // seq_cst: see the header (U protocol).
+    uint64_t cur = b.load(std::memory_order_seq_cst);
+    while (cur < v) {
+      if (b.compare_exchange_weak(cur, v, std::memory_order_seq_cst)) return true;
+    }
+    return false;
+  }
+
+  // True if t heads the level-lvl span holding `key` now. seq_cst loads:
+  // ordered after the caller's raise (U protocol).
+  static bool heads(const tower* t, unsigned lvl, uint64_t key) noexcept {
+    const auto& s = t->st();
+    if (s.removed.load(std::memory_order_seq_cst) != 0 || s.linked.load(std::memory_order_seq_cst) < lvl) {
+      return false;
+    }
+    if (t->key.load(std::memory_order_seq_cst) > key) return false;
+    const tower* n = t->next(lvl, std::memory_order_seq_cst);
+    return n == nullptr || n->key.load(std::memory_order_seq_cst) > key;
+  }
+
+  // After o->gap0 rose to >= v: every span head above o covers v (U).
+  // Inside a read side; takes no lock.
+  static void climb(state& st, leaf* o, uint64_t v) noexcept {
+    const uint64_t key = o->key.load(std::memory_order_seq_cst);
+    tower* t = o->tower;
+    if (t == nullptr || !heads(t, 1, key)) t = nullptr;
+    climb_from(st, t, 1, v, key);
+  }
+  // From level lvl up: raise the head of the span holding `key` to v until
+  // one is already >= v. h: the believed head at lvl (null: look it up).
+  static void climb_from(state& st, tower* h, unsigned lvl, uint64_t v, uint64_t key) noexcept {
+    tower* path[S::kLevels] = {};
+    bool have_path = false;
+    for (;;) {
+      // seq_cst: a level added after this load is covered by tightening's
+      // re-validation of its children (which include the heads we raise).
+      const unsigned top = st.levels.load(std::memory_order_seq_cst);
+      if (lvl >= top) return;  // the root has no bound
+      if (h == nullptr) {
+        rd::heads_of(st, key, top, path);
+        have_path = true;
+        h = path[lvl];
+      }
+      const bool rose = raise_bound(h->gap(lvl), v);
+      if (!heads(h, lvl, key)) {  // the span changed: raise the real head too
+        rd::heads_of(st, key, top, path);
+        have_path = true;
+        h = path[lvl];
+        continue;
+      }
+      if (!rose) return;  // already >= v: U covers every level above
+      ++lvl;
+      if (h->leaf->height > lvl && heads(h, lvl, key)) continue;
+      h = have_path && lvl < top ? path[lvl] : nullptr;
+    }
+  }
+
+  // --- the owned gaps of a leaf ----------------------------------------------
+
+  struct leaf_gaps {
+    uint32_t n = 0;
+    bool dead = false;
+    leaf* next = nullptr;
+    uint64_t lo[S::kCap + 1];
+    uint64_t hi[S::kCap + 1];
+  };
+  // The gaps a leaf owns in a recent state: before each extent (from the end
+  // of the one before, which for the first may sit in an earlier leaf) and,
+  // for the last leaf, the final gap. Lockless (a commit re-checks).
+  static void owned_gaps(const state& st, const leaf* l, leaf_gaps& out) noexcept {
+    raw buf[S::kCap];
+    const auto c = rd::copy_leaf(l, buf);
+    out.n = 0;
+    out.dead = c.dead;
+    out.next = c.next;
+    if (c.dead) return;
+    uint64_t prev_end = 0;
+    const uint64_t first = c.n > 0 ? buf[0].start : kNoKey;
+    if (first > 0) {
+      if (auto b = rd::last_le(st, first == kNoKey ? UINT64_MAX : first - 1)) prev_end = b->start + b->size;
+    }
+    for (uint32_t i = 0; i < c.n; ++i) {
+      if (buf[i].start > prev_end) {
+        out.lo[out.n] = prev_end;
+        out.hi[out.n++] = buf[i].start;
+      }
+      prev_end = std::max(prev_end, buf[i].start + buf[i].size);
+    }
+    if (c.next == nullptr && prev_end < UINT64_MAX) {
+      out.lo[out.n] = prev_end;
+      out.hi[out.n++] = UINT64_MAX;
+    }
+  }
+  static uint64_t largest(const leaf_gaps& g) noexcept {
+    uint64_t m = 0;
+    for (uint32_t i = 0; i < g.n; ++i) m = std::max(m, g.hi[i] - g.lo[i]);
+    return m;
+  }
+  // Lowers l->gap0 to the largest gap it owns, if its lock is free. Under
+  // the lock the owned gaps can only shrink (erasing the extent before l's
+  // first needs l's lock too), so the value stays an upper bound.
+  static void tighten_leaf(const state& st, leaf* l) noexcept {
+    if (!l->lock.try_lock()) return;
+    // relaxed: dead is written under the lock we hold.
+    if (!l->dead.load(std::memory_order_relaxed)) {
+      leaf_gaps g;
+      owned_gaps(st, l, g);
+      // release: a plain publication; seq_cst is not needed for lowering (U
+      // keeps holding: the parent covers the old, larger value).
+      l->gap0.store(largest(g), std::memory_order_release);
+    }
+    l->lock.unlock();
+  }
+
+  // --- the search --------------------------------------------------------------
+
+  enum class found { yes, no, fallback };
+
+  // The API.md fit inside window w among the gaps of leaf l (recent state).
+  static bool fit_in_leaf(const state& st, const leaf* l, detail::hole_window w, const hole_request& r,
+                          uint64_t& out) noexcept {
+    leaf_gaps g;
+    owned_gaps(st, l, g);
+    const bool up = r.dir == hole_request::direction::up;
+    for (uint32_t k = 0; k < g.n; ++k) {
+      const uint32_t i = up ? k : g.n - 1 - k;
+      const uint64_t lo = std::max(g.lo[i], w.lo), hi = std::min(g.hi[i], w.hi);
+      if (lo >= hi) continue;
+      const auto s = up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
+      if (s) {
+        out = *s;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A child of the span being searched: a tower at level cl >= 1 or a leaf
+  // (cl == 0), its listed successor and the key range it had when listed.
+  struct child {
+    tower* t;
+    leaf* l;
+    const void* listed;  // successor at cl when listed
+    uint64_t lo, hi;     // [lo, hi): hi = UINT64_MAX when open
+    std::atomic<uint64_t>& bound(unsigned cl) const noexcept { return cl == 0 ? l->gap0 : t->gap(cl); }
+    // seq_cst: the tightening protocol reads successors after its CAS.
+    bool unsplit(unsigned cl) const noexcept {
+      const void* now = cl == 0 ? static_cast<const void*>(l->next0(std::memory_order_seq_cst))
+                                : static_cast<const void*>(t->next(cl, std::memory_order_seq_cst));
+      return now == listed;
+    }
+    bool gone(unsigned cl) const noexcept {
+      return cl == 0 ? l->dead.load(std::memory_order_seq_cst)
+                     : t->st().removed.load(std::memory_order_seq_cst) != 0;
+    }
+  };
+  static constexpr unsigned kMaxChildren = 48;
+
+  // Searches the span of tower x at level lvl (children at lvl - 1), listed
+  // up to the tower `end` (null: to the list end), for the API.md fit inside
+  // w, and lowers the bounds it can (when `tighten`). root: x is the head at
+  // the top level, which has no bound of its own.
+  static found search_span(state& st, tower* x, const tower* end, unsigned lvl, detail::hole_window w,
+                           const hole_request& r, bool root, bool tighten, uint64_t& out) noexcept {
+    const bool up = r.dir == hole_request::direction::up;
+    // seq_cst: the tightening CAS compares against it (header).
+    const uint64_t seen = root ? 0 : x->gap(lvl).load(std::memory_order_seq_cst);
+    // acquire (keys): a key only goes down; a lower end key only narrows
+    // the listing to what x's span still holds.
+    const uint64_t end_key = end != nullptr ? end->key.load(std::memory_order_acquire) : UINT64_MAX;
+    child kids[kMaxChildren];
+    unsigned nk = 0;
+    const unsigned cl = lvl - 1;
+    if (cl >= 1) {
+      for (tower* y = x; y != nullptr && y != end;) {
+        const uint64_t yk = y->key.load(std::memory_order_acquire);
+        if (y != x && yk >= end_key) break;
+        if (nk == kMaxChildren) return found::fallback;
+        tower* yn = y->next(cl, std::memory_order_acquire);  // pairs with tower::set_link's release store
+        const uint64_t hk = yn == nullptr ? end_key : std::min(yn->key.load(std::memory_order_acquire), end_key);
+        kids[nk++] = child{y, nullptr, yn, yk, hk};
+        y = yn;
+      }
+    } else {
+      for (leaf* y = x->leaf; y != nullptr;) {
+        const uint64_t yk = y->key.load(std::memory_order_acquire);
+        if (y != x->leaf && yk >= end_key) break;
+        if (nk == kMaxChildren) return found::fallback;
+        leaf* yn = y->next0(std::memory_order_acquire);  // pairs with set_next0's release store
+        const uint64_t hk = yn == nullptr ? end_key : std::min(yn->key.load(std::memory_order_acquire), end_key);
+        kids[nk++] = child{nullptr, y, yn, yk, hk};
+        y = yn;
+      }
+    }
+    // Children are in key order, and so are the gaps they own (by their end
+    // and by their start). A child whose range ends at or below w.lo owns
+    // no gap reaching into w; of the children starting at or above w.hi only
+    // the first can (its first gap may start below w.hi).
+    unsigned last_useful = nk - 1;
+    for (unsigned k = 0; k < nk; ++k) {
+      if (kids[k].lo >= w.hi) {
+        last_useful = k;
+        break;
+      }
+    }
+    for (unsigned k = 0; k <= last_useful; ++k) {
+      const unsigned ci = up ? k : last_useful - k;
+      const child& c = kids[ci];
+      if (c.hi <= w.lo) continue;
+      // A bound is trusted only for the span the child was listed with (a
+      // split since may have moved part of it to a child this list lacks);
+      // otherwise the child is searched over its whole listed range.
+      // seq_cst: see the header.
+      if (c.bound(cl).load(std::memory_order_seq_cst) < r.size && c.unsplit(cl)) continue;
+      const found f = cl == 0 ? search_leaves(st, c.l, c.hi, w, r, tighten, out)
+                              : search_span(st, c.t, static_cast<const tower*>(c.listed), cl, w, r, false,
+                                            tighten, out);
+      if (f != found::no) return f;
+    }
+    // The largest child bound bounds x's span whatever was searched: lower
+    // x's own bound to it (validated, see tighten_tower).
+    if (!root && tighten) tighten_tower(st, x, lvl, end, seen, kids, nk, cl);
+    return found::no;
+  }
+
+  // Searches leaf x and any leaf split off it since it was listed (up to
+  // the listed end key), then tightens their bounds.
+  static found search_leaves(state& st, leaf* x, uint64_t end_key, detail::hole_window w, const hole_request& r,
+                             bool tighten, uint64_t& out) noexcept {
+    const bool up = r.dir == hole_request::direction::up;
+    constexpr unsigned kMaxChain = 4;
+    leaf* chain[kMaxChain];
+    unsigned n = 0;
+    for (leaf* y = x; y != nullptr && (y == x || y->key.load(std::memory_order_acquire) < end_key);
+         y = y->next0(std::memory_order_acquire)) {  // acquire: pairs with set_next0's release store
+      if (n == kMaxChain) return found::fallback;
+      chain[n++] = y;
+    }
+    for (unsigned k = 0; k < n; ++k) {
+      if (fit_in_leaf(st, chain[up ? k : n - 1 - k], w, r, out)) return found::yes;
+    }
+    if (tighten) {
+      for (unsigned k = 0; k < n; ++k) tighten_leaf(st, chain[k]);
+    }
+    return found::no;
+  }
+
+  // Lowers x's bound at lvl to the largest child bound, then re-validates:
+  // x still linked, its span still ending at `end`, every child still
+  // linked with its listed successor and a bound <= the new value. On any
+  // change it raises the bound back to `seen` and climbs (header).
+  static void tighten_tower(state& st, tower* x, unsigned lvl, const tower* end, uint64_t seen,
+                            const child* kids, unsigned nk, unsigned cl) noexcept {
+    uint64_t v = 0;
+    // seq_cst (all loads and the CAS): the U protocol (header).
+    for (unsigned k = 0; k < nk; ++k) v = std::max(v, kids[k].bound(cl).load(std::memory_order_seq_cst));
+    if (v >= seen) return;
+    uint64_t expect = seen;
+    if (!x->gap(lvl).compare_exchange_strong(expect, v, std::memory_order_seq_cst)) return;
+    bool ok = x->st().removed.load(std::memory_order_seq_cst) == 0 &&
+              static_cast<const tower*>(x->next(lvl, std::memory_order_seq_cst)) == end;
+    for (unsigned k = 0; ok && k < nk; ++k) {
+      ok = !kids[k].gone(cl) && kids[k].unsplit(cl) && kids[k].bound(cl).load(std::memory_order_seq_cst) <= v;
+    }
+    if (!ok) climb_from(st, x, lvl, seen, x->key.load(std::memory_order_seq_cst));
+  }
+
+  // The API.md answer inside one pass window, through the bounds (the
+  // linear walk when a span is too wide to list, or with the index off).
+  static std::optional<uint64_t> search(state& st, detail::hole_window w, const hole_request& r) noexcept {
+    if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
+    if constexpr (S::kHoleIndex) {
+      uint64_t out = 0;
+      // acquire: pairs with the release update of the level hint (index.hpp).
+      const unsigned top = st.levels.load(std::memory_order_acquire);
+      switch (search_span(st, st.head.tower, nullptr, top, w, r, true, may_tighten(st), out)) {
+        case found::yes:
+          return out;
+        case found::no:
+          return std::nullopt;
+        case found::fallback:
+          break;
+      }
+    }
+    return search_linear(st, w, r);
+  }
+
+  // The API.md answer inside one window by a walk over the extents (no
+  // bounds needed): the reference the bounded search must agree with.
+  static std::optional<uint64_t> search_linear(const state& st, detail::hole_window w,
+                                               const hole_request& r) noexcept {
+    if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
+    std::optional<uint64_t> found_at;
+    if (r.dir == hole_request::direction::up) {
+      uint64_t cursor = w.lo;
+      if (w.lo > 0) {
+        if (auto b = rd::last_le(st, w.lo - 1); b && b->start + b->size > cursor) cursor = b->start + b->size;
+      }
+      bool done = false;
+      rd::scan_forward(st, w.lo, [&](const raw& x) {
+        if (cursor >= w.hi || w.hi - cursor < r.size) {
+          done = true;
+          return false;
+        }
+        if (x.start > cursor) {
+          const uint64_t hi = std::min(x.start, w.hi);
+          if (hi > cursor) {
+            if (auto s = detail::fit_lowest(cursor, hi, r.size, r.align)) {
+              found_at = s;
+              return false;
+            }
+          }
+        }
+        cursor = std::max(cursor, x.start + x.size);
+        return x.start < w.hi;
+      });
+      if (found_at || done) return found_at;
+      if (cursor < w.hi) return detail::fit_lowest(cursor, w.hi, r.size, r.align);
+      return std::nullopt;
+    }
+    uint64_t top = w.hi;
+    bool done = false;
+    rd::scan_backward(st, w.hi, [&](const raw& x) {
+      const uint64_t xend = x.start + x.size;
+      if (xend < top) {
+        const uint64_t lo = std::max(xend, w.lo);
+        if (top > lo) {
+          if (auto s = detail::fit_highest(lo, top, r.size, r.align)) {
+            found_at = s;
+            return false;
+          }
+        }
+      }
+      top = std::min(top, x.start);
+      if (top <= w.lo || top - w.lo < r.size) {
+        done = true;
+        return false;
+      }
+      return true;
+    });
+    if (found_at || done) return found_at;
+    return detail::fit_highest(w.lo, top, r.size, r.align);
+  }
+};
+
+}  // namespace rcukit::detail

@@ -1,0 +1,310 @@
+// rcukit/detail/skiplist_pool.hpp -- the node pool of one extent_skiplist:
+// where its leaves, towers and index blocks come from and go back to.
+//
+// The idea (SLUB's per-CPU caches in front of a shared slab, seeds/
+// lwn-2007-04-slub-sysfs.txt; SLAB_TYPESAFE_BY_RCU's reuse after a grace
+// period). Objects are carved from large chunks per size class (class 0:
+// leaves, 1: index blocks, 2 + h: towers of height h), so towers of a large
+// list sit densely on few pages and leaves on huge pages (chunks of 2 MiB
+// and more are aligned and advised MADV_HUGEPAGE). In front of the shared
+// chunk state (one spin lock, taken a batch at a time) sit kStripes
+// stripes; a thread always uses the same stripe (threads are dealt to
+// stripes round-robin), so two writers normally share no pool line.
+//
+// Reclamation without a callback per node: a removed leaf (with its tower
+// and block) goes to its stripe's open batch; a batch of kBatch is sealed
+// with a grace-period cookie (rcu_poll.hpp) and its nodes are reused once
+// that grace period has ended. Nothing outlives the pool: no RCU callback
+// refers to it, and its destructor frees every chunk (the skiplist's
+// destructor runs when no reader can hold a node). The cost: up to one open
+// batch per stripe is held until more nodes are removed or the list dies.
+//
+// Invariants:
+//  (1) every object handed out lies inside one chunk (or is one own
+//      allocation when the chunk size is 0), aligned to its class.
+//  (2) an object in a sealed batch is reused only after done(cookie).
+//  (3) every field of a stripe is touched under that stripe's lock; the
+//      shared state under lock_.
+// Not supported: returning chunk memory before the pool dies.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "rcukit/detail/rcu_poll.hpp"
+#include "rcukit/detail/spin_lock.hpp"
+
+namespace rcukit::detail {
+
+// Which stripe this thread uses (threads dealt round-robin on first use).
+inline unsigned sl_stripe_of_thread(unsigned stripes) noexcept {
+  static std::atomic<unsigned> next{0};  // relaxed: only needs distinct values
+  static thread_local const unsigned mine = next.fetch_add(1, std::memory_order_relaxed);
+  return mine & (stripes - 1);
+}
+
+// Shape: describes the objects. Shape::kClasses classes, Shape::size(c),
+// Shape::align(c); Shape::kChunk: largest chunk for class 0 and 1 (leaves,
+// blocks), Shape::kTowerChunk for the towers (0: own allocations).
+// Node: the leaf type (has pool_next, tower, height); the pool returns a
+// removed leaf's tower and block with it through Shape::parts().
+template <class Shape, class Traits, class Rcu>
+class sl_pool {
+ public:
+  static constexpr unsigned kClasses = Shape::kClasses;
+  static constexpr unsigned kStripes = 8;
+  static constexpr unsigned kBatch = 16;       // leaves per sealed batch
+  static constexpr unsigned kRefill = 8;       // objects moved per refill from the shared state
+  static constexpr unsigned kStripeMax = 64;   // a stripe keeps at most this many free objects a class
+  static constexpr std::size_t kFirstChunk = 4096;
+  static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  using leaf = typename Shape::leaf;
+
+  sl_pool() noexcept = default;
+  sl_pool(const sl_pool&) = delete;
+  sl_pool& operator=(const sl_pool&) = delete;
+  // Exclusive access: every object (in use or not) is freed with the chunks.
+  ~sl_pool() {
+    for (unsigned g = 0; g < 2; ++g) {
+      void* c = chunks_[g];
+      while (c != nullptr) {
+        void* n = *static_cast<void**>(c);
+        Traits::deallocate(c);
+        c = n;
+      }
+    }
+    // Own allocations (chunk size 0) are listed through a header word.
+    void* o = owned_;
+    while (o != nullptr) {
+      void* n = *static_cast<void**>(o);
+      Traits::deallocate(o);
+      o = n;
+    }
+  }
+
+  // Memory for one object of class c, or nullptr (allocation failure).
+  // Blocking (stripe and pool spin locks, the allocator); call with no
+  // skiplist lock held.
+  void* allocate(unsigned c) noexcept {
+    stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
+    s.lock.lock();
+    void* p = pop(s, c);
+    if (p == nullptr) {
+      reclaim_ready(s);
+      p = pop(s, c);
+    }
+    s.lock.unlock();
+    if (p != nullptr) return p;
+    return refill_and_take(c);
+  }
+  // Returns an object that was never published (a failed or unused preload).
+  void deallocate_now(void* p, unsigned c) noexcept {
+    stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
+    s.lock.lock();
+    push(s, c, p);
+    void* spill = trim(s, c);
+    s.lock.unlock();
+    give_back(spill, c);
+  }
+  // A removed leaf (with its tower and block, Shape::parts) becomes
+  // reusable after a grace period (invariant 2). Never blocks for long.
+  void retire(leaf* l) noexcept {
+    stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
+    s.lock.lock();
+    l->pool_next = s.open;
+    s.open = l;
+    if (++s.open_n >= kBatch) seal_locked(s);
+    s.lock.unlock();
+  }
+
+  // Bytes of memory this pool holds from Traits::allocate.
+  std::size_t bytes_held() const noexcept { return held_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr unsigned kSealed = 8;  // sealed batches a stripe queues
+  struct batch {
+    leaf* head = nullptr;
+    uint64_t cookie = 0;
+  };
+  struct alignas(64) stripe {
+    spin_lock lock;
+    void* free[kClasses] = {};
+    uint16_t nfree[kClasses] = {};
+    leaf* open = nullptr;  // retired, not yet sealed
+    unsigned open_n = 0;
+    batch sealed[kSealed];  // FIFO ring
+    unsigned first = 0, nsealed = 0;
+  };
+
+  static void* pop(stripe& s, unsigned c) noexcept {
+    void* p = s.free[c];
+    if (p != nullptr) {
+      s.free[c] = *static_cast<void**>(p);
+      --s.nfree[c];
+    }
+    return p;
+  }
+  static void push(stripe& s, unsigned c, void* p) noexcept {
+    *static_cast<void**>(p) = s.free[c];
+    s.free[c] = p;
+    ++s.nfree[c];
+  }
+  // Under s.lock: if class c holds more than kStripeMax, detaches half of
+  // it (a list) for the shared state.
+  static void* trim(stripe& s, unsigned c) noexcept {
+    if (s.nfree[c] <= kStripeMax) return nullptr;
+    void* head = nullptr;
+    for (unsigned i = 0; i < kStripeMax / 2; ++i) {
+      void* p = pop(s, c);
+      *static_cast<void**>(p) = head;
+      head = p;
+    }
+    return head;
+  }
+  // Under s.lock: the open batch gets a cookie. With the ring full it joins
+  // the newest sealed batch, which takes the new (later) cookie: waiting
+  // longer for the older nodes is always safe.
+  void seal_locked(stripe& s) noexcept {
+    const uint64_t cookie = rcu::detail::gp_poll<Rcu>::start();
+    if (s.nsealed == kSealed) {
+      batch& last = s.sealed[(s.first + s.nsealed - 1) % kSealed];
+      leaf* tail = s.open;
+      while (tail->pool_next != nullptr) tail = tail->pool_next;
+      tail->pool_next = last.head;
+      last.head = s.open;
+      last.cookie = cookie;
+    } else {
+      batch& b = s.sealed[(s.first + s.nsealed) % kSealed];
+      b.head = s.open;
+      b.cookie = cookie;
+      ++s.nsealed;
+    }
+    s.open = nullptr;
+    s.open_n = 0;
+  }
+  // Under s.lock: every sealed batch whose grace period ended goes to the
+  // free lists; an open batch is sealed so that it will.
+  void reclaim_ready(stripe& s) noexcept {
+    while (s.nsealed > 0) {
+      batch& b = s.sealed[s.first];
+      if (!rcu::detail::gp_poll<Rcu>::done(b.cookie)) break;
+      for (leaf* l = b.head; l != nullptr;) {
+        leaf* n = l->pool_next;
+        Shape::parts(l, [&](void* p, unsigned c) { push(s, c, p); });
+        l = n;
+      }
+      b.head = nullptr;
+      s.first = (s.first + 1) % kSealed;
+      --s.nsealed;
+    }
+    if (s.open != nullptr) seal_locked(s);
+  }
+
+  void give_back(void* list, unsigned c) noexcept {
+    if (list == nullptr) return;
+    lock_.lock();
+    while (list != nullptr) {
+      void* n = *static_cast<void**>(list);
+      *static_cast<void**>(list) = shared_free_[c];
+      shared_free_[c] = list;
+      list = n;
+    }
+    lock_.unlock();
+  }
+
+  // Takes up to kRefill objects of class c from the shared state (its free
+  // list, then new chunk memory): returns one, stores the rest in this
+  // thread's stripe.
+  void* refill_and_take(unsigned c) noexcept {
+    void* got[kRefill];
+    // Own allocations gain nothing from a batch (and allocation-failure
+    // injection should reach every one of them): one at a time.
+    const unsigned want = (c < 2 ? Shape::kChunk : Shape::kTowerChunk) == 0 ? 1 : kRefill;
+    unsigned n = 0;
+    lock_.lock();
+    while (n < want && shared_free_[c] != nullptr) {
+      void* p = shared_free_[c];
+      shared_free_[c] = *static_cast<void**>(p);
+      got[n++] = p;
+    }
+    while (n < want) {
+      void* p = carve(c);
+      if (p == nullptr) break;
+      got[n++] = p;
+    }
+    lock_.unlock();
+    if (n == 0) return nullptr;
+    if (n > 1) {
+      stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
+      s.lock.lock();
+      for (unsigned i = 1; i < n; ++i) push(s, c, got[i]);
+      s.lock.unlock();
+    }
+    return got[0];
+  }
+
+  // Under lock_: one new object of class c from the chunk of its group
+  // (0: leaves and blocks, 1: towers), or an own allocation.
+  void* carve(unsigned c) noexcept {
+    const unsigned g = c < 2 ? 0 : 1;
+    const std::size_t max_chunk = g == 0 ? Shape::kChunk : Shape::kTowerChunk;
+    const std::size_t need = Shape::size(c), align = Shape::align(c);
+    if (max_chunk == 0) {  // own allocation: [link word][pad][object]
+      void* m = Traits::allocate(need + align + sizeof(void*));
+      if (m == nullptr) return nullptr;
+      *static_cast<void**>(m) = owned_;
+      owned_ = m;
+      held_.store(held_.load(std::memory_order_relaxed) + need + align + sizeof(void*),
+                  std::memory_order_relaxed);
+      return align_up(static_cast<char*>(m) + sizeof(void*), align);
+    }
+    char* cur = align_up(cur_[g], align);
+    if (cur_[g] == nullptr || cur + need > end_[g]) {
+      if (!grow(g, need, max_chunk)) return nullptr;
+      cur = align_up(cur_[g], align);
+    }
+    cur_[g] = cur + need;
+    return cur;
+  }
+  bool grow(unsigned g, std::size_t need, std::size_t max_chunk) noexcept {
+    std::size_t sz = next_chunk_[g] < max_chunk ? next_chunk_[g] : max_chunk;
+    if (sz < need + 64) sz = need + 64;
+    const bool huge = sz >= kHugePage && sz % kHugePage == 0;
+    const std::size_t align = huge ? kHugePage : 64;
+    void* c = Traits::allocate(sz + align + sizeof(void*));
+    if (c == nullptr) return false;
+    held_.store(held_.load(std::memory_order_relaxed) + sz + align + sizeof(void*), std::memory_order_relaxed);
+    *static_cast<void**>(c) = chunks_[g];
+    chunks_[g] = c;
+    char* base = align_up(static_cast<char*>(c) + sizeof(void*), align);
+    cur_[g] = base;
+    end_[g] = base + sz;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (huge) (void)::madvise(base, sz, MADV_HUGEPAGE);  // a hint: ordinary pages where THP is off
+#endif
+    if (next_chunk_[g] < max_chunk) next_chunk_[g] *= 2;
+    return true;
+  }
+  static char* align_up(void* p, std::size_t a) noexcept {
+    return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + a - 1) & ~uintptr_t{a - 1});
+  }
+
+  stripe stripes_[kStripes];
+  alignas(64) spin_lock lock_;
+  void* shared_free_[kClasses] = {};
+  void* chunks_[2] = {};
+  char* cur_[2] = {};
+  char* end_[2] = {};
+  std::size_t next_chunk_[2] = {kFirstChunk, kFirstChunk};
+  void* owned_ = nullptr;
+  std::atomic<std::size_t> held_{0};  // written under lock_; relaxed: a statistic
+};
+
+}  // namespace rcukit::detail

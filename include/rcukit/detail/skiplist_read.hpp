@@ -1,0 +1,388 @@
+// rcukit/detail/skiplist_read.hpp -- the lockless side of extent_skiplist:
+// the descent, leaf probes, the two-leaf answers, scans and leaf views.
+// Every function here runs inside the caller's RCU read side and takes no
+// lock; a reader retries only while a writer rewrites a leaf it reads.
+//
+// The descent (find_leaf). From the head tower, walk each level right while
+// the successor's cached key is <= key (touching only towers, packed and
+// normally cached), then the index block of the tower reached at the block
+// level names a leaf, then level 0 is walked the same way, and the leaf it
+// ends on is probed under its seqcount. Cached keys and block entries are
+// hints; correctness rests on two facts:
+//  (a) links only point to higher keys (along every level, for live or
+//      dead nodes alike: a removed leaf and its tower keep their forward
+//      links until they are reused after a grace period), and a leaf's key
+//      only goes down while it is live (skiplist_leaf.hpp invariant 2);
+//  (b) the probe of the last leaf sees, in one snapshot, that it is live and
+//      that its successor's key is > key; its own key, read before, is <= key
+//      and can only have gone down since.
+// So a hint that is too high only stops a level early (the next level walks
+// further); one that is too low can only lead to a node whose real key is
+// > key, which the final check catches (restart). Dead leaves restart too.
+//
+// Two-leaf answers (the extent before a key may sit in the previous leaf):
+// the reader probes both and re-validates the first leaf's sequence after
+// reading the second, so both snapshots held at one instant (linearizable).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "rcukit/detail/skiplist_core.hpp"
+
+namespace rcukit::detail {
+
+template <class S>
+struct sl_read {
+  using leaf = typename S::leaf;
+  using tower = typename S::tower;
+  using raw = typename S::raw;
+  using state = sl_state<S>;
+  static constexpr unsigned kCap = S::kCap;
+  static constexpr uint32_t kGroup = 64 / sizeof(uint64_t);  // slot starts per cache line
+
+  // One consistent look at a leaf around `key`: le = last slot with start
+  // <= key (slot idx - 1), gt = first slot with start > key (slot idx).
+  // gt.start is always filled in; its size and value only when gt.start <
+  // the caller's gt_limit. next_key is read in the same snapshot as next.
+  struct probe {
+    leaf* self = nullptr;
+    leaf* next = nullptr;
+    uint64_t next_key = kNoKey;
+    uint64_t seq = 0;
+    uint32_t n = 0;
+    uint32_t idx = 0;
+    bool dead = false;
+    bool has_le = false;
+    bool has_gt = false;
+    raw le{};
+    raw gt{};
+  };
+
+  // The number of keys <= key among key_at(0 .. n-1), sorted, in two rounds
+  // of independent loads (one per cache line, then inside one line). Torn
+  // keys only give a wrong count (<= n), which the caller's retry discards.
+  template <uint32_t Group, class KeyAt>
+  static uint32_t count_le(uint32_t n, uint64_t key, KeyAt key_at) noexcept {
+    uint32_t g = 0;
+    for (uint32_t j = Group; j < n; j += Group) g += key_at(j) <= key ? 1 : 0;
+    const uint32_t lo = g * Group, hi = std::min(lo + Group, n);
+    uint32_t idx = lo;
+    for (uint32_t i = lo; i < hi; ++i) idx += key_at(i) <= key ? 1 : 0;
+    return idx;
+  }
+
+  static void probe_into(const leaf* l, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
+    p.self = const_cast<leaf*>(l);
+    l->prefetch_slots();
+    for (;;) {
+      p.seq = l->seq.read_begin();
+      // acquire (all, seq-protected): pair with the writers' release stores
+      // inside their write sections (seqcount.hpp); link 0 also with the
+      // release store that published its target.
+      p.dead = l->dead.load(std::memory_order_acquire);
+      p.next = l->link0.ptr.load(std::memory_order_acquire);
+      p.next_key = l->link0.key.load(std::memory_order_acquire);
+      // Clamp: a torn count is discarded by the retry, but must not index out of bounds.
+      const uint32_t n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), kCap);
+      p.n = n;
+      const uint32_t idx =
+          count_le<kGroup>(n, key, [l](uint32_t i) { return l->starts[i].load(std::memory_order_acquire); });
+      p.idx = idx;
+      p.has_le = idx > 0;
+      p.has_gt = idx < n;
+      if (p.has_le) l->load_acquire(idx - 1, p.le);
+      if (p.has_gt) {
+        p.gt.start = l->starts[idx].load(std::memory_order_acquire);
+        if (p.gt.start < gt_limit) l->load_rest_acquire(idx, p.gt);
+      }
+      if (!l->seq.retry(p.seq)) return;
+    }
+  }
+  static probe do_probe(const leaf* l, uint64_t key, uint64_t gt_limit = UINT64_MAX) noexcept {
+    probe p;
+    probe_into(l, key, gt_limit, p);
+    return p;
+  }
+
+  // Moves right along level lvl >= 1 while the successor's cached key is <=
+  // key (facts (a), (b) above).
+  static const tower* walk_tower(const tower* t, unsigned lvl, uint64_t key) noexcept {
+    for (;;) {
+      const auto& ln = t->link_at(lvl);
+      // relaxed: a hint, checked by the final real-key check.
+      if (ln.key.load(std::memory_order_relaxed) > key) return t;
+      // acquire: pairs with the release store in tower::set_link; the
+      // target's header and links are visible.
+      const tower* n = ln.ptr.load(std::memory_order_acquire);
+      if (n == nullptr) return t;
+      t = n;
+    }
+  }
+  // The same along level 0.
+  static const leaf* walk_right0(const leaf* x, uint64_t key) noexcept {
+    for (;;) {
+      // relaxed: a hint (see walk_tower).
+      if (x->link0.key.load(std::memory_order_relaxed) > key) return x;
+      // acquire: pairs with the release store in leaf::set_next0.
+      const leaf* n = x->link0.ptr.load(std::memory_order_acquire);
+      if (n == nullptr) return x;
+      n->prefetch_slots();  // it may be the leaf we probe: overlap its slot misses with its line 0
+      x = n;
+    }
+  }
+
+  // The leaf to walk level 0 from, from the index block of t (a tower the
+  // descent stands on at the block level): the last listed leaf whose key
+  // is <= key, or t's own leaf; null if the block is a partial prefix and key
+  // lies past it. A hint like a cached key: a block lags its span by at most
+  // one update, and only names leaves linked during our read side.
+  static const leaf* block_floor(const tower* t, uint64_t key) noexcept {
+    const auto& b = t->index_block();
+    constexpr uint32_t kPerLine = 64 / sizeof(typename tower::block_entry);
+    const char* base = reinterpret_cast<const char*>(&b);
+    constexpr std::size_t kWarm = std::min<std::size_t>(sizeof(b), 16 * 64);
+    for (std::size_t off = 0; off < kWarm; off += 64) __builtin_prefetch(base + off);
+    for (;;) {
+      const uint64_t s = b.seq.read_begin();
+      // acquire (all, seq-protected): pair with the block writers' release stores.
+      const uint32_t n = std::min<uint32_t>(b.n.load(std::memory_order_acquire), S::kBlockEntries);
+      const bool partial = b.partial.load(std::memory_order_acquire) != 0;
+      const uint32_t idx =
+          count_le<kPerLine>(n, key, [&b](uint32_t i) { return b.e[i].key.load(std::memory_order_acquire); });
+      const leaf* x = idx == 0 ? t->leaf : b.e[idx - 1].leaf.load(std::memory_order_acquire);
+      const bool past = partial && idx == n;
+      if (!b.seq.retry(s)) return past ? nullptr : x;
+    }
+  }
+
+  // The live leaf covering `key`, probed at key (gt_limit: see probe).
+  static void find_leaf_into(const state& st, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
+    for (;;) {
+      const tower* t = st.head.tower;
+      // relaxed: a hint; a stale (lower) value only makes the descent longer.
+      const unsigned top = st.levels.load(std::memory_order_relaxed);
+      const leaf* x;
+      if constexpr (S::kBlocks) {
+        for (unsigned lvl = top; lvl-- > S::kBlockLevel;) t = walk_tower(t, lvl, key);
+        x = block_floor(t, key);
+        if (x == nullptr) {
+          for (unsigned lvl = S::kBlockLevel; lvl-- > 1;) t = walk_tower(t, lvl, key);
+          x = t->leaf;
+        }
+      } else {
+        for (unsigned lvl = top; lvl-- > 1;) t = walk_tower(t, lvl, key);
+        x = t->leaf;
+      }
+      x->prefetch_slots();
+      for (;;) {
+        x = walk_right0(x, key);
+        // acquire: pairs with the release store of a lowered key (write.hpp);
+        // keys only go down while live (fact (a)).
+        if (x->key.load(std::memory_order_acquire) > key) break;  // a too-low hint: restart
+        probe_into(x, key, gt_limit, p);
+        if (p.dead) break;
+        if (p.next != nullptr && p.next_key <= key) {
+          x = p.next;
+          continue;
+        }
+        return;
+      }
+    }
+  }
+  static probe find_leaf(const state& st, uint64_t key, uint64_t gt_limit = UINT64_MAX) noexcept {
+    probe p;
+    find_leaf_into(st, key, gt_limit, p);
+    return p;
+  }
+
+  // For every level lvl in [1, top), the tower heading the level-lvl span
+  // that contains `key` (the last tower at that level whose key is <= key),
+  // by real keys (seq_cst loads: the hole index orders them against its
+  // raises, skiplist_holes.hpp). out[0] is unused. A recent state: callers
+  // validate what they use.
+  static void heads_of(const state& st, uint64_t key, unsigned top, tower** out) noexcept {
+    tower* t = st.head.tower;
+    for (unsigned lvl = top; lvl-- > 1;) {
+      for (;;) {
+        tower* n = t->next(lvl, std::memory_order_seq_cst);
+        if (n == nullptr || n->key.load(std::memory_order_seq_cst) > key) break;
+        t = n;
+      }
+      out[lvl] = t;
+    }
+  }
+  // For every level in [1, top), the last tower whose key is < key (the
+  // predecessors a new tower with that key is linked after). Same rules.
+  static void preds_of(const state& st, uint64_t key, unsigned top, tower** out) noexcept {
+    tower* t = st.head.tower;
+    for (unsigned lvl = top; lvl-- > 1;) {
+      for (;;) {
+        tower* n = t->next(lvl, std::memory_order_acquire);
+        if (n == nullptr || n->key.load(std::memory_order_acquire) >= key) break;
+        t = n;
+      }
+      out[lvl] = t;
+    }
+  }
+
+  // Last extent with start <= key (linearizable).
+  static std::optional<raw> last_le(const state& st, uint64_t key) noexcept {
+    for (;;) {
+      const probe p = find_leaf(st, key);
+      if (p.has_le) return p.le;
+      if (p.self == &st.head) return std::nullopt;
+      const uint64_t k = p.self->key.load(std::memory_order_acquire);
+      if (k == 0) return std::nullopt;
+      const probe q = find_leaf(st, k - 1, 0);
+      // Both snapshots held at one instant: q saw p.self as its successor and
+      // p.self did not change since its probe.
+      if (q.next != p.self || p.self->seq.current() != p.seq) continue;
+      if (q.has_le) return q.le;
+      return std::nullopt;
+    }
+  }
+
+  // The lowest extent overlapping [key, key + size) (valid query).
+  static std::optional<raw> lookup(const state& st, uint64_t key, uint64_t size) noexcept {
+    const uint64_t end = key + size;
+    probe p;
+    for (;;) {
+      find_leaf_into(st, key, end, p);
+      if (p.has_le) {
+        if (p.le.start + p.le.size > key) return p.le;
+      } else if (p.self != &st.head) {
+        probe q;
+        find_leaf_into(st, p.self->key.load(std::memory_order_acquire) - 1, 0, q);
+        if (q.next != p.self || p.self->seq.current() != p.seq) continue;
+        if (q.has_le && q.le.start + q.le.size > key) return q.le;
+      }
+      if (p.has_gt) {
+        if (p.gt.start < end) return p.gt;  // loaded in full (gt_limit = end)
+        return std::nullopt;
+      }
+      if (p.next == nullptr || p.next_key >= end) return std::nullopt;
+      probe r;
+      probe_into(p.next, key, end, r);
+      if (r.dead || p.self->seq.current() != p.seq) continue;
+      if (!r.has_gt) continue;  // a live non-head leaf is never empty: changed under us
+      if (r.gt.start < end) return r.gt;
+      return std::nullopt;
+    }
+  }
+
+  // First extent with start >= key (linearizable).
+  static std::optional<raw> first_ge(const state& st, uint64_t key) noexcept {
+    for (;;) {
+      const probe p = find_leaf(st, key);
+      if (p.has_le && p.le.start == key) return p.le;
+      if (p.has_gt) return p.gt;
+      if (p.next == nullptr) return std::nullopt;
+      const probe q = do_probe(p.next, key);
+      if (q.dead || p.self->seq.current() != p.seq) continue;
+      if (q.has_gt) return q.gt;
+    }
+  }
+
+  struct leaf_copy {
+    leaf* next = nullptr;
+    uint32_t n = 0;
+    bool dead = false;
+  };
+  static leaf_copy copy_leaf(const leaf* l, raw* out) noexcept {
+    leaf_copy c;
+    for (;;) {
+      const uint64_t s = l->seq.read_begin();
+      // acquire (all, seq-protected): see probe_into.
+      c.dead = l->dead.load(std::memory_order_acquire);
+      c.next = l->next0(std::memory_order_acquire);
+      c.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), kCap);
+      for (uint32_t i = 0; i < c.n; ++i) l->load_acquire(i, out[i]);
+      if (!l->seq.retry(s)) return c;
+    }
+  }
+
+  // Calls f(raw) for extents with start >= from, ascending, until f returns
+  // false. Never repeats an extent, never goes backwards; visits every
+  // extent present for the whole scan (each leaf is one snapshot, and the
+  // next leaf is the successor recorded in it).
+  template <class F>
+  static void scan_forward(const state& st, uint64_t from, F&& f) {
+    uint64_t next_start = from;
+    const leaf* l = find_leaf(st, from).self;
+    raw buf[kCap];
+    while (l != nullptr) {
+      const leaf_copy c = copy_leaf(l, buf);
+      if (c.dead) {
+        l = find_leaf(st, next_start).self;
+        continue;
+      }
+      for (uint32_t i = 0; i < c.n; ++i) {
+        if (buf[i].start < next_start) continue;
+        if (!f(buf[i])) return;
+        next_start = buf[i].start + 1;  // start <= UINT64_MAX - 1 for a valid extent
+      }
+      l = c.next;
+    }
+  }
+
+  // Calls f(raw) for extents with start < below, descending, until f returns
+  // false. Used by the downward hole walk, whose result is re-validated
+  // under locks, so it only needs a plausible recent state.
+  template <class F>
+  static void scan_backward(const state& st, uint64_t below, F&& f) {
+    if (below == 0) return;
+    uint64_t bound = below;  // only extents with start < bound remain to visit
+    const leaf* l = find_leaf(st, bound - 1).self;
+    raw buf[kCap];
+    for (;;) {
+      const leaf_copy c = copy_leaf(l, buf);
+      if (c.dead) {
+        l = find_leaf(st, bound - 1).self;
+        continue;
+      }
+      for (uint32_t i = c.n; i-- > 0;) {
+        if (buf[i].start >= bound) continue;
+        if (!f(buf[i])) return;
+        bound = buf[i].start;
+      }
+      const uint64_t k = l->key.load(std::memory_order_acquire);
+      if (l == &st.head || k == 0) return;
+      if (k < bound) bound = k;
+      if (bound == 0) return;
+      l = find_leaf(st, bound - 1).self;
+    }
+  }
+
+  // Number of extents, one leaf at a time (exact when quiescent).
+  static size_t count_all(const state& st) noexcept {
+    for (;;) {
+      size_t total = 0;
+      bool restart = false;
+      for (const leaf* l = &st.head; l != nullptr;) {
+        uint32_t n;
+        leaf* next;
+        bool dead;
+        for (;;) {
+          const uint64_t s = l->seq.read_begin();
+          // acquire (all, seq-protected): see probe_into.
+          dead = l->dead.load(std::memory_order_acquire);
+          next = l->next0(std::memory_order_acquire);
+          n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), kCap);
+          if (!l->seq.retry(s)) break;
+        }
+        if (dead) {
+          restart = true;
+          break;
+        }
+        total += n;
+        l = next;
+      }
+      if (!restart) return total;
+    }
+  }
+};
+
+}  // namespace rcukit::detail
