@@ -144,22 +144,26 @@ class job_watch {
     return state_[i].fetch_or(bit, std::memory_order_relaxed);
   }
 
+  // The submitted jobs whose serial() never ran, with the last step each made.
   std::string never_serialized() const {
     std::string out;
-    std::size_t count = 0;
+    std::size_t count = 0, unsubmitted = 0;
     for (std::size_t i = 0; i < state_.size(); ++i) {
       const std::uint8_t s = state_[i].load(std::memory_order_relaxed);
       if ((s & kSerial) != 0) continue;
+      if (s == 0) {
+        ++unsubmitted;
+        continue;
+      }
       if (++count > 12) continue;
       out += " " + std::to_string(i) + "(" +
-             ((s & kDone) != 0        ? "done() returned"
-              : (s & kParallel) != 0  ? "parallel() started"
-              : (s & kSubmitted) != 0 ? "submitted"
-                                      : "not submitted") +
+             ((s & kDone) != 0       ? "done() returned"
+              : (s & kParallel) != 0 ? "parallel() started"
+                                     : "submitted") +
              ")";
     }
-    return std::to_string(count) + " of " + std::to_string(state_.size()) +
-           " jobs never reached serial():" + out + (count > 12 ? " ..." : "");
+    return std::to_string(count) + " submitted jobs never reached serial():" + out +
+           (count > 12 ? " ..." : "") + " (" + std::to_string(unsubmitted) + " jobs not submitted yet)";
   }
 
   void watch() {
