@@ -399,7 +399,7 @@ class executor_core {
     // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
     // whose clear happens before this job's reservation (see the file header).
     if (slot.load(std::memory_order_relaxed) != nullptr) {
-      executor_fatal("reorder slot busy: a job was submitted again while still in flight");
+      executor_fatal("reorder slot busy: a job completed twice, or submitted again while in flight");
     }
     // (R1) release: publishes the job (and what parallel() wrote) to the
     // drainer's acquire load (R2). From here on j may be released, run and
