@@ -2,8 +2,9 @@
 //
 // What can fail here, bug by bug of padata's history:
 //  * a lost wake-up / orphaned job: done() called in shuffled order from
-//    foreign threads, and rounds of simultaneous done() calls with no later
-//    done() to pick up a stranded job; a job_watch fails the test, naming
+//    foreign threads, and rounds where a done() lands during another
+//    thread's drain with no later done() to pick up a stranded job; a
+//    job_watch fails the test, naming
 //    the jobs whose serial() never ran, once nothing has moved for a long
 //    while (a liveness bound, not a time limit on the test);
 //  * completing a job twice (done() on another thread, then parallel()
@@ -22,6 +23,7 @@
 #include "rcukit/ordered_executor.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -388,76 +390,107 @@ TEST_F(ExecutorTest, CpuSetBasics) {
   EXPECT_TRUE(cpu_set::all().contains(sched_getcpu()));
 }
 
-// --- completions racing with a drain ---------------------------------------
+// --- a done() that lands during a drain ---------------------------------------
 // padata's 2019 bug: a done() that arrives while another thread is moving
 // ready jobs out of the reorder ring must get its job moved too, even when
 // no later done() comes to pick it up (padata lost it for want of a barrier,
-// then papered over that with a 1-second timer). Each round parks a few
-// dozen jobs, then three threads call done() on them at the same moment,
-// each on its share and highest sequence first, so that most calls find
-// another thread draining and only count themselves, and the round's last
-// calls are the ones no later done() can rescue. Once every done() of a
-// round has returned, every serial() of the round must follow: the
-// job_watch fails the test, naming the stranded jobs, if one never runs.
-TEST_F(ExecutorTest, CompletionsRacingWithADrainAreNeverStranded) {
+// then papered over that with a 1-second timer). Each round submits two
+// jobs with one callback CPU. A helper thread pinned to that CPU calls
+// done() on the first: that drain releases it and wakes the callback
+// worker, whose serial() of the first job calls done() on the second. Woken
+// on the helper's own CPU, the worker tends to run while the helper is still
+// inside its drain, so the second done() lands in it, and nothing comes
+// after it. In half of the rounds the helper first sleeps long enough for
+// the idle worker to go to sleep (its wake-up then preempts the helper); in
+// the other half it does not. The main thread waits in drain() meanwhile,
+// which adds a wake-up to every drain. The second job's serial() must run:
+// the job_watch fails the test, naming the stranded jobs, if one never does.
+TEST_F(ExecutorTest, ADoneLandingDuringADrainIsNeverStranded) {
   const cpu_set cpus = test_cpus();
-  constexpr std::size_t kPerRound = 48;
-  constexpr std::size_t kThreads = 3;
-  const std::size_t rounds = scaled(1'000);
-  const std::size_t n = rounds * kPerRound;
-  struct parking_job final : ordered_job {
+  const std::size_t rounds = scaled(2'000);
+  struct chained_job final : ordered_job {
     std::size_t index = 0;
     int cb = 0;
+    chained_job* then = nullptr;  // serial() calls then->done()
     job_watch* watch = nullptr;
     order_checker* chk = nullptr;
-    std::atomic<bool>* parked = nullptr;
+    std::atomic<bool> parked{false};
     void parallel() override {
       watch->parallel_started(index);
-      parked->store(true, std::memory_order_release);  // pairs with the acquire in the round loop
+      parked.store(true, std::memory_order_release);  // pairs with the acquire in the round loop
     }
     void serial() override {
       watch->serial_ran(index);
       chk->check(cb, static_cast<std::int64_t>(index));
+      if (then != nullptr) {
+        then->done();
+        watch->done_returned(then->index);
+      }
     }
   };
-  std::vector<parking_job> jobs(n);
-  std::vector<std::atomic<bool>> parked(n);
+  std::vector<chained_job> jobs(2 * rounds);
   order_checker chk;
-  job_watch watch("racing-completions test", n);
+  job_watch watch("done() landing during a drain", 2 * rounds);
   ordered_executor ex(cpus);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t posted = 0;  // guarded by mu: rounds handed to the helper
+  bool stop = false;       // guarded by mu
+  std::thread helper([&] {
+    for (std::size_t r = 0;; ++r) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || posted > r; });
+        if (posted <= r) return;
+      }
+      chained_job& first = jobs[2 * r];
+      cpu_set_t m;
+      CPU_ZERO(&m);
+      CPU_SET(first.cb, &m);
+      EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof m, &m), 0);
+      // Longer than the idle worker polls before it sleeps.
+      if (r % 4 < 2) std::this_thread::sleep_for(200us);
+      first.done();
+      watch.done_returned(first.index);
+    }
+  });
+  struct on_exit {
+    std::function<void()> f;
+    ~on_exit() { f(); }
+  } join_helper{[&] {  // also when an ASSERT returns early
+    {
+      std::lock_guard<std::mutex> g(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    helper.join();
+  }};
+
   for (std::size_t r = 0; r < rounds; ++r) {
-    const std::size_t base = r * kPerRound;
-    for (std::size_t k = 0; k < kPerRound; ++k) {
-      parking_job& j = jobs[base + k];
-      j.index = base + k;
-      j.cb = cpus.ids()[k % cpus.size()];
-      j.watch = &watch;
-      j.chk = &chk;
-      j.parked = &parked[base + k];
-      ASSERT_TRUE(ex.submit(j, j.cb).ok());
-      watch.submitted(base + k);
+    chained_job& first = jobs[2 * r];
+    chained_job& second = jobs[2 * r + 1];
+    for (chained_job* j : {&first, &second}) {
+      j->index = static_cast<std::size_t>(j - jobs.data());
+      j->cb = cpus.ids()[r % cpus.size()];
+      j->watch = &watch;
+      j->chk = &chk;
+      ASSERT_TRUE(ex.submit(*j, j->cb).ok());
+      watch.submitted(j->index);
     }
-    for (std::size_t k = 0; k < kPerRound; ++k) {
-      while (!parked[base + k].load(std::memory_order_acquire)) std::this_thread::yield();
+    first.then = &second;
+    while (!first.parked.load(std::memory_order_acquire) || !second.parked.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
     }
-    std::atomic<std::size_t> ready{0};
-    std::vector<std::thread> threads;
-    for (std::size_t t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        ready.fetch_add(1, std::memory_order_relaxed);  // relaxed: a start line, nothing handed over
-        while (ready.load(std::memory_order_relaxed) < kThreads) std::this_thread::yield();
-        for (std::size_t k = kPerRound; k-- > 0;) {
-          if (k % kThreads != t) continue;
-          jobs[base + k].done();
-          watch.done_returned(base + k);
-        }
-      });
+    {
+      std::lock_guard<std::mutex> g(mu);
+      ++posted;
     }
-    for (auto& t : threads) t.join();
-    watch.wait_serialized(base + kPerRound);
+    cv.notify_all();
+    ex.drain();  // if the second done() is lost this never returns, and the job_watch fails the test
   }
-  ex.drain();
-  EXPECT_EQ(chk.serials.load(), n);
+  watch.wait_all_serialized();
+  EXPECT_EQ(chk.serials.load(), 2 * rounds);
   EXPECT_EQ(chk.out_of_order.load(), 0u);
   EXPECT_EQ(chk.wrong_cpu.load(), 0u);
 }
