@@ -690,6 +690,10 @@ outcome torture_executor(const context& ctx) {
     t.errs.report(
         absl::StrCat("serialized ", t.serialized.load(std::memory_order_relaxed), " of ", submitted));
   }
+  // A worker counts a throw after the job may already have been serialized
+  // elsewhere (drain() does not wait for it): give the count a liveness bound.
+  const auto counted_by = clock_type::now() + exec_torture::kStall;
+  while (ex.parallel_errors() < throwing && clock_type::now() < counted_by) std::this_thread::yield();
   if (ex.parallel_errors() != throwing) {
     t.errs.report(absl::StrCat("parallel_errors() ", ex.parallel_errors(), " != ", throwing, " throws"));
   }

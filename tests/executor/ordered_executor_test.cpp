@@ -204,6 +204,22 @@ class job_watch {
   std::thread thread_;
 };
 
+// Waits until pred() holds, for effects that drain() does not order before
+// its return: a worker counts a throw from parallel() after the job may
+// already have been serialized on another worker, and a second done() in
+// parallel() may return after the job's serial() ran. A liveness bound
+// (job_watch::kStall), not a performance threshold.
+void eventually(const char* what, const std::function<bool()>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + job_watch::kStall;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << what << ": still not the case after " << job_watch::kStall.count() << " s";
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 // Foreign threads that call done() on the jobs handed to them, in shuffled
 // batches, so completion order is far from submission order. Each job comes
 // with a tag (the test's job index, read before the job may be reused);
@@ -887,6 +903,7 @@ TEST_F(ExecutorTest, ThrowingParallelStillReachesSerialInOrder) {
   EXPECT_EQ(chk.serials.load(), n);
   EXPECT_EQ(chk.out_of_order.load(), 0u);
   EXPECT_EQ(mismatch.load(), 0u);
+  eventually("every throw counted", [&] { return ex.parallel_errors() >= throws_parallel; });
   EXPECT_EQ(ex.parallel_errors(), throws_parallel);
   EXPECT_EQ(ex.serial_errors(), throws_serial);
 }
@@ -1025,6 +1042,7 @@ TEST_F(ExecutorTest, HandOffAndThrowInEitherOrderCompletesOnce) {
     watch.wait_all_serialized();
     ex.drain();
     handoff.stop();  // every late done() has returned
+    eventually("every throw counted", [&] { return ex.parallel_errors() >= n; });
     EXPECT_EQ(ex.parallel_errors(), n);
     EXPECT_EQ(ex.duplicate_dones(), 0u) << "a done() after the executor's completion is not a second done()";
     EXPECT_EQ(ex.in_flight(), 0u);
@@ -1088,7 +1106,8 @@ TEST_F(ExecutorTest, SecondDoneIsIgnoredAndStateStaysIntact) {
   }
   watch.wait_all_serialized();
   ex.drain();
-  again.stop();  // every second done() has returned
+  again.stop();  // every second done() from another thread has returned
+  eventually("every second done() counted", [&] { return ex.duplicate_dones() >= n; });
   EXPECT_EQ(ex.duplicate_dones(), n);
   EXPECT_EQ(chk.serials.load(), n);
   EXPECT_EQ(watch.duplicates(), 0u);

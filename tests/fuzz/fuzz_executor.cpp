@@ -9,6 +9,7 @@
 // be set on every job that threw before anyone called done().
 #include <sched.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,11 +33,12 @@ struct fuzz_job final : rcukit::ordered_job {
   bool on_cpu = true;
   bool error_ok = true;
   void parallel() override {
-    if (mode != kThrow) {
+    const mode_t m = mode;  // once parked, the job may be completed and freed
+    if (m != kThrow) {
       std::lock_guard g(*mu);
       parked->push_back(this);
     }
-    if (mode != kPark) throw std::runtime_error("fuzz: parallel() throws");
+    if (m != kPark) throw std::runtime_error("fuzz: parallel() throws");
   }
   void serial() override {
     on_cpu = sched_getcpu() == cb_cpu;
@@ -104,6 +106,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RCUKIT_FUZZ_CHECK(log == want);
   for (const auto& j : jobs) RCUKIT_FUZZ_CHECK(j->on_cpu);
   for (const auto& j : jobs) RCUKIT_FUZZ_CHECK(j->error_ok);
+  // A worker counts a throw after the job may already have been serialized
+  // on another worker (drain() does not wait for it); wait for the count,
+  // with a liveness bound, so none is left over for the next input.
+  const auto counted_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ex.parallel_errors() - errors_before < throwing && std::chrono::steady_clock::now() < counted_by) {
+    sched_yield();
+  }
   RCUKIT_FUZZ_CHECK(ex.parallel_errors() - errors_before == throwing);
   RCUKIT_FUZZ_CHECK(ex.duplicate_dones() == 0);
   return 0;
