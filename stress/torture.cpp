@@ -24,9 +24,12 @@
 //  iova        threads allocate and free through the domain and a magazine
 //              cache; a global interval set proves no range is handed out
 //              twice; at the end, after flush, every range is free again.
-//  executor    jobs complete (done()) from foreign threads in random order
-//              while the cpu set changes; serial() must see each cb_cpu's
-//              jobs in submission order, on that CPU, exactly once.
+//  executor    jobs complete (done()) from foreign threads in random order,
+//              inline, or race a throw from parallel() after a hand-off,
+//              while a thread removes and re-adds callback CPUs (set_cpus,
+//              remove_cpu, add_cpu); serial() must see each cb_cpu's jobs
+//              in submission order, on that CPU, exactly once; a watchdog
+//              reports stranded jobs instead of hanging in drain().
 #include <sched.h>
 
 #include <algorithm>
@@ -41,6 +44,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -449,47 +453,143 @@ outcome torture_iova(const context& ctx) {
 }
 
 // ---------------------------------------------------------------------------
-// executor: order per cb_cpu under random completion and cpu-set changes
+// executor: order per callback CPU and exactly-once while callback CPUs are
+// removed and re-added, done() comes from foreign threads in random order,
+// and some parallel() halves throw right after handing their job off.
 // ---------------------------------------------------------------------------
+struct exec_torture;
+
 struct torture_job final : ordered_job {
+  enum mode_t { kCompleter, kInline, kHandOffThenThrow };
   uint64_t index = 0;
   int cb_cpu = 0;
-  std::function<void(torture_job&)> on_parallel, on_serial;
-  void parallel() override { on_parallel(*this); }
-  void serial() override { on_serial(*this); }
+  mode_t mode = kCompleter;
+  exec_torture* t = nullptr;
+  std::atomic<int> serial_runs{0};  // relaxed: single writer per run; read after drain()
+  void parallel() override;
+  void serial() override;
 };
 
-outcome torture_executor(const context& ctx) {
+struct exec_torture {
+  // Liveness bound: jobs outstanding and no job making any step for this
+  // long is a stranded job (a generous bound; a correct executor moves in
+  // microseconds). The executor cannot be torn down then, so the torture
+  // reports and exits.
+  static constexpr std::chrono::seconds kStall{20};
+
   error_log errs;
-  cpu_set all = cpu_set::all();
+  std::mutex mu;
+  std::deque<torture_job*> pending_done;  // guarded by mu: parked jobs; completers call done()
+  std::mutex serial_mu;
+  std::map<int, uint64_t> last_index;             // guarded by serial_mu: per cb_cpu, last index serialized
+  std::atomic<uint64_t> submitted{0};             // relaxed counters below; read with the happens-before
+  std::atomic<uint64_t> serialized{0};            // of drain() or of the joins, or as "did anything move"
+  std::atomic<uint64_t> handed{0}, hand_done{0};  // jobs parked for a completer / their done() returned
+  std::atomic<uint64_t> steps{0};                 // any step of any job: the watchdog's progress signal
+
+  void park(torture_job& j) {
+    handed.fetch_add(1, std::memory_order_relaxed);  // relaxed: see hand_done
+    std::lock_guard g(mu);
+    pending_done.push_back(&j);
+  }
+  // Returns once every parked job's done() has returned (a late done()
+  // after a throw still touches its job, which the caller then frees).
+  void wait_hand_offs() {
+    // acquire: pairs with the completers' release increments of hand_done.
+    while (hand_done.load(std::memory_order_acquire) != handed.load(std::memory_order_relaxed)) {
+      std::this_thread::yield();
+    }
+  }
+};
+
+void torture_job::parallel() {
+  t->steps.fetch_add(1, std::memory_order_relaxed);
+  switch (mode) {
+    case kCompleter:
+      t->park(*this);
+      return;
+    case kInline:
+      done();
+      return;
+    case kHandOffThenThrow:
+      t->park(*this);  // the completer's done() races with the throw: exactly one completes the job
+      throw std::runtime_error("torture: parallel() throws after handing its job off");
+  }
+}
+
+void torture_job::serial() {
+  t->steps.fetch_add(1, std::memory_order_relaxed);
+  if (serial_runs.fetch_add(1, std::memory_order_relaxed) != 0) {
+    t->errs.report(absl::StrCat("serial() ran twice for job ", index));
+    return;
+  }
+  if (sched_getcpu() != cb_cpu) t->errs.report("serial() ran off its cb_cpu");
+  {
+    std::lock_guard g(t->serial_mu);
+    auto [it, fresh] = t->last_index.try_emplace(cb_cpu, index);
+    if (!fresh) {
+      if (index <= it->second) {
+        t->errs.report(absl::StrCat("serial() out of submission order on cpu ", cb_cpu, ": job ", index,
+                                    " after job ", it->second));
+      }
+      it->second = index;
+    }
+  }
+  t->serialized.fetch_add(1, std::memory_order_relaxed);
+}
+
+outcome torture_executor(const context& ctx) {
+  exec_torture t;
+  const cpu_set all = cpu_set::all();
   const std::vector<int> cpus = all.ids();
   ordered_executor ex(all);
-  std::mutex mu;
-  std::deque<torture_job*> pending_done;  // parallel() parked here; completers call done()
-  std::map<int, uint64_t> last_index;     // per cb_cpu: last index serialized; guarded by serial_mu
-  std::mutex serial_mu;
-  std::atomic<uint64_t> serialized{0};
-  uint64_t submitted = 0;
   std::deque<std::unique_ptr<torture_job>> jobs;
+  std::atomic<bool> stop{false};        // relaxed: a stop request (changer); the joins order the rest
+  std::atomic<bool> stop_watch{false};  // relaxed: the same, for the watchdog
 
-  std::atomic<bool> stop_completers{false};
+  // Watchdog: a stranded job makes drain() wait forever; report it instead.
+  std::thread watchdog([&] {
+    uint64_t last = UINT64_MAX;
+    auto since = clock_type::now();
+    while (!stop_watch.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      const uint64_t now_steps = t.steps.load(std::memory_order_relaxed);
+      const uint64_t sub = t.submitted.load(std::memory_order_relaxed);
+      const uint64_t ser = t.serialized.load(std::memory_order_relaxed);
+      const uint64_t out = sub > ser ? sub - ser : 0;
+      if (out == 0 || now_steps != last) {
+        last = now_steps;
+        since = clock_type::now();
+      } else if (clock_type::now() - since > exec_torture::kStall) {
+        std::cerr << "torture executor: no job made progress for " << exec_torture::kStall.count()
+                  << " s with " << out
+                  << " jobs submitted but never serialized (stranded jobs; the executor cannot be torn "
+                  << "down): FAILED\n";
+        std::_Exit(1);
+      }
+    }
+  });
+
+  std::atomic<bool> stop_completers{false};  // relaxed: a stop request, joined afterwards
   std::vector<std::thread> completers;
   for (int c = 0; c < 2; ++c) {
     completers.emplace_back([&, c] {
       std::mt19937_64 rng(ctx.seed + 3000 + c);
-      while (!stop_completers.load(std::memory_order_acquire)) {  // pairs with the release below
+      while (!stop_completers.load(std::memory_order_relaxed)) {
         torture_job* j = nullptr;
         {
-          std::lock_guard g(mu);
-          if (!pending_done.empty()) {
-            const size_t i = rng() % pending_done.size();  // complete in random order
-            j = pending_done[i];
-            pending_done.erase(pending_done.begin() + static_cast<std::ptrdiff_t>(i));
+          std::lock_guard g(t.mu);
+          if (!t.pending_done.empty()) {
+            const size_t i = rng() % t.pending_done.size();  // complete in random order
+            j = t.pending_done[i];
+            t.pending_done.erase(t.pending_done.begin() + static_cast<std::ptrdiff_t>(i));
           }
         }
         if (j) {
           maybe_yield(ctx, rng);
           j->done();
+          t.steps.fetch_add(1, std::memory_order_relaxed);
+          t.hand_done.fetch_add(1, std::memory_order_release);  // pairs with wait_hand_offs()
         } else {
           std::this_thread::yield();
         }
@@ -497,59 +597,115 @@ outcome torture_executor(const context& ctx) {
     });
   }
 
+  // Callback CPUs come and go while jobs are in flight: set_cpus to a random
+  // non-empty subset, remove_cpu and add_cpu of random CPUs. A removed CPU
+  // keeps serving the jobs already submitted with it (API.md).
+  std::atomic<uint64_t> cpu_changes{0};
+  std::thread changer([&] {
+    std::mt19937_64 rng(ctx.seed + 5000);
+    while (!stop.load(std::memory_order_relaxed)) {
+      const int c = cpus[rng() % cpus.size()];
+      absl::Status st;
+      switch (rng() % 3) {
+        case 0: {
+          cpu_set s;
+          for (int x : cpus) {
+            if (rng() & 1) s.insert(x);
+          }
+          if (s.empty()) s.insert(c);
+          st = ex.set_cpus(s);
+          break;
+        }
+        case 1:
+          st = ex.remove_cpu(c);  // refused if c is the last CPU or not in the set
+          break;
+        default:
+          st = ex.add_cpu(c);
+          break;
+      }
+      if (st.ok()) {
+        cpu_changes.fetch_add(1, std::memory_order_relaxed);
+      } else if (!absl::IsInvalidArgument(st)) {
+        t.errs.report("cpu-set change: " + st.ToString());
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50 + rng() % 200));
+    }
+  });
+
   std::mt19937_64 rng(ctx.seed + 4000);
   const auto end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                            std::chrono::duration<double>(ctx.seconds));
-  uint64_t cpu_changes = 0;
-  while (clock_type::now() < end) {
-    auto j = std::make_unique<torture_job>();
-    j->index = submitted;
-    j->cb_cpu = cpus[0];
-    j->on_parallel = [&](torture_job& job) {  // park: a completer thread calls done()
-      std::lock_guard g(mu);
-      pending_done.push_back(&job);
-    };
-    j->on_serial = [&](torture_job& job) {
-      if (sched_getcpu() != job.cb_cpu) errs.report("serial() ran off its cb_cpu");
-      std::lock_guard g(serial_mu);
-      auto [it, fresh] = last_index.try_emplace(job.cb_cpu, job.index);
-      if (!fresh) {
-        if (job.index <= it->second) errs.report("serial() out of submission order or repeated");
-        it->second = job.index;
+  uint64_t refused = 0, throwing = 0;
+  std::set<int> cb_used;
+  std::vector<int> now = ex.cpus().ids();
+  auto check_batch = [&] {  // after drain(): every job serialized exactly once
+    for (auto& j : jobs) {
+      if (const int runs = j->serial_runs.load(std::memory_order_relaxed); runs != 1) {
+        t.errs.report(absl::StrCat("job ", j->index, ": serial() ran ", runs, " times"));
       }
-      serialized.fetch_add(1, std::memory_order_relaxed);
-    };
-    if (auto s = ex.submit(*j, j->cb_cpu); !s.ok()) {
-      errs.report("submit: " + s.ToString());
+    }
+  };
+  for (uint64_t index = 0; clock_type::now() < end; ++index) {
+    auto j = std::make_unique<torture_job>();
+    j->index = index;
+    j->t = &t;
+    const uint64_t r = rng() % 8;
+    j->mode = r < 5 ? torture_job::kCompleter : r < 7 ? torture_job::kInline : torture_job::kHandOffThenThrow;
+    if ((index & 63) == 0) now = ex.cpus().ids();
+    absl::Status s;
+    for (;;) {
+      j->cb_cpu = now[rng() % now.size()];
+      s = ex.submit(*j, j->cb_cpu);
+      if (!absl::IsInvalidArgument(s)) break;
+      ++refused;  // the callback CPU was removed meanwhile: pick again from the current set
+      now = ex.cpus().ids();
+    }
+    if (!s.ok()) {
+      t.errs.report("submit: " + s.ToString());
       break;
     }
+    t.submitted.fetch_add(1, std::memory_order_relaxed);
+    t.steps.fetch_add(1, std::memory_order_relaxed);
+    throwing += j->mode == torture_job::kHandOffThenThrow;
+    cb_used.insert(j->cb_cpu);
     jobs.push_back(std::move(j));
-    ++submitted;
-    if (submitted % 2000 == 0 && cpus.size() > 1) {
-      // Toggle the set between all CPUs and the first one, jobs in flight.
-      cpu_set s;
-      s.insert(cpus[0]);
-      if (auto st = (cpu_changes % 2 == 0) ? ex.set_cpus(s) : ex.set_cpus(all); !st.ok()) {
-        errs.report("set_cpus: " + st.ToString());
-      }
-      ++cpu_changes;
-    }
     if (jobs.size() > 4096) {
       ex.drain();
+      t.wait_hand_offs();
+      check_batch();
       jobs.clear();
     }
   }
+  stop.store(true, std::memory_order_relaxed);
+  changer.join();
   ex.drain();
-  stop_completers.store(true, std::memory_order_release);
-  for (auto& t : completers) t.join();
-  if (serialized.load(std::memory_order_relaxed) != submitted) {
-    errs.report(absl::StrCat("serialized ", serialized.load(std::memory_order_relaxed), " of ", submitted));
+  t.wait_hand_offs();
+  check_batch();
+  stop_completers.store(true, std::memory_order_relaxed);
+  for (auto& c : completers) c.join();
+  stop_watch.store(true, std::memory_order_relaxed);
+  watchdog.join();
+  const uint64_t submitted = t.submitted.load(std::memory_order_relaxed);
+  if (t.serialized.load(std::memory_order_relaxed) != submitted) {
+    t.errs.report(
+        absl::StrCat("serialized ", t.serialized.load(std::memory_order_relaxed), " of ", submitted));
   }
+  // A worker counts a throw after the job may already have been serialized
+  // elsewhere (drain() does not wait for it): give the count a liveness bound.
+  const auto counted_by = clock_type::now() + exec_torture::kStall;
+  while (ex.parallel_errors() < throwing && clock_type::now() < counted_by) std::this_thread::yield();
+  if (ex.parallel_errors() != throwing) {
+    t.errs.report(absl::StrCat("parallel_errors() ", ex.parallel_errors(), " != ", throwing, " throws"));
+  }
+  if (ex.duplicate_dones() != 0) t.errs.report("a late done() after a throw was counted as a second done()");
+  if (cpus.size() > 1 && cb_used.size() < 2) t.errs.report("only one callback CPU was used");
   outcome o;
   o.writes = submitted;
-  o.errors = errs.count();
-  o.first_error = errs.first();
-  o.detail = absl::StrCat("jobs ", submitted, ", cpu-set changes ", cpu_changes);
+  o.errors = t.errs.count();
+  o.first_error = t.errs.first();
+  o.detail = absl::StrCat("jobs ", submitted, ", callback cpus ", cb_used.size(), ", cpu-set changes ",
+                          cpu_changes.load(std::memory_order_relaxed), ", refused submits ", refused,
+                          ", throwing parallel() ", throwing);
   return o;
 }
 

@@ -52,6 +52,16 @@
 //    frees anything. done() on one of the workers skips the read side (two
 //    out-of-line liburcu calls per job): workers are joined before anything
 //    they can reach (ring, queues) is freed.
+//  * Completing a job twice (found in rcukit, issue 16; padata has no
+//    exceptions). parallel() may hand its job to another thread, whose
+//    done() can come before, during or after a throw from parallel(); a
+//    per-thread note of "done() ran here" cannot see the other thread, and
+//    a second completion put the job into a released ring slot and twice on
+//    a serial list, which became a cycle. Instead each sequence number has a
+//    claim word next to its ring slot: the first done() and the executor's
+//    completion after a throw race for it with one compare-exchange, and
+//    the loser returns without touching the job (invariant 7). A second
+//    done() by the user is caught earlier, by the job's own done flag.
 //  * CPU-set changes while jobs are in flight. The CPU list used by submit()
 //    is an immutable snapshot published through an atomic pointer and
 //    reclaimed with rcu::retire, as padata swaps its parallel data under
@@ -81,6 +91,14 @@
 //      need none because it re-runs its lists before it parks. Blocked
 //      submitters and drain() pair V1/V2 with every progress store; a front
 //      end waiting for its items pairs T1/T2 with K1/K2 (completion_counter).
+//  (7) Each submission is completed (stored into the ring) exactly once. Its
+//      first done() call and the executor's own completion after parallel()
+//      threw race for the claim word of its sequence number (C3); the winner
+//      completes it, the loser does not touch the job again (the winner may
+//      already have let it reach serial(), and the user may have freed it).
+//      A second done() call on one submission is found by the job's done
+//      flag (J1) before any claim: fatal in debug builds (with the caller's
+//      file and line), counted and ignored in release builds.
 //
 // Not supported: separate parallel and serial CPU masks, padata_shell
 // (several independent sequences per executor: create several executors),
@@ -103,6 +121,11 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#include <version>
+
+#if __has_include(<source_location>)
+#include <source_location>
+#endif
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -114,6 +137,28 @@ class executor_core;
 struct executor_worker;
 template <class Node>
 class mpsc_list;
+
+// Where a call was made, for fatal reports: std::source_location where the
+// standard library provides it, the same compiler builtins otherwise (clang
+// 14 with libstdc++ 12 has no std::source_location).
+#if defined(__cpp_lib_source_location)
+using call_site = std::source_location;
+#else
+class call_site {
+ public:
+  static constexpr call_site current(const char* file = __builtin_FILE(),
+                                     std::uint_least32_t line = __builtin_LINE()) noexcept {
+    return call_site(file, line);
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr std::uint_least32_t line() const noexcept { return line_; }
+
+ private:
+  constexpr call_site(const char* file, std::uint_least32_t line) noexcept : file_(file), line_(line) {}
+  const char* file_;
+  std::uint_least32_t line_;
+};
+#endif
 }  // namespace detail
 
 // A set of CPU ids. Any int may be stored; whether the process may use a CPU
@@ -157,10 +202,16 @@ class cpu_set {
 // has started (the executor no longer touches it, invariant 4).
 struct ordered_job {
   // Runs once on some worker thread. Must end in exactly one done() call,
-  // now or later, from any thread. If it throws before calling done(), the
-  // executor records the exception (see parallel_error()) and calls done()
-  // itself; the job still reaches serial() in order. A parallel() that
-  // throws must not call done() later from another thread.
+  // now or later, from any thread. If it throws before done() has been
+  // called, the executor records the exception (see parallel_error()) and
+  // completes the job itself; the job still reaches serial() in order. The
+  // job is completed exactly once whatever the thread and the order of
+  // done() and the throw (invariant 7): a done() that comes first wins and
+  // the exception is only counted (parallel_errors()); a done() that comes
+  // after the executor completed the job (parallel() handed the job to
+  // another thread, then threw) is absorbed. Such a late done() must still
+  // return before the job is freed or submitted again, and before the
+  // executor is destroyed.
   virtual void parallel() = 0;
   // Runs on the thread pinned to the job's callback CPU, in sequence order
   // among jobs with that callback CPU, one at a time. Should not throw; if it
@@ -177,7 +228,12 @@ struct ordered_job {
   // an rcu::memb read side (on one of the executor's workers it needs none);
   // callable from any thread, including inside other read sides. After
   // done() the job belongs to the executor until its serial() starts.
-  void done();
+  // A second done() for one submission is a bug in the caller: debug builds
+  // (NDEBUG not defined) abort with the file and line of that second call
+  // (`where`, filled in by the compiler); release builds count it
+  // (ordered_executor::duplicate_dones()) and ignore it. Neither corrupts
+  // the executor. Calling done() on a job never submitted aborts.
+  void done(detail::call_site where = detail::call_site::current());
 
   // The exception thrown by parallel(), or null. Valid inside serial().
   std::exception_ptr parallel_error() const noexcept { return error_; }
@@ -200,6 +256,7 @@ struct ordered_job {
   detail::executor_worker* cb_worker_ = nullptr;
   std::uint64_t seq_ = 0;
   std::exception_ptr error_;
+  std::atomic<bool> done_called_{false};  // this submission's done() has been called (J0, J1)
 };
 
 // What submit() does when max_in_flight jobs are already in flight.
@@ -288,6 +345,9 @@ class ordered_executor {
   std::size_t max_in_flight() const;
   std::uint64_t parallel_errors() const;  // parallel() calls that threw
   std::uint64_t serial_errors() const;    // serial() calls that threw
+  // done() calls beyond the first for one submission, which were ignored
+  // (release builds; debug builds abort on the first one instead).
+  std::uint64_t duplicate_dones() const;
   // True on one of this executor's worker threads.
   bool on_worker_thread() const;
 

@@ -1,9 +1,14 @@
 // Tests of <rcukit/ordered_executor.hpp> (padata).
 //
 // What can fail here, bug by bug of padata's history:
-//  * a lost wake-up / orphaned job: the 10^6-job ordering test has done()
-//    called in shuffled order from foreign threads; a stranded job makes
-//    drain() hang, which ctest's timeout turns into a failure;
+//  * a lost wake-up / orphaned job: done() called in shuffled order from
+//    foreign threads, and rounds where a done() lands during another
+//    thread's drain with no later done() to pick up a stranded job; a
+//    job_watch fails the test, naming
+//    the jobs whose serial() never ran, once nothing has moved for a long
+//    while (a liveness bound, not a time limit on the test);
+//  * completing a job twice (done() on another thread, then parallel()
+//    throws; done() called twice): every serial() must run exactly once;
 //  * reordering: serial() checks its job index is the next one for its
 //    callback CPU and that sched_getcpu() is that CPU;
 //  * sequence wraparound: first_seq just below 2^64 (and 2^32) with a small
@@ -18,19 +23,24 @@
 #include "rcukit/ordered_executor.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "rcukit/rcu.hpp"
@@ -66,21 +76,170 @@ cpu_set test_cpus() {
   return out;
 }
 
+// Ends the test process after a failure that leaves an executor wedged:
+// with stranded jobs its destructor would wait for them forever, with a
+// cycle in a serial list its worker never stops, and a hang is not a test
+// result. gtest has printed the failure before this is called.
+[[noreturn]] void end_wedged_process() {
+  std::fprintf(stderr, "ordered_executor_test: the executor is wedged and cannot be torn down; exiting\n");
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+// Liveness and exactly-once bookkeeping for the n jobs of one test, indexed
+// 0..n-1 by submission. The executor owes every submitted job one
+// parallel() call and, once done() has been called (or parallel() threw),
+// exactly one serial() call. A watchdog thread fails the test when
+//  * a serial() runs a second time for one submission (at once), or
+//  * some of the n jobs have not been serialized and no job has made any
+//    step (submitted, parallel() started, done() returned, serial() ran)
+//    for kStall: once every done() call has returned, every serial() must
+//    follow. kStall is a generous liveness bound, not a performance
+//    threshold: a correct executor moves in microseconds.
+// The report names the jobs whose serial() never ran and the last step each
+// made; then the process ends (end_wedged_process). Declare the watch
+// before the executor so that it also watches the executor's teardown.
+class job_watch {
+ public:
+  static constexpr std::chrono::seconds kStall{20};
+
+  job_watch(std::string what, std::size_t n) : what_(std::move(what)), state_(n) {
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~job_watch() {
+    stop_.store(true, std::memory_order_relaxed);  // relaxed: a stop request, nothing handed over
+    thread_.join();
+  }
+  job_watch(const job_watch&) = delete;
+  job_watch& operator=(const job_watch&) = delete;
+
+  void submitted(std::size_t i) { mark(i, kSubmitted); }
+  void parallel_started(std::size_t i) { mark(i, kParallel); }
+  void done_returned(std::size_t i) { mark(i, kDone); }
+  void serial_ran(std::size_t i) {
+    if ((mark(i, kSerial) & kSerial) != 0) {
+      std::size_t none = SIZE_MAX;
+      first_duplicate_.compare_exchange_strong(none, i, std::memory_order_relaxed);  // relaxed: a report
+      duplicates_.fetch_add(1, std::memory_order_relaxed);                           // relaxed: a report
+      return;
+    }
+    serialized_.fetch_add(1, std::memory_order_release);  // pairs with the acquire in wait_all_serialized()
+  }
+  std::uint64_t serialized() const { return serialized_.load(std::memory_order_acquire); }
+  std::uint64_t duplicates() const { return duplicates_.load(std::memory_order_relaxed); }
+  // Returns once `count` jobs (default: all n) have been serialized. If that
+  // never happens the watchdog fails the test and ends the process.
+  void wait_all_serialized() const { wait_serialized(state_.size()); }
+  void wait_serialized(std::uint64_t count) const {
+    while (serialized_.load(std::memory_order_acquire) < count) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+ private:
+  static constexpr std::uint8_t kSubmitted = 1, kParallel = 2, kDone = 4, kSerial = 8;
+
+  std::uint8_t mark(std::size_t i, std::uint8_t bit) {
+    events_.fetch_add(1, std::memory_order_relaxed);  // relaxed: only "did anything move"
+    // relaxed: the bits are a report; each bit has one writer per submission.
+    return state_[i].fetch_or(bit, std::memory_order_relaxed);
+  }
+
+  // The submitted jobs whose serial() never ran, with the last step each made.
+  std::string never_serialized() const {
+    std::string out;
+    std::size_t count = 0, unsubmitted = 0;
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+      const std::uint8_t s = state_[i].load(std::memory_order_relaxed);
+      if ((s & kSerial) != 0) continue;
+      if (s == 0) {
+        ++unsubmitted;
+        continue;
+      }
+      if (++count > 12) continue;
+      out += " " + std::to_string(i) + "(" +
+             ((s & kDone) != 0       ? "done() returned"
+              : (s & kParallel) != 0 ? "parallel() started"
+                                     : "submitted") +
+             ")";
+    }
+    return std::to_string(count) + " submitted jobs never reached serial():" + out +
+           (count > 12 ? " ..." : "") + " (" + std::to_string(unsubmitted) + " jobs not submitted yet)";
+  }
+
+  void watch() {
+    using clock = std::chrono::steady_clock;
+    std::uint64_t last = UINT64_MAX;
+    clock::time_point since = clock::now();
+    while (!stop_.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (duplicates_.load(std::memory_order_relaxed) != 0) {
+        ADD_FAILURE() << what_ << ": serial() ran more than once for job "
+                      << first_duplicate_.load(std::memory_order_relaxed) << " ("
+                      << duplicates_.load(std::memory_order_relaxed) << " extra serial() calls so far)";
+        end_wedged_process();
+      }
+      const std::uint64_t ev = events_.load(std::memory_order_relaxed);
+      if (serialized_.load(std::memory_order_relaxed) == state_.size() || ev != last) {
+        last = ev;
+        since = clock::now();
+        continue;
+      }
+      if (clock::now() - since > kStall) {
+        ADD_FAILURE() << what_ << ": no job made progress for " << kStall.count()
+                      << " s while jobs were outstanding: " << never_serialized();
+        end_wedged_process();
+      }
+    }
+  }
+
+  const std::string what_;
+  std::vector<std::atomic<std::uint8_t>> state_;
+  std::atomic<std::uint64_t> events_{0};
+  std::atomic<std::uint64_t> serialized_{0};
+  std::atomic<std::uint64_t> duplicates_{0};
+  std::atomic<std::size_t> first_duplicate_{SIZE_MAX};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Waits until pred() holds, for effects that drain() does not order before
+// its return: a worker counts a throw from parallel() after the job may
+// already have been serialized on another worker, and a second done() in
+// parallel() may return after the job's serial() ran. A liveness bound
+// (job_watch::kStall), not a performance threshold.
+void eventually(const char* what, const std::function<bool()>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + job_watch::kStall;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << what << ": still not the case after " << job_watch::kStall.count() << " s";
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 // Foreign threads that call done() on the jobs handed to them, in shuffled
-// batches, so completion order is far from submission order.
+// batches, so completion order is far from submission order. Each job comes
+// with a tag (the test's job index, read before the job may be reused);
+// before_done(tag) runs before its done() call and after_done(tag) after it
+// returned, on the completer thread.
 class completers {
  public:
-  explicit completers(int n, unsigned seed = 1) {
+  using hook = std::function<void(std::uint64_t)>;
+  explicit completers(int n, unsigned seed = 1, hook before_done = {}, hook after_done = {})
+      : before_done_(std::move(before_done)), after_done_(std::move(after_done)) {
     for (int i = 0; i < n; ++i) queues_.push_back(std::make_unique<queue>());
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([this, i, seed] { run(*queues_[static_cast<std::size_t>(i)], seed + i); });
     }
   }
   ~completers() { stop(); }
-  void hand(ordered_job* j, unsigned pick) {
+  void hand(ordered_job* j, unsigned pick, std::uint64_t tag = 0) {
     queue& q = *queues_[pick % queues_.size()];
     std::lock_guard<std::mutex> g(q.mu);
-    q.jobs.push_back(j);
+    q.jobs.emplace_back(j, tag);
     q.cv.notify_one();
   }
   void stop() {
@@ -100,12 +259,12 @@ class completers {
   struct queue {
     std::mutex mu;
     std::condition_variable cv;
-    std::vector<ordered_job*> jobs;
+    std::vector<std::pair<ordered_job*, std::uint64_t>> jobs;
     bool stop = false;
   };
   void run(queue& q, unsigned seed) {
     std::mt19937 rng(seed);
-    std::vector<ordered_job*> batch;
+    std::vector<std::pair<ordered_job*, std::uint64_t>> batch;
     for (;;) {
       {
         std::unique_lock<std::mutex> l(q.mu);
@@ -114,14 +273,17 @@ class completers {
         batch.swap(q.jobs);
       }
       std::shuffle(batch.begin(), batch.end(), rng);
-      for (ordered_job* j : batch) {
+      for (auto [j, tag] : batch) {
         if (delay_.load(std::memory_order_relaxed))
           std::this_thread::sleep_for(std::chrono::microseconds(rng() % 50));
+        if (before_done_) before_done_(tag);
         j->done();
+        if (after_done_) after_done_(tag);
       }
       batch.clear();
     }
   }
+  const hook before_done_, after_done_;
   std::vector<std::unique_ptr<queue>> queues_;
   std::vector<std::thread> threads_;
   std::atomic<bool> delay_{false};
@@ -152,17 +314,25 @@ struct test_job : ordered_job {
   bool check_seq = false;
   completers* comp = nullptr;
   order_checker* chk = nullptr;
+  job_watch* watch = nullptr;  // optional
   std::atomic<std::uint64_t>* bad_seq = nullptr;
   std::atomic<bool> free{true};
 
   void parallel() override {
+    // Read what we need first: once done() is called the job may be
+    // serialized and reused by the submitter.
+    const auto i = static_cast<std::size_t>(index);
+    job_watch* const w = watch;
+    if (w != nullptr) w->parallel_started(i);
     if (mode == 0 || comp == nullptr) {
       done();
+      if (w != nullptr) w->done_returned(i);
     } else {
-      comp->hand(this, static_cast<unsigned>(index * 2654435761u >> 7));
+      comp->hand(this, static_cast<unsigned>(index * 2654435761u >> 7), i);
     }
   }
   void serial() override {
+    if (watch != nullptr) watch->serial_ran(static_cast<std::size_t>(index));
     chk->check(cb_cpu, index);
     if (check_seq && sequence() != expect_seq) bad_seq->fetch_add(1, std::memory_order_relaxed);
     free.store(true, std::memory_order_release);  // pairs with acquire in acquire_job()
@@ -236,13 +406,119 @@ TEST_F(ExecutorTest, CpuSetBasics) {
   EXPECT_TRUE(cpu_set::all().contains(sched_getcpu()));
 }
 
+// --- a done() that lands during a drain ---------------------------------------
+// padata's 2019 bug: a done() that arrives while another thread is moving
+// ready jobs out of the reorder ring must get its job moved too, even when
+// no later done() comes to pick it up (padata lost it for want of a barrier,
+// then papered over that with a 1-second timer). Each round submits two
+// jobs with one callback CPU. A helper thread pinned to that CPU calls
+// done() on the first: that drain releases it and wakes the callback
+// worker, whose serial() of the first job calls done() on the second. Woken
+// on the helper's own CPU, the worker tends to run while the helper is still
+// inside its drain, so the second done() lands in it, and nothing comes
+// after it. In half of the rounds the helper first sleeps long enough for
+// the idle worker to go to sleep (its wake-up then preempts the helper); in
+// the other half it does not. The main thread waits in drain() meanwhile,
+// which adds a wake-up to every drain. The second job's serial() must run:
+// the job_watch fails the test, naming the stranded jobs, if one never does.
+TEST_F(ExecutorTest, ADoneLandingDuringADrainIsNeverStranded) {
+  const cpu_set cpus = test_cpus();
+  const std::size_t rounds = scaled(2'000);
+  struct chained_job final : ordered_job {
+    std::size_t index = 0;
+    int cb = 0;
+    chained_job* then = nullptr;  // serial() calls then->done()
+    job_watch* watch = nullptr;
+    order_checker* chk = nullptr;
+    std::atomic<bool> parked{false};
+    void parallel() override {
+      watch->parallel_started(index);
+      parked.store(true, std::memory_order_release);  // pairs with the acquire in the round loop
+    }
+    void serial() override {
+      watch->serial_ran(index);
+      chk->check(cb, static_cast<std::int64_t>(index));
+      if (then != nullptr) {
+        then->done();
+        watch->done_returned(then->index);
+      }
+    }
+  };
+  std::vector<chained_job> jobs(2 * rounds);
+  order_checker chk;
+  job_watch watch("done() landing during a drain", 2 * rounds);
+  ordered_executor ex(cpus);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t posted = 0;  // guarded by mu: rounds handed to the helper
+  bool stop = false;       // guarded by mu
+  std::thread helper([&] {
+    for (std::size_t r = 0;; ++r) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || posted > r; });
+        if (posted <= r) return;
+      }
+      chained_job& first = jobs[2 * r];
+      cpu_set_t m;
+      CPU_ZERO(&m);
+      CPU_SET(first.cb, &m);
+      EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof m, &m), 0);
+      // Longer than the idle worker polls before it sleeps.
+      if (r % 4 < 2) std::this_thread::sleep_for(200us);
+      first.done();
+      watch.done_returned(first.index);
+    }
+  });
+  struct on_exit {
+    std::function<void()> f;
+    ~on_exit() { f(); }
+  } join_helper{[&] {  // also when an ASSERT returns early
+    {
+      std::lock_guard<std::mutex> g(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    helper.join();
+  }};
+
+  for (std::size_t r = 0; r < rounds; ++r) {
+    chained_job& first = jobs[2 * r];
+    chained_job& second = jobs[2 * r + 1];
+    for (chained_job* j : {&first, &second}) {
+      j->index = static_cast<std::size_t>(j - jobs.data());
+      j->cb = cpus.ids()[r % cpus.size()];
+      j->watch = &watch;
+      j->chk = &chk;
+      ASSERT_TRUE(ex.submit(*j, j->cb).ok());
+      watch.submitted(j->index);
+    }
+    first.then = &second;
+    while (!first.parked.load(std::memory_order_acquire) || !second.parked.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+    {
+      std::lock_guard<std::mutex> g(mu);
+      ++posted;
+    }
+    cv.notify_all();
+    ex.drain();  // if the second done() is lost this never returns, and the job_watch fails the test
+  }
+  watch.wait_all_serialized();
+  EXPECT_EQ(chk.serials.load(), 2 * rounds);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+}
+
 // --- the main ordering test: 10^6 jobs, shuffled done() from foreign threads --
 TEST_F(ExecutorTest, SerialOrderUnderRandomDoneOrderFromForeignThreads) {
   const std::uint64_t n = scaled(1'000'000);
   const cpu_set cpus = test_cpus();
   order_checker chk;
   std::atomic<std::uint64_t> bad_seq{0};
-  completers comp(3);
+  job_watch watch("ordering test", n);
+  completers comp(3, 1, {}, [&](std::uint64_t i) { watch.done_returned(i); });
   std::vector<std::unique_ptr<test_job>> ring(4096);
   for (auto& j : ring) j = std::make_unique<test_job>();
   {
@@ -259,8 +535,11 @@ TEST_F(ExecutorTest, SerialOrderUnderRandomDoneOrderFromForeignThreads) {
       j.bad_seq = &bad_seq;
       j.check_seq = true;
       j.expect_seq = i;
+      j.watch = &watch;
       ASSERT_TRUE(ex.submit(j, j.cb_cpu).ok());
+      watch.submitted(i);
     }
+    watch.wait_all_serialized();  // fails (and names the stranded jobs) instead of hanging
     ex.drain();
     EXPECT_EQ(chk.serials.load(), n) << "drain() returned before every serial() ran";
     EXPECT_EQ(ex.in_flight(), 0u);
@@ -277,7 +556,8 @@ void run_wrap(std::uint64_t first_seq, std::uint64_t n, std::size_t max_in_fligh
   const cpu_set cpus = test_cpus();
   order_checker chk;
   std::atomic<std::uint64_t> bad_seq{0};
-  completers comp(2, 7);
+  job_watch watch("wraparound test", n);
+  completers comp(2, 7, {}, [&](std::uint64_t i) { watch.done_returned(i); });
   std::vector<std::unique_ptr<test_job>> ring(4 * max_in_flight + 8);
   for (auto& j : ring) j = std::make_unique<test_job>();
   bool saw_max = false, saw_zero = false;
@@ -300,8 +580,11 @@ void run_wrap(std::uint64_t first_seq, std::uint64_t n, std::size_t max_in_fligh
       j.expect_seq = first_seq + i;  // wraps modulo 2^64
       saw_max |= j.expect_seq == UINT64_MAX;
       saw_zero |= j.expect_seq == 0;
+      j.watch = &watch;
       ASSERT_TRUE(ex.submit(j, j.cb_cpu).ok());
+      watch.submitted(i);
     }
+    watch.wait_all_serialized();
     ex.drain();
   }
   comp.stop();
@@ -322,10 +605,11 @@ TEST_F(ExecutorTest, CpuSetChangesMidFlightLoseAndReorderNothing) {
   const cpu_set cpus = test_cpus();
   order_checker chk;
   std::atomic<std::uint64_t> bad_seq{0};
-  completers comp(2, 11);
+  const std::uint64_t n = scaled(200'000);
+  job_watch watch("cpu-set change test", n);
+  completers comp(2, 11, {}, [&](std::uint64_t i) { watch.done_returned(i); });
   std::vector<std::unique_ptr<test_job>> ring(4096);
   for (auto& j : ring) j = std::make_unique<test_job>();
-  const std::uint64_t n = scaled(200'000);
   std::atomic<std::uint64_t> changes{0};
   {
     ordered_executor ex(cpus);
@@ -355,16 +639,21 @@ TEST_F(ExecutorTest, CpuSetChangesMidFlightLoseAndReorderNothing) {
       j.comp = &comp;
       j.chk = &chk;
       j.bad_seq = &bad_seq;
+      j.watch = &watch;
       for (;;) {
         const cpu_set now = ex.cpus();
         j.cb_cpu = now.ids()[rng() % now.size()];
         const absl::Status s = ex.submit(j, j.cb_cpu);
         if (s.ok()) break;
-        ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;  // CPU removed meanwhile: retry
+        // CPU removed meanwhile: retry. (EXPECT, not ASSERT: the changer thread must be joined.)
+        EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+        if (s.code() != absl::StatusCode::kInvalidArgument) end_wedged_process();
       }
+      watch.submitted(i);
     }
     stop.store(true);
     changer.join();
+    watch.wait_all_serialized();
     ex.drain();
   }
   comp.stop();
@@ -572,13 +861,17 @@ TEST_F(ExecutorTest, ThrowingParallelStillReachesSerialInOrder) {
     int cb = 0;
     int kind = 0;  // 0 ok, 1 throw before done, 2 done then throw, 3 serial throws
     order_checker* chk = nullptr;
+    job_watch* watch = nullptr;
     std::atomic<std::uint64_t>* error_mismatch = nullptr;
     void parallel() override {
+      watch->parallel_started(static_cast<std::size_t>(index));
       if (kind == 1) throw std::runtime_error("parallel failed");
       done();
+      watch->done_returned(static_cast<std::size_t>(index));
       if (kind == 2) throw std::runtime_error("after done");
     }
     void serial() override {
+      watch->serial_ran(static_cast<std::size_t>(index));
       chk->check(cb, index);
       const bool has = parallel_error() != nullptr;
       if (has != (kind == 1)) error_mismatch->fetch_add(1);
@@ -587,6 +880,7 @@ TEST_F(ExecutorTest, ThrowingParallelStillReachesSerialInOrder) {
   };
   const std::uint64_t n = scaled(50'000);
   std::vector<throwing_job> jobs(n);
+  job_watch watch("throwing-parallel test", n);
   order_checker chk;
   std::atomic<std::uint64_t> mismatch{0};
   std::uint64_t throws_parallel = 0, throws_serial = 0;
@@ -599,16 +893,271 @@ TEST_F(ExecutorTest, ThrowingParallelStillReachesSerialInOrder) {
     throws_parallel += j.kind == 1 || j.kind == 2;
     throws_serial += j.kind == 3;
     j.chk = &chk;
+    j.watch = &watch;
     j.error_mismatch = &mismatch;
     ASSERT_TRUE(ex.submit(j, j.cb).ok());
+    watch.submitted(i);
   }
+  watch.wait_all_serialized();
   ex.drain();
   EXPECT_EQ(chk.serials.load(), n);
   EXPECT_EQ(chk.out_of_order.load(), 0u);
   EXPECT_EQ(mismatch.load(), 0u);
+  eventually("every throw counted", [&] { return ex.parallel_errors() >= throws_parallel; });
   EXPECT_EQ(ex.parallel_errors(), throws_parallel);
   EXPECT_EQ(ex.serial_errors(), throws_serial);
 }
+
+// --- completing a job exactly once -------------------------------------------
+// Regression (issue 16): parallel() hands its job to another thread, that
+// thread's done() returns, and only then parallel() throws. The executor
+// used to decide from a thread-local whether done() had run; done() had run
+// on another thread, so it completed the job a second time, into a ring
+// slot already released and twice onto a serial list, which became a cycle:
+// serial() ran forever and drain() never returned. Each serial() must run
+// exactly once, without the exception (done() came first, so the executor
+// drops it), and drain() must return; the job_watch turns a repeated
+// serial() or a stall into a failure instead of a hang.
+TEST_F(ExecutorTest, DoneOnAnotherThreadThenThrowCompletesOnce) {
+  const int cpu = *test_cpus().begin();
+  const std::size_t n = 5000;
+  struct handing_job final : ordered_job {
+    std::size_t index = 0;
+    int cb = 0;
+    completers* handoff = nullptr;
+    std::vector<std::atomic<bool>>* done_returned = nullptr;
+    job_watch* watch = nullptr;
+    order_checker* chk = nullptr;
+    std::atomic<std::uint64_t>* with_error = nullptr;
+    void parallel() override {
+      const std::size_t i = index;
+      std::vector<std::atomic<bool>>& returned = *done_returned;
+      watch->parallel_started(i);
+      handoff->hand(this, 0, i);
+      // The job is not ours any more: it may already be serialized.
+      while (!returned[i].load(std::memory_order_acquire)) std::this_thread::yield();
+      throw std::runtime_error("thrown after done() returned on another thread");
+    }
+    void serial() override {
+      watch->serial_ran(index);
+      chk->check(cb, static_cast<std::int64_t>(index));
+      if (parallel_error() != nullptr) with_error->fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::vector<handing_job> jobs(n);
+  std::vector<std::atomic<bool>> done_returned(n);
+  order_checker chk;
+  std::atomic<std::uint64_t> with_error{0};
+  job_watch watch("done() on another thread, then throw", n);
+  completers handoff(1, 3, {}, [&](std::uint64_t i) {
+    watch.done_returned(i);
+    done_returned[i].store(true, std::memory_order_release);  // pairs with the acquire in parallel()
+  });
+  {
+    ordered_executor ex(cpu_set{cpu});  // one worker, as reported
+    ASSERT_TRUE(ex.status().ok()) << ex.status();
+    for (std::size_t i = 0; i < n; ++i) {
+      handing_job& j = jobs[i];
+      j.index = i;
+      j.cb = cpu;
+      j.handoff = &handoff;
+      j.done_returned = &done_returned;
+      j.watch = &watch;
+      j.chk = &chk;
+      j.with_error = &with_error;
+      ASSERT_TRUE(ex.submit(j, cpu).ok());
+      watch.submitted(i);
+    }
+    watch.wait_all_serialized();
+    ex.drain();
+    EXPECT_EQ(ex.parallel_errors(), n);
+    EXPECT_EQ(ex.in_flight(), 0u);
+  }
+  handoff.stop();
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(watch.duplicates(), 0u);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  EXPECT_EQ(with_error.load(), 0u) << "done() came before the throw: the exception must be dropped";
+}
+
+// The other orders of that race. Mode 0: parallel() hands the job off and
+// throws at once, so the other thread's done() lands before, during or after
+// the executor's own completion. Mode 1: the other thread waits until the
+// job's serial() has run (the executor completed it when parallel() threw)
+// and only then calls done(), which must be absorbed. Either way every job
+// completes exactly once and in order.
+TEST_F(ExecutorTest, HandOffAndThrowInEitherOrderCompletesOnce) {
+  const cpu_set cpus = test_cpus();
+  const std::size_t n = scaled(20'000);
+  struct racing_job final : ordered_job {
+    std::size_t index = 0;
+    int cb = 0;
+    unsigned mode = 0;
+    completers* handoff = nullptr;
+    job_watch* watch = nullptr;
+    order_checker* chk = nullptr;
+    std::atomic<bool>* serial_ran = nullptr;
+    std::atomic<std::uint64_t>* missing_error = nullptr;
+    void parallel() override {
+      watch->parallel_started(index);
+      handoff->hand(this, static_cast<unsigned>(index), index);
+      throw std::runtime_error("thrown right after the hand-off");
+    }
+    void serial() override {
+      watch->serial_ran(index);
+      chk->check(cb, static_cast<std::int64_t>(index));
+      if (mode == 1 && parallel_error() == nullptr) missing_error->fetch_add(1, std::memory_order_relaxed);
+      serial_ran->store(true, std::memory_order_release);  // pairs with the acquire in before_done
+    }
+  };
+  std::vector<racing_job> jobs(n);
+  std::vector<std::atomic<bool>> serial_ran(n);
+  order_checker chk;
+  std::atomic<std::uint64_t> missing_error{0};
+  job_watch watch("hand-off and throw in either order", n);
+  completers handoff(
+      2, 17,
+      [&](std::uint64_t i) {  // mode 1: done() only after serial() ran
+        if (jobs[i].mode != 1) return;
+        while (!serial_ran[i].load(std::memory_order_acquire)) std::this_thread::yield();
+      },
+      [&](std::uint64_t i) { watch.done_returned(i); });
+  {
+    ordered_executor ex(cpus);
+    std::mt19937 rng(23);
+    for (std::size_t i = 0; i < n; ++i) {
+      racing_job& j = jobs[i];
+      j.index = i;
+      j.cb = cpus.ids()[rng() % cpus.size()];
+      j.mode = rng() % 2;
+      j.handoff = &handoff;
+      j.watch = &watch;
+      j.chk = &chk;
+      j.serial_ran = &serial_ran[i];
+      j.missing_error = &missing_error;
+      ASSERT_TRUE(ex.submit(j, j.cb).ok());
+      watch.submitted(i);
+    }
+    watch.wait_all_serialized();
+    ex.drain();
+    handoff.stop();  // every late done() has returned
+    eventually("every throw counted", [&] { return ex.parallel_errors() >= n; });
+    EXPECT_EQ(ex.parallel_errors(), n);
+    EXPECT_EQ(ex.duplicate_dones(), 0u) << "a done() after the executor's completion is not a second done()";
+    EXPECT_EQ(ex.in_flight(), 0u);
+  }
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(watch.duplicates(), 0u);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  EXPECT_EQ(missing_error.load(), 0u) << "the executor completed these jobs: parallel_error() must be set";
+}
+
+// A second done() for one submission is the user's error. Release builds
+// count it (ordered_executor::duplicate_dones()) and ignore it; debug builds
+// abort with the caller's file and line (death test below). Either way the
+// executor's state stays intact: each job completes once, in order, and the
+// executor keeps working. Mode 0 calls done() twice in a row in parallel();
+// mode 1 calls it in parallel() and again from another thread, while or
+// after the job is serialized.
+#ifdef NDEBUG
+TEST_F(ExecutorTest, SecondDoneIsIgnoredAndStateStaysIntact) {
+  const cpu_set cpus = test_cpus();
+  const std::size_t n = scaled(20'000);
+  struct twice_job final : ordered_job {
+    std::size_t index = 0;
+    int cb = 0;
+    unsigned mode = 0;
+    completers* again = nullptr;
+    job_watch* watch = nullptr;
+    order_checker* chk = nullptr;
+    void parallel() override {
+      watch->parallel_started(index);
+      done();
+      if (mode == 0) {
+        done();
+      } else {
+        again->hand(this, static_cast<unsigned>(index), index);
+      }
+      watch->done_returned(index);
+    }
+    void serial() override {
+      watch->serial_ran(index);
+      chk->check(cb, static_cast<std::int64_t>(index));
+    }
+  };
+  std::vector<twice_job> jobs(n);
+  order_checker chk;
+  job_watch watch("second done()", n);
+  completers again(2, 29);
+  ordered_executor ex(cpus);
+  std::mt19937 rng(31);
+  for (std::size_t i = 0; i < n; ++i) {
+    twice_job& j = jobs[i];
+    j.index = i;
+    j.cb = cpus.ids()[rng() % cpus.size()];
+    j.mode = rng() % 2;
+    j.again = &again;
+    j.watch = &watch;
+    j.chk = &chk;
+    ASSERT_TRUE(ex.submit(j, j.cb).ok());
+    watch.submitted(i);
+  }
+  watch.wait_all_serialized();
+  ex.drain();
+  again.stop();  // every second done() from another thread has returned
+  eventually("every second done() counted", [&] { return ex.duplicate_dones() >= n; });
+  EXPECT_EQ(ex.duplicate_dones(), n);
+  EXPECT_EQ(chk.serials.load(), n);
+  EXPECT_EQ(watch.duplicates(), 0u);
+  EXPECT_EQ(chk.out_of_order.load(), 0u);
+  EXPECT_EQ(chk.wrong_cpu.load(), 0u);
+  EXPECT_EQ(ex.in_flight(), 0u);
+
+  // The executor still works: fresh jobs all run, in order.
+  const std::size_t m = 2000;
+  std::vector<std::unique_ptr<test_job>> fresh(m);
+  order_checker chk2;
+  job_watch watch2("jobs after the second done() calls", m);
+  for (std::size_t i = 0; i < m; ++i) {
+    fresh[i] = std::make_unique<test_job>();
+    test_job& j = *fresh[i];
+    j.index = static_cast<std::int64_t>(i);
+    j.cb_cpu = cpus.ids()[i % cpus.size()];
+    j.chk = &chk2;
+    j.watch = &watch2;
+    ASSERT_TRUE(ex.submit(j, j.cb_cpu).ok());
+    watch2.submitted(i);
+  }
+  watch2.wait_all_serialized();
+  ex.drain();
+  EXPECT_EQ(chk2.serials.load(), m);
+  EXPECT_EQ(chk2.out_of_order.load(), 0u);
+  EXPECT_EQ(ex.duplicate_dones(), n);
+}
+#else
+struct done_twice_job final : ordered_job {
+  static constexpr int kSecondDoneLine = __LINE__ + 3;  // the line the report must name
+  void parallel() override {
+    done();
+    done();
+  }
+  void serial() override {}
+};
+
+TEST(ExecutorDeathTest, SecondDoneAbortsWithTheCallersFileAndLine) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the parent has liburcu's threads
+  EXPECT_DEATH(
+      {
+        ordered_executor ex(test_cpus());
+        done_twice_job j;
+        if (ex.submit(j, *test_cpus().begin()).ok()) ex.drain();
+      },
+      "done\\(\\) called twice for one submission of a job \\(called at .*ordered_executor_test\\.cpp:" +
+          std::to_string(done_twice_job::kSecondDoneLine) + "\\)");
+}
+#endif
 
 // --- teardown with jobs in flight ------------------------------------------------
 TEST_F(ExecutorTest, TeardownWithJobsInFlightWaitsAndFreesSafely) {
@@ -616,9 +1165,10 @@ TEST_F(ExecutorTest, TeardownWithJobsInFlightWaitsAndFreesSafely) {
   const int rounds = std::max(3, static_cast<int>(20 * test_scale()));
   for (int r = 0; r < rounds; ++r) {
     order_checker chk;
-    completers comp(3, 100 + r);
-    comp.set_delay(r % 2 == 0);
     const std::uint64_t n = 600;
+    job_watch watch("teardown test", n);  // the destructor drains: it must not wait forever
+    completers comp(3, 100 + r, {}, [&](std::uint64_t i) { watch.done_returned(i); });
+    comp.set_delay(r % 2 == 0);
     std::vector<std::unique_ptr<test_job>> jobs(n);
     {
       auto ex = std::make_unique<ordered_executor>(cpus);
@@ -630,7 +1180,9 @@ TEST_F(ExecutorTest, TeardownWithJobsInFlightWaitsAndFreesSafely) {
         j.mode = 1;
         j.comp = &comp;
         j.chk = &chk;
+        j.watch = &watch;
         ASSERT_TRUE(ex->submit(j, j.cb_cpu).ok());
+        watch.submitted(i);
       }
       ex.reset();  // jobs are still in flight in the completers: the destructor drains
       EXPECT_EQ(chk.serials.load(), n);

@@ -4,7 +4,7 @@
 // the code that uses it (a separately compiled library would hide its
 // atomics from ThreadSanitizer).
 //
-// The idea, the source and the numbered invariants (1)-(5) are in the header
+// The idea, the source and the numbered invariants (1)-(7) are in the header
 // essay; this file refers to them. Atomic accesses are tagged (S1), (R1), ...
 // and name their partner.
 //
@@ -33,8 +33,17 @@
 // in_flight_'s modification order (otherwise, through the acq_rel chains on
 // in_flight_ and next_seq_ (S1), s's release would happen before t's store),
 // so that reservation saw cap >= max_in_flight jobs in flight and failed.
-// The check in complete() turns any violation (e.g. done() called twice)
-// into an abort with a message rather than silent corruption.
+// The check in complete_unguarded() turns any violation (e.g. a job
+// submitted again while still in flight) into an abort with a message
+// rather than silent corruption.
+//
+// Why the claim word decides completion (invariant 7). ring_slot::claimed
+// holds the sequence number last completed at its index. By the argument
+// above, job t - cap was released (so its claim happened) before t was even
+// numbered, and t + cap cannot be numbered before t is released; so while t
+// is unclaimed the word holds exactly t - cap, and afterwards t or a later
+// lap. claim(t) is the compare-exchange t - cap -> t: of t's first done()
+// and the executor's completion after a throw, exactly one succeeds.
 #pragma once
 
 #include "rcukit/ordered_executor.hpp"
@@ -62,6 +71,19 @@ using executor_rcu = rcu::memb;
   std::fprintf(stderr, "rcukit::ordered_executor: %s\n", what);
   std::abort();
 }
+
+// A misuse by the caller at `where` (the caller's file and line).
+[[noreturn]] inline void executor_fatal_at(const char* what, const call_site& where) noexcept {
+  std::fprintf(stderr, "rcukit::ordered_executor: %s (called at %s:%u)\n", what, where.file_name(),
+               static_cast<unsigned>(where.line()));
+  std::abort();
+}
+
+// One entry of the reorder ring (invariants 1 and 7).
+struct ring_slot {
+  std::atomic<ordered_job*> job{nullptr};  // a completed job waiting for release (R1/R2)
+  std::atomic<std::uint64_t> claimed{0};   // the sequence number last completed here (C3)
+};
 
 struct executor_worker {
   executor_core* core = nullptr;
@@ -100,8 +122,7 @@ struct exec_config : rcu::retirable {
   }
 };
 
-inline thread_local executor_worker* tls_worker = nullptr;    // the worker this thread is, if any
-inline thread_local ordered_job* tls_parallel_job = nullptr;  // job whose parallel() runs here, until done()
+inline thread_local executor_worker* tls_worker = nullptr;  // the worker this thread is, if any
 
 class executor_core {
  public:
@@ -120,8 +141,14 @@ class executor_core {
     std::size_t cap = 1;
     while (cap < max_) cap <<= 1;
     mask_ = cap - 1;
-    ring_ = std::make_unique<std::atomic<ordered_job*>[]>(cap);
-    for (std::size_t i = 0; i < cap; ++i) ring_[i].store(nullptr, std::memory_order_relaxed);
+    ring_ = std::make_unique<ring_slot[]>(cap);
+    for (std::size_t i = 0; i < cap; ++i) {
+      // Invariant 7: before its first lap, index i holds "completed" for the
+      // job one lap before the first job numbered there.
+      const std::uint64_t first_here = o.first_seq + ((i - o.first_seq) & mask_);
+      // relaxed: not shared yet (the workers start later, in update_cpus).
+      ring_[i].claimed.store(first_here - cap, std::memory_order_relaxed);
+    }
     next_release_ = o.first_seq;
     by_cpu_.assign(CPU_SETSIZE, nullptr);
     config_.store(new exec_config, std::memory_order_relaxed);  // relaxed: not shared yet
@@ -129,8 +156,8 @@ class executor_core {
 
   // The owner drained before. Invariant 5.
   ~executor_core() {
-    // Every done() that released one of our jobs may still be inside
-    // complete(): wait for their read sides to end.
+    // A done() that released one of our jobs (or a late done() that was
+    // absorbed) may still be running: wait for their read sides to end.
     rcu::synchronize<executor_rcu>();
     for (auto& w : all_) {
       w->quit.store(true, std::memory_order_seq_cst);  // (W4) read by the worker's sleep check (W2)
@@ -225,6 +252,8 @@ class executor_core {
           j.cb_worker_ = cb;
           j.seq_ = seq;
           j.error_ = nullptr;
+          // (J0) relaxed: a new submission; published with the fields above by Q1.
+          j.done_called_.store(false, std::memory_order_relaxed);
           executor_worker* pw = dealt(*c, seq, kRun);
           pw->par_pushed.fetch_add(1, std::memory_order_relaxed);  // relaxed: heuristic (pick_worker)
           pw->par_q.push(&j);  // (Q1) publishes the fields above to the worker
@@ -297,7 +326,8 @@ class executor_core {
         j->cb_worker_ = cb;
         j->seq_ = seq0 + i;
         j->error_ = nullptr;
-        if (last != nullptr) j->next_ = last;  // reverse push order (push_chain)
+        j->done_called_.store(false, std::memory_order_relaxed);  // (J0) as in submit()
+        if (last != nullptr) j->next_ = last;                     // reverse push order (push_chain)
         last = j;
       }
       // (Q1) publishes the fields above to the worker. From here on the
@@ -308,29 +338,68 @@ class executor_core {
     return k;
   }
 
-  // ordered_job::done(). Invariants 1, 2, 5.
-  void complete(ordered_job* j) {
+  // ordered_job::done(). Invariants 1, 2, 5, 7.
+  void done(ordered_job* j, const call_site& where) {
     // A foreign thread needs a read side: the destructor waits for it (after
     // drain) before it frees the ring. One of our own workers does not: the
     // destructor joins every worker before it frees anything, so the thread
     // is its own guard, and the two out-of-line liburcu calls per job are
     // saved on the common path (parallel() calling done() on its worker).
     if (on_own_thread()) {
-      complete_unguarded(j);
+      done_unguarded(j, where);
     } else {
       rcu::read_guard<executor_rcu> guard;
-      complete_unguarded(j);
+      done_unguarded(j, where);
     }
   }
 
  private:
-  // complete() minus the lifetime guard (the caller provides it).
+  // done() minus the lifetime guard (the caller provides it).
+  void done_unguarded(ordered_job* j, const call_site& where) {
+    // (J1) relaxed: of two done() calls on one submission exactly one reads
+    // false (read-modify-writes of one object are totally ordered); nothing
+    // is published through the flag. Reset by J0 for each submission.
+    if (j->done_called_.exchange(true, std::memory_order_relaxed)) {
+      duplicate_done(where);
+      return;
+    }
+    // Lost: parallel() threw before this call and run_parallel() completed
+    // the job (invariant 7); this late done() is absorbed.
+    if (!claim(j->seq_)) return;
+    complete_unguarded(j);
+  }
+
+  // A second done() for one submission: the caller's bug, never the
+  // executor's state.
+  void duplicate_done(const call_site& where) {
+#ifndef NDEBUG
+    executor_fatal_at("done() called twice for one submission of a job", where);
+#else
+    (void)where;
+    duplicate_dones_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+#endif
+  }
+
+  // Claims the completion of job `seq`; true for exactly one caller per
+  // submission (invariant 7, and the file header for why the word holds
+  // seq - capacity until then).
+  bool claim(std::uint64_t seq) {
+    std::uint64_t expected = seq - (mask_ + 1);
+    // (C3) relaxed: the compare-exchange alone picks one winner (it reads the
+    // latest value of the word, and the previous lap's claim happens before
+    // this one by the ring argument); nothing is published through it: the
+    // winner publishes the job by R1 and the loser does not touch the job.
+    return ring_[seq & mask_].claimed.compare_exchange_strong(expected, seq, std::memory_order_relaxed,
+                                                              std::memory_order_relaxed);
+  }
+
+  // Stores a claimed job into the ring and maybe drains. Invariants 1, 2.
   void complete_unguarded(ordered_job* j) {
-    std::atomic<ordered_job*>& slot = ring_[j->seq_ & mask_];
+    std::atomic<ordered_job*>& slot = ring_[j->seq_ & mask_].job;
     // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
     // whose clear happens before this job's reservation (see the file header).
     if (slot.load(std::memory_order_relaxed) != nullptr) {
-      executor_fatal("reorder slot busy: done() called twice, or on a job that was not submitted");
+      executor_fatal("reorder slot busy: a job completed twice, or submitted again while in flight");
     }
     // (R1) release: publishes the job (and what parallel() wrote) to the
     // drainer's acquire load (R2). From here on j may be released, run and
@@ -452,6 +521,7 @@ class executor_core {
   std::size_t max_in_flight() const { return max_; }
   std::uint64_t parallel_errors() const { return parallel_errors_.load(std::memory_order_relaxed); }
   std::uint64_t serial_errors() const { return serial_errors_.load(std::memory_order_relaxed); }
+  std::uint64_t duplicate_dones() const { return duplicate_dones_.load(std::memory_order_relaxed); }
 
  private:
   // Round-robin dealing by sequence number, `run` consecutive numbers per
@@ -532,7 +602,7 @@ class executor_core {
     ordered_job* last = nullptr;
     std::uint64_t n = 0;
     for (;;) {
-      std::atomic<ordered_job*>& slot = ring_[s & mask_];
+      std::atomic<ordered_job*>& slot = ring_[s & mask_].job;
       ordered_job* j = slot.load(std::memory_order_acquire);  // (R2) pairs with R1
       if (j == nullptr) break;
       // relaxed: the next store into this slot (by job s + capacity) happens
@@ -617,19 +687,22 @@ class executor_core {
   }
 
   void run_parallel(ordered_job* j) {
-    tls_parallel_job = j;
+    // Read first: once done() has been called, on whatever thread, the job
+    // may reach serial() and be freed while parallel() still runs.
+    const std::uint64_t seq = j->seq_;
     try {
       j->parallel();
     } catch (...) {
       parallel_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-      // If done() already ran, the job is no longer ours: drop the exception.
-      if (tls_parallel_job == j) {
-        tls_parallel_job = nullptr;
+      // Invariant 7. Lost: a done() (on any thread, before or during the
+      // throw) completed the job, which is no longer ours: drop the
+      // exception, touch nothing. Won: no done() has completed it and none
+      // will (a later one is absorbed), so the job is still ours.
+      if (claim(seq)) {
         j->error_ = std::current_exception();
-        j->done();
+        complete_unguarded(j);  // a worker: no read side needed (see done())
       }
     }
-    tls_parallel_job = nullptr;
   }
 
   // Wakes w if it announced sleep. Called after a push (Q1).
@@ -715,7 +788,7 @@ class executor_core {
   const std::uint64_t resume_at_;  // a blocked submit resumes when in_flight <= this
   const when_full on_full_;
   std::size_t mask_ = 0;
-  std::unique_ptr<std::atomic<ordered_job*>[]> ring_;  // reorder ring, capacity mask_ + 1
+  std::unique_ptr<ring_slot[]> ring_;  // reorder ring, capacity mask_ + 1
 
   alignas(64) std::atomic<std::uint64_t> in_flight_{0};
   alignas(64) std::atomic<std::uint64_t> next_seq_;
@@ -727,6 +800,7 @@ class executor_core {
   std::atomic<bool> running_{true};
   std::atomic<std::uint64_t> parallel_errors_{0};
   std::atomic<std::uint64_t> serial_errors_{0};
+  std::atomic<std::uint64_t> duplicate_dones_{0};
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
 
@@ -758,9 +832,9 @@ inline cpu_set cpu_set::all() {
   return out;
 }
 
-inline void ordered_job::done() {
-  if (detail::tls_parallel_job == this) detail::tls_parallel_job = nullptr;
-  core_->complete(this);
+inline void ordered_job::done(detail::call_site where) {
+  if (core_ == nullptr) detail::executor_fatal_at("done() called on a job that was never submitted", where);
+  core_->done(this, where);
 }
 
 inline ordered_executor::ordered_executor(cpu_set cpus)
@@ -824,6 +898,7 @@ inline std::size_t ordered_executor::in_flight() const { return core_->in_flight
 inline std::size_t ordered_executor::max_in_flight() const { return core_->max_in_flight(); }
 inline std::uint64_t ordered_executor::parallel_errors() const { return core_->parallel_errors(); }
 inline std::uint64_t ordered_executor::serial_errors() const { return core_->serial_errors(); }
+inline std::uint64_t ordered_executor::duplicate_dones() const { return core_->duplicate_dones(); }
 inline bool ordered_executor::on_worker_thread() const { return core_->on_own_thread(); }
 
 }  // namespace rcukit
