@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <random>
@@ -216,5 +217,109 @@ TEST_F(JudyConcurrent, WritersFightOverTheSameNodes) { run(2, 2, layout{4, 200},
 
 // Many writers (oversubscribed on 2 cores: lock-holder preemption) and one reader.
 TEST_F(JudyConcurrent, OversubscribedWriters) { run(6, 1, layout{7, 3000}, 3000); }
+
+// Bound queries are linearizable (API.md: every member is). One writer
+// cycles two pairs of keys so that one key's presence implies another's:
+//   k1 < k2, k2 present => k1 present   (insert k1, insert k2, erase k2, erase k1)
+//   k3 < k4, k3 present => k4 present   (insert k4, insert k3, erase k3, erase k4)
+// with k1, k2, k3, k4 in four different root subtrees. upper_equal(q), for q
+// in a root subtree below k1's that holds only a smaller key, may return k1
+// or s3f (the stable key just above k2), never k2: whenever k2 is the least
+// key >= q, k1 is present and smaller. Mirror: lower_equal(q') for q' above
+// k4 returns k4 or s80, never k3. A bound that reads k1's slot (empty) and
+// later k2's subtree (holding k2), without checking that what it read first
+// is still current, returns k2.
+enum class bound_layout {
+  pigeon_root,  // 64 stable root subtrees between the pairs: the root is a
+                // pigeon node whose slots are set and cleared in place
+  lin_nodes,    // 2-key buckets, 6 root subtrees at most: k1 and k4 appearing
+                // rebuild the root (copy-on-write) while k2 and k3 replace a
+                // bucket in place in a depth-1 node the old and new roots share
+};
+
+template <unsigned Cap>
+void bound_implication_run(bound_layout lay) {
+  judy_array<std::uint64_t, rcu::memb, Cap> a;
+  auto at = [](std::uint64_t root_byte, std::uint64_t low) { return (root_byte << 56) | low; };
+  if (lay == bound_layout::pigeon_root) {
+    for (std::uint64_t b = 0x40; b < 0x80; ++b) ASSERT_TRUE(a.insert(at(b, 0x1234), ~at(b, 0x1234)).ok());
+  }
+  // Upper pair below the stable subtrees, lower pair above them; each pair
+  // far apart in the root, so a bound scans many root slots between them.
+  const std::uint64_t s00 = at(0x00, 1), q = at(0x00, 0x100);   // q's subtree: only a smaller key
+  const std::uint64_t k1 = at(0x01, 5);                         // alone in its subtree
+  const std::uint64_t k2 = at(0x3f, 5), s3f = at(0x3f, 0x999);  // k2's bucket: a larger stable key
+  const std::uint64_t x3f = at(0x3f, std::uint64_t{1} << 48);   // two larger ones in the next
+  const std::uint64_t y3f = x3f + 1;                            //   depth-1 slot
+  const std::uint64_t sff = at(0xff, 0xffff), qq = at(0xff, 0x100);
+  const std::uint64_t k4 = at(0xfe, 5);                                 // alone in its subtree
+  const std::uint64_t k3 = at(0x80, (std::uint64_t{1} << 48) | 0x500);  // k3's bucket:
+  const std::uint64_t s80 = at(0x80, (std::uint64_t{1} << 48) | 1);     //   a smaller stable key
+  const std::uint64_t x80 = at(0x80, 7), y80 = x80 + 1;  // two smaller ones, previous depth-1 slot
+  for (std::uint64_t k : {s00, s3f, x3f, y3f, sff, s80, x80, y80}) ASSERT_TRUE(a.insert(k, ~k).ok());
+  if (lay == bound_layout::lin_nodes) {
+    const auto shape = a.stats();
+    ASSERT_EQ(shape.nodes[4] + shape.nodes[3] + shape.nodes[2], 0u) << "expected lin4/lin11 nodes only";
+    ASSERT_GE(shape.nodes[0] + shape.nodes[1], 3u) << "expected the root and two depth-1 nodes";
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad_upper{0}, bad_lower{0}, cycles{0}, queries{0};  // relaxed: read after join
+  std::uint64_t first_bad[2] = {0, 0};                                  // per reader; read after join
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    long n = 0;
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
+      const bool ok = a.insert(k1, ~k1).ok() && a.insert(k4, ~k4).ok() && a.insert(k2, ~k2).ok() &&
+                      a.insert(k3, ~k3).ok() && a.erase(k2).has_value() && a.erase(k3).has_value() &&
+                      a.erase(k1).has_value() && a.erase(k4).has_value();
+      if (!ok) {
+        ADD_FAILURE() << "the writer's own cycle failed";
+        break;
+      }
+      ++n;
+    }
+    cycles.fetch_add(n, std::memory_order_relaxed);
+  });
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      long n = 0, bu = 0, bl = 0;
+      while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
+        if (r == 0) {
+          const auto ue = a.upper_equal(q);
+          if (!ue || (ue->first != k1 && ue->first != s3f) || ue->second != ~ue->first) {
+            if (bu++ == 0) first_bad[r] = ue ? ue->first : 0;
+          }
+        } else {
+          const auto le = a.lower_equal(qq);
+          if (!le || (le->first != k4 && le->first != s80) || le->second != ~le->first) {
+            if (bl++ == 0) first_bad[r] = le ? le->first : 0;
+          }
+        }
+        ++n;
+      }
+      bad_upper.fetch_add(bu, std::memory_order_relaxed);
+      bad_lower.fetch_add(bl, std::memory_order_relaxed);
+      queries.fetch_add(n, std::memory_order_relaxed);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(test_seconds()));
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& t : threads) t.join();
+  std::printf("bounds: %ld writer cycles, %ld queries\n", cycles.load(), queries.load());
+  EXPECT_GT(cycles.load(), 0);
+  EXPECT_EQ(bad_upper.load(), 0) << "upper_equal(q) must be k1 or s3f; first bad: " << std::hex
+                                 << first_bad[0] << (first_bad[0] == k2 ? " (k2)" : "");
+  EXPECT_EQ(bad_lower.load(), 0) << "lower_equal(q') must be k4 or s80; first bad: " << std::hex
+                                 << first_bad[1] << (first_bad[1] == k3 ? " (k3)" : "");
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+}
+
+TEST_F(JudyConcurrent, BoundNeverSkipsAnImpliedKeyPigeonRoot) {
+  bound_implication_run<32>(bound_layout::pigeon_root);
+}
+TEST_F(JudyConcurrent, BoundNeverSkipsAnImpliedKeyLinNodes) {
+  bound_implication_run<2>(bound_layout::lin_nodes);
+}
 
 }  // namespace

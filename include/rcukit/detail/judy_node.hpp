@@ -19,7 +19,8 @@
 //   lin25      256     8..25   "
 //   pool       928    16..100  4 sorted segments of <= 25, chosen by the key
 //                              byte's two high bits (b >> 6)
-//   pigeon    2072    24..256  256 child words indexed by the key byte
+//   pigeon    2080    24..256  a seqcount, then 256 child words indexed by
+//                              the key byte
 //
 // The overlapping ranges are the hysteresis: a node grows when its class is
 // full and shrinks only when it falls well below the smaller class's
@@ -32,7 +33,10 @@
 //      node is published; only child words change in place (atomically), and
 //      only to replace an existing child by another non-empty one.
 //  (2) Pigeon nodes change in place: a slot is set or cleared with a release
-//      store under the node lock; count_ is atomic.
+//      store under the node lock, inside a write section of the node's
+//      seqcount (odd while the store is in flight), so a reader that samples
+//      the seqcount before and after reading slots knows whether any slot
+//      changed in between; count_ is atomic.
 //  (3) Keys are sorted inside every segment; a pool key sits in segment b>>6.
 //  (4) A node's kind matches its child count (table above); no node is empty;
 //      no node's children are all buckets with <= cap/2 keys in total (it
@@ -59,6 +63,7 @@
 #include <new>
 #include <thread>
 
+#include "rcukit/detail/seqcount.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
@@ -435,10 +440,12 @@ inline constexpr judy_kind_info judy_kinds[5] = {
     judy_make_info(1, 11, 3),
     judy_make_info(1, 25, 8),
     judy_make_info(4, 25, 16),
-    {0, 256, 24, 256, judy_header_bytes + 8 * 256, judy_header_bytes},
+    // pigeon: the header, the seqcount (8 bytes), the 256 child words.
+    {0, 256, 24, 256, judy_header_bytes + 8 + 8 * 256, judy_header_bytes + 8},
 };
 static_assert(judy_kinds[0].bytes == 64 && judy_kinds[1].bytes == 128 && judy_kinds[2].bytes == 256);
-static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2072);
+static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2080);
+static_assert(sizeof(seqcount) == 8, "a pigeon node's seqcount fills the 8 bytes before its child words");
 
 // Tagged child word: 0, a node, or a bucket (bit 0). Allocations are
 // 16-byte aligned (malloc), so bits 1..3 are free for planning placeholders.
@@ -562,6 +569,13 @@ struct judy_node : rcu::retirable {
   const std::atomic<judy_word>* children() const noexcept {
     return std::launder(reinterpret_cast<const std::atomic<judy_word>*>(raw() + info().child_off));
   }
+  // Pigeon nodes only: the seqcount of in-place slot changes (invariant 2).
+  seqcount& pigeon_seq() noexcept {
+    return *std::launder(reinterpret_cast<seqcount*>(raw() + judy_header_bytes));
+  }
+  const seqcount& pigeon_seq() const noexcept {
+    return *std::launder(reinterpret_cast<const seqcount*>(raw() + judy_header_bytes));
+  }
   unsigned count() const noexcept {
     // relaxed: pigeon counts change only under lock_ and are read by writers
     // holding it (or by quiescent invariant checks); others are immutable.
@@ -595,6 +609,13 @@ struct judy_node : rcu::retirable {
   // descending byte order until f returns true; returns whether it did.
   template <bool Asc, class F>
   bool visit(unsigned from, unsigned to, F&& f) const {
+    return visit_at<Asc>(from, to,
+                         [&](unsigned b, const std::atomic<judy_word>*, judy_word w) { return f(b, w); });
+  }
+  // Same, with the child word's address: f(byte, at, word), word == *at as
+  // loaded (acquire, as child()). For readers that re-check what they read.
+  template <bool Asc, class F>
+  bool visit_at(unsigned from, unsigned to, F&& f) const {
     // Visits bytes in [from, to] (inclusive), in the chosen order.
     if (from > to) return false;
     if (kind_ == judy_kind::pigeon) {
@@ -602,12 +623,12 @@ struct judy_node : rcu::retirable {
       if constexpr (Asc) {
         for (unsigned b = from; b <= to; ++b) {
           const judy_word w = c[b].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + b, w)) return true;
         }
       } else {
         for (unsigned b = to + 1; b-- > from;) {
           const judy_word w = c[b].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + b, w)) return true;
         }
       }
       return false;
@@ -623,7 +644,7 @@ struct judy_node : rcu::retirable {
           if (b < from) continue;
           if (b > to) return false;
           const judy_word w = c[base + i].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + base + i, w)) return true;
         }
       }
     } else {
@@ -634,7 +655,7 @@ struct judy_node : rcu::retirable {
           if (b > to) continue;
           if (b < from) return false;
           const judy_word w = c[base + i].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + base + i, w)) return true;
         }
       }
     }
@@ -668,6 +689,7 @@ inline judy_node* judy_new_node(judy_kind k) noexcept {
   auto* n = new (mem) judy_node(k);
   char* raw = static_cast<char*>(mem);
   for (std::size_t i = judy_header_bytes; i < in.child_off; ++i) raw[i] = 0;
+  if (k == judy_kind::pigeon) new (raw + judy_header_bytes) seqcount();
   for (unsigned i = 0; i < in.max_count; ++i) new (raw + in.child_off + 8 * i) std::atomic<judy_word>(0);
   return n;
 }
