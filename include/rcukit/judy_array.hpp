@@ -101,8 +101,10 @@
 //      an update either happens completely (one release store) or not at all.
 //  (4) Replaced nodes and buckets are unreachable for new readers before they
 //      are retired; they are freed after a grace period.
-//  (5) size() counts keys; memory_bytes() counts the bytes of live nodes and
-//      buckets; both are exact when no writer runs and return to 0 when empty.
+//  (5) size() counts keys; node_bytes() counts the block bytes of reachable
+//      nodes and buckets; both are exact when no writer runs and return to 0
+//      when empty. memory_bytes() adds what the judy allocator holds besides
+//      nodes (per-thread caches, pending retired objects and their batches).
 //
 // Not supported: path compression of inner-node chains, concurrent use of
 // the destructor, and with rcu::qsbr, unregistered threads (see rcu.hpp).
@@ -257,8 +259,29 @@ class judy_array {
     for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
     return static_cast<std::size_t>(n);
   }
-  // Bytes held by nodes and buckets (not yet retired). Same exactness.
-  std::size_t memory_bytes() const noexcept {
+  // Bytes of memory the process holds from malloc for judy arrays, as far as
+  // this array can tell: node_bytes() (this array's nodes and buckets) plus
+  // detail::judy_alloc::held_bytes(), the judy allocator's holdings besides
+  // nodes: free blocks in every thread's block cache (up to 2 MiB per thread
+  // that updated or destroyed a judy_array), and every retired node and
+  // bucket not yet reused or freed (waiting for its grace period, or
+  // returned to its thread and not yet drained), with the retire batches
+  // and per-thread bookkeeping that hold them. Sizes are the blocks
+  // requested from malloc (16-byte classes), not counting malloc's own
+  // chunk headers, nor this judy_array object itself.
+  // The second part is shared: caches and batches are per thread, not per
+  // array, so with several judy_arrays each figure includes all of it (their
+  // sum overcounts; node_bytes() is the per-array part). With one array it
+  // is everything the structure makes the process hold through the judy
+  // allocator. Exact when no update, drain or RCU callback of an exited
+  // thread's batch runs (e.g. after joining writers and rcu::barrier());
+  // a relaxed snapshot otherwise. Blocking: takes a process-wide spin lock
+  // for one pass over the per-thread holdings; never inside a lock of this
+  // array.
+  std::size_t memory_bytes() const noexcept { return node_bytes() + detail::judy_alloc::held_bytes(); }
+  // Block bytes of this array's reachable nodes and buckets (0 when empty).
+  // Exact when no writer runs; relaxed snapshot otherwise. Wait-free.
+  std::size_t node_bytes() const noexcept {
     std::ptrdiff_t n = 0;
     for (const stripe& st : stripes_) n += st.bytes.load(std::memory_order_relaxed);  // statistic
     return static_cast<std::size_t>(n);
@@ -287,8 +310,8 @@ class judy_array {
     check(root_.load(std::memory_order_acquire), 0, 0, keys, bytes, err);
     if (err.empty() && keys != size())
       err = "size() " + std::to_string(size()) + " != keys " + std::to_string(keys);
-    if (err.empty() && bytes != memory_bytes()) {
-      err = "memory_bytes() " + std::to_string(memory_bytes()) + " != counted " + std::to_string(bytes);
+    if (err.empty() && bytes != node_bytes()) {
+      err = "node_bytes() " + std::to_string(node_bytes()) + " != counted " + std::to_string(bytes);
     }
     return err.empty() ? absl::OkStatus() : absl::InternalError("judy_array: " + err);
   }
@@ -540,8 +563,8 @@ class judy_array {
   }
   static std::size_t subtree_bytes(word w) {
     if (w == 0) return 0;
-    if (detail::judy_is_leaf(w)) return as_bucket(w)->bytes();
-    std::size_t s = as_node(w)->bytes();
+    if (detail::judy_is_leaf(w)) return word_bytes(w);
+    std::size_t s = word_bytes(w);
     as_node(w)->template visit<true>(0, 255, [&](unsigned, word c) {
       s += subtree_bytes(c);
       return false;
@@ -680,8 +703,9 @@ class judy_array {
     return e;
   }
 
+  // Block bytes of a node or bucket (what the allocator took from malloc).
   static std::size_t word_bytes(word w) noexcept {
-    return detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes();
+    return detail::judy_block_bytes(detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes());
   }
   // Retires a node or bucket that new readers can no longer reach: into the
   // calling thread's batch, or alone if no batch could be allocated.
@@ -689,6 +713,7 @@ class judy_array {
     void* mem =
         detail::judy_is_leaf(w) ? static_cast<void*>(as_bucket_mut(w)) : static_cast<void*>(as_node(w));
     if (detail::judy_reclaimer<Rcu>::retire(mem, word_bytes(w))) return;
+    detail::judy_alloc::solo_pending.add(static_cast<long>(word_bytes(w)));  // until the callback frees it
     if (detail::judy_is_leaf(w)) {
       rcu::retire_with<&detail::judy_free_bucket_remote<T>, Rcu>(as_bucket_mut(w));
     } else {
@@ -970,7 +995,7 @@ class judy_array {
         retire_word(retire_list[i]);
       }
       // Statistics, striped per thread so writers in disjoint subtrees do not
-      // share a cache line; relaxed: summed by size()/memory_bytes(), which
+      // share a cache line; relaxed: summed by size()/node_bytes(), which
       // are exact only when no writer runs.
       stripe& st = stripes_[detail::judy_stripe_index()];
       if (v != nullptr && inserted) st.size.fetch_add(1, std::memory_order_relaxed);
@@ -1004,7 +1029,7 @@ class judy_array {
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
       keys += b->n;
-      bytes += b->bytes();
+      bytes += word_bytes(w);
       if (b->n == 0 || b->n > bucket_cap(d)) {
         err = "bucket of " + std::to_string(b->n) + " keys at slot depth " + std::to_string(d);
       }
@@ -1021,7 +1046,7 @@ class judy_array {
       return;
     }
     const node* n = as_node(w);
-    bytes += n->bytes();
+    bytes += word_bytes(w);
     if (n->is_dead()) err = "dead node reachable";
     const detail::judy_kind_info& in = n->info();
     unsigned live = 0;

@@ -7,12 +7,13 @@
 // replacement was published); a reader seeing keys out of order or twice in
 // for_each; a writer's own operation returning a result its private model
 // contradicts (each writer owns its keys, so its results are deterministic);
-// the final contents, size() or memory_bytes() not exact after the threads
+// the final contents, size() or node_bytes() not exact after the threads
 // join; nodes leaked or freed while still reachable (ASan/TSan builds and
 // the live-allocation counter after rcu::barrier()).
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -192,9 +193,16 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
   });
   EXPECT_TRUE(same);
   EXPECT_EQ(seen, want.size());
+  // Everything the writers' caches and batches hold is gone with them (the
+  // threads exited); what is left is this thread's and the nodes, and the
+  // allocator-side count must agree once no callback runs.
+  rcu::barrier();
+  EXPECT_EQ(a.memory_bytes(), alloc::malloc_bytes());
   for (const auto& kv : want) ASSERT_EQ(a.erase(kv.first), kv.second);
   EXPECT_EQ(a.size(), 0u);
-  EXPECT_EQ(a.memory_bytes(), 0u);
+  EXPECT_EQ(a.node_bytes(), 0u);
+  rcu::barrier();
+  EXPECT_EQ(a.memory_bytes(), alloc::malloc_bytes());
 }
 
 class JudyConcurrent : public ::testing::Test {
@@ -217,6 +225,45 @@ TEST_F(JudyConcurrent, WritersFightOverTheSameNodes) { run(2, 2, layout{4, 200},
 
 // Many writers (oversubscribed on 2 cores: lock-holder preemption) and one reader.
 TEST_F(JudyConcurrent, OversubscribedWriters) { run(6, 1, layout{7, 3000}, 3000); }
+
+// memory_bytes() counts what live writer threads hold for the array: each
+// one's block cache and pending retire batches. Writers update, then park
+// (alive, caches and batches full) while the main thread compares
+// memory_bytes() with the allocator-side count; then they exit, which frees
+// their caches and hands their batches to RCU, and the counts must agree
+// again, lower.
+TEST_F(JudyConcurrent, MemoryBytesCountsEveryWritersCacheAndBatches) {
+  judy_array<std::uint64_t> a;
+  constexpr int kWriters = 3;
+  std::barrier<> parked(kWriters + 1);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 rng(300 + w);
+      for (int i = 0; i < 40000; ++i) {
+        const std::uint64_t k = (rng() % 20000) * kWriters + static_cast<unsigned>(w);
+        if (rng() % 3 == 0) {
+          (void)a.erase(k);
+        } else {
+          (void)a.insert_or_assign(k, k);
+        }
+      }
+      parked.arrive_and_wait();  // parked: the main thread measures
+      parked.arrive_and_wait();  // released: exit
+    });
+  }
+  parked.arrive_and_wait();
+  rcu::barrier();  // no judy callback runs while we compare
+  const std::size_t with_writers = a.memory_bytes();
+  EXPECT_EQ(with_writers, alloc::malloc_bytes());
+  EXPECT_GT(with_writers, a.node_bytes()) << "the writers' caches and batches are not counted";
+  parked.arrive_and_wait();
+  for (auto& t : threads) t.join();
+  rcu::barrier();  // the exited writers' batches are freed by their callbacks
+  EXPECT_EQ(a.memory_bytes(), alloc::malloc_bytes());
+  EXPECT_LT(a.memory_bytes(), with_writers) << "the exited writers' caches were not released";
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+}
 
 // Bound queries are linearizable (API.md: every member is). One writer
 // cycles two pairs of keys so that one key's presence implies another's:

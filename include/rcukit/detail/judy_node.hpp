@@ -48,7 +48,8 @@
 // returned to it after the grace period, so the thread that allocates is
 // the one that frees (no malloc arena shared between writers and liburcu's
 // callback thread). judy_alloc::live counts objects not yet past their
-// grace period.
+// grace period; every byte taken from malloc is accounted for in one of
+// three states (nodes, cached, pending: "Memory accounting" below).
 //
 // Not supported here: path compression of inner-node chains (a long shared
 // prefix over more than a bucket of keys costs one lin4 node per shared
@@ -64,6 +65,7 @@
 #include <thread>
 
 #include "rcukit/detail/seqcount.hpp"
+#include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
@@ -95,6 +97,74 @@ struct judy_striped_counter {
 };
 
 // ---------------------------------------------------------------------------
+// Memory accounting. Every byte the judy allocator takes from malloc is, at
+// any time, in exactly one of these states:
+//   (M1) a node or bucket: counted by its judy_array (node_bytes(), once
+//        published; an update's unpublished objects are in flight);
+//   (M2) a free block in a thread's block cache: that cache's holding;
+//   (M3) retired and not yet back in a cache or freed (in a batch waiting
+//        for its grace period, or returned to its thread and not yet
+//        drained), together with the batch structures and the per-thread
+//        box: that box's holding; or retired alone through call_rcu (no
+//        batch could be had): judy_alloc::solo_pending.
+// Holdings (M2, M3) sit in one process-wide list, so judy_alloc::held_bytes()
+// can sum them. A holding is written by its thread only (a relaxed load and
+// store: no read-modify-write on the hot path), except a box's after its
+// thread exited (see judy_reclaimer::thread_exit). judy_alloc::malloc_bytes()
+// counts the same bytes from the other side (malloc'd minus freed, at the
+// calls), so tests can check that the states add up. Sizes are the block
+// sizes requested from malloc (judy_block_bytes), not malloc's chunk headers.
+// ---------------------------------------------------------------------------
+struct judy_holding {
+  std::atomic<std::size_t> bytes{0};
+  judy_holding* prev = nullptr;  // list links: guarded by judy_holdings_lock
+  judy_holding* next = nullptr;
+};
+inline constinit spin_lock judy_holdings_lock;
+inline constinit judy_holding* judy_holdings_head = nullptr;
+
+inline void judy_holding_link(judy_holding* h) noexcept {
+  judy_holdings_lock.lock();
+  h->prev = nullptr;
+  h->next = judy_holdings_head;
+  if (h->next != nullptr) h->next->prev = h;
+  judy_holdings_head = h;
+  judy_holdings_lock.unlock();
+}
+inline void judy_holding_unlink(judy_holding* h) noexcept {
+  judy_holdings_lock.lock();
+  if (h->prev != nullptr) {
+    h->prev->next = h->next;
+  } else {
+    judy_holdings_head = h->next;
+  }
+  if (h->next != nullptr) h->next->prev = h->prev;
+  h->prev = h->next = nullptr;
+  judy_holdings_lock.unlock();
+}
+// Adds d to a holding written by the calling thread alone.
+inline void judy_holding_add_own(judy_holding& h, std::ptrdiff_t d) noexcept {
+  // relaxed load and store: a single writer; readers sum holdings as a
+  // statistic (exact when the writers are quiescent).
+  h.bytes.store(h.bytes.load(std::memory_order_relaxed) + static_cast<std::size_t>(d),
+                std::memory_order_relaxed);
+}
+
+// Bytes obtained from malloc and not yet freed by the judy allocator (all
+// of M1-M3). Touched only at malloc and free, which cost far more.
+inline constinit judy_striped_counter judy_malloc_count{};
+inline void* judy_sys_malloc(std::size_t bytes) noexcept {
+  void* p = std::malloc(bytes);
+  if (p != nullptr) judy_malloc_count.add(static_cast<long>(bytes));
+  return p;
+}
+inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  judy_malloc_count.add(-static_cast<long>(bytes));
+  std::free(p);
+}
+
+// ---------------------------------------------------------------------------
 // Per-thread block cache. Every update allocates a bucket and frees the one
 // it replaced a grace period later; through glibc that pair cost about a
 // third of an update (_int_free's coalescing of a burst of freed chunks).
@@ -109,44 +179,57 @@ inline constexpr std::size_t judy_cache_max_bytes = 2 * 1024 * 1024;
 
 struct judy_block_cache {
   void* heads[judy_cache_classes];  // free blocks, linked through their first word
-  std::size_t bytes;                // held in all classes
+  judy_holding held;                // bytes in all classes (M2), linked while state == 1
   unsigned char state;              // 0 = unused yet, 1 = on, 2 = off (thread exiting)
 };
 inline thread_local constinit judy_block_cache judy_tls_cache{};
 
+inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
+// The size of the block the allocator takes from malloc for `bytes`.
+inline std::size_t judy_block_bytes(std::size_t bytes) noexcept {
+  const std::size_t c = judy_size_class(bytes);
+  return c < judy_cache_classes ? c * 16 : bytes;
+}
+
+// Frees every block in the calling thread's cache (the cache stays on).
+// Memory measurements call it to start cold.
+inline void judy_cache_trim() noexcept {
+  judy_block_cache& c = judy_tls_cache;
+  for (std::size_t k = 0; k < judy_cache_classes; ++k) {
+    while (c.heads[k] != nullptr) {
+      void* next = *static_cast<void**>(c.heads[k]);
+      judy_sys_free(c.heads[k], k * 16);
+      c.heads[k] = next;
+    }
+  }
+  judy_holding_add_own(c.held, -static_cast<std::ptrdiff_t>(c.held.bytes.load(std::memory_order_relaxed)));
+}
+
 struct judy_block_cache_guard {
   ~judy_block_cache_guard() {
-    judy_block_cache& c = judy_tls_cache;
-    for (void*& h : c.heads) {
-      while (h != nullptr) {
-        void* next = *static_cast<void**>(h);
-        std::free(h);
-        h = next;
-      }
-    }
-    c.bytes = 0;
-    c.state = 2;
+    judy_cache_trim();
+    judy_tls_cache.state = 2;
+    judy_holding_unlink(&judy_tls_cache.held);
   }
 };
 
-inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
-
-// A block of at least `bytes` (rounded up to its class), or nullptr.
+// A block of at least `bytes` (judy_block_bytes(bytes)), or nullptr.
 inline void* judy_cache_get(std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   judy_block_cache& tc = judy_tls_cache;
   if (c < judy_cache_classes && tc.state == 1 && tc.heads[c] != nullptr) {
     void* p = tc.heads[c];
     tc.heads[c] = *static_cast<void**>(p);
-    tc.bytes -= c * 16;
+    judy_holding_add_own(tc.held, -static_cast<std::ptrdiff_t>(c * 16));
     return p;
   }
   if (tc.state == 0) {
     static thread_local judy_block_cache_guard guard;  // empties the cache at thread exit
     (void)guard;
+    judy_holding_link(&tc.held);
     tc.state = 1;
   }
-  return std::malloc(c < judy_cache_classes ? c * 16 : bytes);
+  return judy_sys_malloc(judy_block_bytes(bytes));
 }
 
 // Gives back a block from judy_cache_get(bytes): into this thread's cache,
@@ -154,13 +237,14 @@ inline void* judy_cache_get(std::size_t bytes) noexcept {
 inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   judy_block_cache& tc = judy_tls_cache;
-  if (c < judy_cache_classes && tc.state == 1 && tc.bytes + c * 16 <= judy_cache_max_bytes) {
+  if (c < judy_cache_classes && tc.state == 1 &&
+      tc.held.bytes.load(std::memory_order_relaxed) + c * 16 <= judy_cache_max_bytes) {  // own holding
     *static_cast<void**>(p) = tc.heads[c];
     tc.heads[c] = p;
-    tc.bytes += c * 16;
+    judy_holding_add_own(tc.held, static_cast<std::ptrdiff_t>(c * 16));
     return;
   }
-  std::free(p);
+  judy_sys_free(p, judy_block_bytes(bytes));
 }
 
 // ---------------------------------------------------------------------------
@@ -173,6 +257,8 @@ struct judy_alloc {
   // counting when its grace period ends (judy_batch_done), even if the
   // retiring thread frees the memory itself later (judy_reclaimer).
   static inline judy_striped_counter live{};
+  // Block bytes of objects retired alone through call_rcu (M3).
+  static inline judy_striped_counter solo_pending{};
   // Per-thread fault injection: -1 = never fail; n >= 0 = the (n+1)-th
   // allocation by this thread fails (and the countdown then disarms).
   static inline thread_local long fail_countdown = -1;
@@ -196,13 +282,33 @@ struct judy_alloc {
     live.add(-1);
     judy_cache_put(p, bytes);
   }
-  // Same, from a thread that never allocates (liburcu's callback thread):
-  // straight to free(), so that thread's cache does not fill up uselessly.
-  static void deallocate_remote(void* p) noexcept {
+  // Frees an object of `bytes` retired alone (solo_pending), from liburcu's
+  // callback thread: straight to free(), so that thread keeps no cache.
+  static void deallocate_retired_alone(void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;
     live.add(-1);
-    std::free(p);
+    solo_pending.add(-static_cast<long>(judy_block_bytes(bytes)));
+    judy_sys_free(p, judy_block_bytes(bytes));
   }
+
+  // Bytes held besides nodes and buckets (M2 and M3), in the whole process:
+  // every thread's block cache, every pending retired object and batch
+  // structure. Exact when no judy_array update, drain or RCU callback of
+  // an exited thread's batch runs. Blocking (a process-wide lock, held for
+  // one pass over a list with one entry per thread and flavour).
+  static std::size_t held_bytes() noexcept {
+    std::size_t n = 0;
+    judy_holdings_lock.lock();
+    for (const judy_holding* h = judy_holdings_head; h != nullptr; h = h->next) {
+      n += h->bytes.load(std::memory_order_relaxed);  // statistic, see above
+    }
+    judy_holdings_lock.unlock();
+    return n + static_cast<std::size_t>(solo_pending.load());
+  }
+  // Bytes malloc'd minus freed by the judy allocator (M1 + M2 + M3), counted
+  // at the malloc and free calls: the allocator-side figure tests compare
+  // with judy_array::memory_bytes().
+  static std::size_t malloc_bytes() noexcept { return static_cast<std::size_t>(judy_malloc_count.load()); }
 };
 
 // ---------------------------------------------------------------------------
@@ -227,12 +333,16 @@ struct judy_alloc {
 //       queue, the owner's returned list, or the owner's spare slot.
 //  (R3) A box (the returned list) lives while its owner thread lives or a
 //       batch of it is queued (refs counts both).
+//  (R4) The box's holding counts the box, every batch structure of its
+//       thread, and the block bytes of every object in them (M3). Its owner
+//       writes it alone until it marks the list orphaned (an acq_rel
+//       exchange); from then on every writer uses read-modify-writes.
 // Not supported: a thread that retired objects and then never updates any
 // judy_array again keeps up to one open batch (judy_batch_cap objects) until
 // it exits or destroys a judy_array, and its returned batches until then;
 // and each thread's block cache keeps up to judy_cache_max_bytes (2 MiB) of
 // free blocks until the thread exits: memory is bounded, not returned
-// promptly.
+// promptly (judy_array::memory_bytes() reports it).
 // ---------------------------------------------------------------------------
 inline constexpr unsigned judy_batch_cap = 64;
 
@@ -251,6 +361,7 @@ struct judy_reclaim_box {
   std::atomic<judy_retire_batch*> returned{nullptr};
   // The owner's reference plus one per queued batch (invariant R3).
   std::atomic<long> refs{1};
+  judy_holding held;  // invariant R4; linked for the box's whole life
 };
 
 inline judy_retire_batch* judy_orphan() noexcept {
@@ -258,24 +369,29 @@ inline judy_retire_batch* judy_orphan() noexcept {
 }
 
 // Frees a batch's objects (live already dropped): into the calling thread's
-// cache when it is the owner, else straight to free().
-inline void judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
+// cache when it is the owner, else straight to free(). Returns their block
+// bytes (for the box's holding).
+inline std::size_t judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
+  std::size_t bytes = 0;
   for (unsigned i = 0; i < b->n; ++i) {
+    bytes += judy_block_bytes(b->sizes[i]);
     if (owner) {
       judy_cache_put(b->objs[i], b->sizes[i]);
     } else {
-      std::free(b->objs[i]);
+      judy_sys_free(b->objs[i], judy_block_bytes(b->sizes[i]));
     }
   }
   b->n = 0;
+  return bytes;
 }
 
 inline void judy_box_unref(judy_reclaim_box* box) noexcept {
   // acq_rel: the last decrement (acquire) sees every other holder's use of
   // the box, each of which released it with its own decrement.
   if (box->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    judy_holding_unlink(&box->held);
     box->~judy_reclaim_box();
-    std::free(box);
+    judy_sys_free(box, sizeof(judy_reclaim_box));
   }
 }
 
@@ -283,21 +399,25 @@ inline void judy_box_unref(judy_reclaim_box* box) noexcept {
 inline void judy_batch_done(judy_retire_batch* b) noexcept {
   judy_alloc::live.add(-static_cast<long>(b->n));
   judy_reclaim_box* box = b->box;
-  // relaxed: the CAS below orders the push; an orphaned list needs no
-  // ordering with the owner (it only stopped draining).
-  judy_retire_batch* head = box->returned.load(std::memory_order_relaxed);
+  // acquire (here and on CAS failure): if the list is orphaned, pairs with
+  // the owner's acq_rel exchange in thread_exit(), so its last writes to
+  // the box's holding come before ours (invariant R4).
+  judy_retire_batch* head = box->returned.load(std::memory_order_acquire);
   for (;;) {
     if (head == judy_orphan()) {
-      judy_free_batch_objects(b, /*owner=*/false);
+      const std::size_t bytes = judy_free_batch_objects(b, /*owner=*/false) + sizeof(judy_retire_batch);
       b->~judy_retire_batch();
-      std::free(b);
+      judy_sys_free(b, sizeof(judy_retire_batch));
+      // relaxed RMW: the box's holding is a statistic; after the orphan
+      // mark every writer uses RMWs (R4), so none is lost.
+      box->held.bytes.fetch_sub(bytes, std::memory_order_relaxed);
       break;
     }
     b->next = head;
     // release: hands the batch (and the end of its grace period, which the
     // rcu layer made happen-before this callback) to the owner's acquire
     // exchange in judy_reclaimer::drain().
-    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed)) {
+    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_acquire)) {
       break;
     }
   }
@@ -329,6 +449,7 @@ class judy_reclaimer {
     if (st.open == nullptr && !open_batch(st)) return false;
     st.open->sizes[st.open->n] = static_cast<std::uint32_t>(bytes);
     st.open->objs[st.open->n++] = mem;
+    judy_holding_add_own(st.box->held, static_cast<std::ptrdiff_t>(judy_block_bytes(bytes)));  // R4
     if (st.open->n == judy_batch_cap) flush();
     return true;
   }
@@ -353,17 +474,20 @@ class judy_reclaimer {
     if (st.box->returned.load(std::memory_order_relaxed) == nullptr) return;
     // acquire: pairs with the release CAS in judy_batch_done().
     judy_retire_batch* l = st.box->returned.exchange(nullptr, std::memory_order_acquire);
+    std::size_t freed = 0;
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
-      judy_free_batch_objects(l, /*owner=*/true);
+      freed += judy_free_batch_objects(l, /*owner=*/true);
       if (st.spare == nullptr) {
         st.spare = l;
       } else {
         l->~judy_retire_batch();
-        std::free(l);
+        judy_sys_free(l, sizeof(judy_retire_batch));
+        freed += sizeof(judy_retire_batch);
       }
       l = next;
     }
+    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));  // R4
   }
 
  private:
@@ -374,20 +498,32 @@ class judy_reclaimer {
   static void thread_exit() noexcept {
     judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
     flush();
-    std::free(st.open);  // empty (or null)
-    std::free(st.spare);
+    std::size_t freed = 0;
+    for (judy_retire_batch* b : {st.open, st.spare}) {  // empty (or null)
+      if (b == nullptr) continue;
+      b->~judy_retire_batch();
+      judy_sys_free(b, sizeof(judy_retire_batch));
+      freed += sizeof(judy_retire_batch);
+    }
+    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));
     st.open = st.spare = nullptr;
     st.phase = 2;
-    // acquire: pairs with the release CAS in judy_batch_done(); from now on
-    // callbacks free their batches themselves.
-    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acquire);
+    // acq_rel: acquire pairs with the release CAS in judy_batch_done();
+    // release hands this thread's writes to the box's holding to the
+    // callbacks that see the orphan mark (R4). From now on callbacks free
+    // their batches themselves.
+    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acq_rel);
+    freed = 0;
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
-      judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
+      freed += judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
       l->~judy_retire_batch();
-      std::free(l);
+      judy_sys_free(l, sizeof(judy_retire_batch));
+      freed += sizeof(judy_retire_batch);
       l = next;
     }
+    // relaxed RMW: callbacks may write the holding too from now on (R4).
+    st.box->held.bytes.fetch_sub(freed, std::memory_order_relaxed);
     judy_box_unref(st.box);
     st.box = nullptr;
   }
@@ -395,9 +531,11 @@ class judy_reclaimer {
   static bool open_batch(judy_reclaim_state& st) noexcept {
     if (st.phase == 2) return false;
     if (st.phase == 0) {
-      void* m = std::malloc(sizeof(judy_reclaim_box));
+      void* m = judy_sys_malloc(sizeof(judy_reclaim_box));
       if (m == nullptr) return false;
       st.box = new (m) judy_reclaim_box();
+      judy_holding_add_own(st.box->held, sizeof(judy_reclaim_box));  // R4
+      judy_holding_link(&st.box->held);
       st.phase = 1;
       static thread_local exit_guard guard;  // thread_exit() at thread exit
       (void)guard;
@@ -406,9 +544,10 @@ class judy_reclaimer {
       st.open = st.spare;
       st.spare = nullptr;
     } else {
-      void* m = std::malloc(sizeof(judy_retire_batch));
+      void* m = judy_sys_malloc(sizeof(judy_retire_batch));
       if (m == nullptr) return false;
       st.open = new (m) judy_retire_batch();
+      judy_holding_add_own(st.box->held, sizeof(judy_retire_batch));  // R4
     }
     st.open->box = st.box;
     st.open->n = 0;
@@ -702,8 +841,9 @@ inline void judy_free_node(judy_node* n) noexcept {
 }
 // Frees a node retired alone (RCU callback thread).
 inline void judy_free_node_remote(judy_node* n) noexcept {
+  const std::size_t bytes = n->bytes();
   n->~judy_node();
-  judy_alloc::deallocate_remote(n);
+  judy_alloc::deallocate_retired_alone(n, bytes);
 }
 
 // Allocates a bucket for n entries (keys and values left for the caller).
@@ -727,8 +867,9 @@ void judy_free_bucket(judy_bucket<T>* b) noexcept {
 }
 template <class T>
 void judy_free_bucket_remote(judy_bucket<T>* b) noexcept {
+  const std::size_t bytes = b->bytes();
   b->~judy_bucket<T>();
-  judy_alloc::deallocate_remote(b);
+  judy_alloc::deallocate_retired_alone(b, bytes);
 }
 
 // A sorted list of (byte, word) children, the input from which new nodes are
