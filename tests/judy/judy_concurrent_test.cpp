@@ -4,8 +4,12 @@
 // What can fail here: a reader missing a key that is present for the whole
 // run (a rebuilt node published before it was complete, a child lost in a
 // copy-on-write race between two writers, a dead node modified after its
-// replacement was published); a reader seeing keys out of order or twice in
-// for_each; a writer's own operation returning a result its private model
+// replacement was published); a bound query at an absent key answering
+// beyond the nearest stable key, outside its range, or with a value that
+// does not belong to the key it returns; a bound query returning a key
+// whose presence implied a nearer one that it skipped (a walk combining
+// slots read at different times); a reader seeing keys out of order or
+// twice in for_each; a writer's own operation returning a result its private model
 // contradicts (each writer owns its keys, so its results are deterministic);
 // the final contents, size() or node_bytes() not exact after the threads
 // join; nodes leaked or freed while still reachable (ASan/TSan builds and
@@ -45,6 +49,13 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer: a bijection
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
+}
+
+// Writers' values carry a 32-bit tag of their key in the high half (the low
+// half is random), so a reader can tell that a (key, value) pair it got for
+// a key it does not track was written for that key. Stable keys hold ~key.
+std::uint64_t tagged_value(std::uint64_t key, std::uint64_t r) {
+  return (mix(key) & 0xffffffff00000000ull) | (r & 0xffffffffull);
 }
 
 // Key layouts. Class c in {0 = stable, 1.. = writer c-1}; `ways` classes.
@@ -97,7 +108,7 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
         const bool sparse = rng() % 2 == 0;
         const std::uint64_t i = sparse ? rng() % (sparse_per_class + 1) : rng() % lay.dense_span;
         const std::uint64_t k = lay.key(cls, i, sparse);
-        const std::uint64_t v = rng();
+        const std::uint64_t v = tagged_value(k, rng());
         const unsigned op = static_cast<unsigned>(rng() % 4);
         if (op == 0) {
           const absl::Status s = a.insert(k, v);
@@ -124,6 +135,11 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
       }
     });
   }
+  // A (key, value) pair a reader may see: a stable key with ~key, or a
+  // writer's key with a value tagged for it.
+  auto pair_ok = [&](std::uint64_t k, std::uint64_t v) {
+    return stable_sorted.count(k) != 0 ? v == ~k : v >> 32 == mix(k) >> 32;
+  };
   for (unsigned r = 0; r < readers; ++r) {
     threads.emplace_back([&, r] {
       std::mt19937_64 rng(77 + r);
@@ -131,17 +147,50 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
       while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
         const std::uint64_t k = stable[rng() % stable.size()];
         const unsigned op = static_cast<unsigned>(rng() % 64);
-        if (op < 40) {
+        // Bound queries at arbitrary points too (mostly absent keys, near a
+        // stable key or anywhere): the nearest stable key on the query's
+        // side bounds the answer, since stable keys are never removed.
+        std::uint64_t q = k;
+        if (op >= 44 && op < 62) {
+          const std::uint64_t d = 1 + rng() % (8 * lay.ways);
+          q = rng() % 8 == 0 ? rng() : (rng() % 2 ? k + d : k - d);
+        }
+        if (op < 32) {
           const std::optional<std::uint64_t> f = a.find(k);
           if (!f || *f != ~k) report(res.reader_errors, "stable key not found by find " + std::to_string(k));
-        } else if (op < 51) {
+        } else if (op < 38) {
           auto le = a.lower_equal(k);
           if (!le || le->first != k || le->second != ~k)
             report(res.reader_errors, "lower_equal missed a stable key");
-        } else if (op < 62) {
+        } else if (op < 44) {
           auto ue = a.upper_equal(k);
           if (!ue || ue->first != k || ue->second != ~k)
             report(res.reader_errors, "upper_equal missed a stable key");
+        } else if (op < 53) {
+          // lower_equal(q): in [greatest stable key <= q, q], or none only
+          // when no stable key is <= q; a pair written for its key.
+          auto le = a.lower_equal(q);
+          auto it = stable_sorted.upper_bound(q);
+          const bool has_floor = it != stable_sorted.begin();
+          const std::uint64_t floor = has_floor ? std::prev(it)->first : 0;
+          if (le ? (le->first > q || (has_floor && le->first < floor) || !pair_ok(le->first, le->second))
+                 : has_floor) {
+            report(res.reader_errors, "lower_equal(" + std::to_string(q) + ") answered " +
+                                          (le ? std::to_string(le->first) : std::string("none")) +
+                                          " with the stable floor " + std::to_string(floor));
+          }
+        } else if (op < 62) {
+          // upper_equal(q): in [q, least stable key >= q], likewise.
+          auto ue = a.upper_equal(q);
+          auto it = stable_sorted.lower_bound(q);
+          const bool has_ceil = it != stable_sorted.end();
+          const std::uint64_t ceil = has_ceil ? it->first : 0;
+          if (ue ? (ue->first < q || (has_ceil && ue->first > ceil) || !pair_ok(ue->first, ue->second))
+                 : has_ceil) {
+            report(res.reader_errors, "upper_equal(" + std::to_string(q) + ") answered " +
+                                          (ue ? std::to_string(ue->first) : std::string("none")) +
+                                          " with the stable ceiling " + std::to_string(ceil));
+          }
         } else {
           // Ordered walk over a window: strictly ascending, every stable key
           // of the window visited with its value.
@@ -151,7 +200,7 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
           bool first = true, ok = true;
           a.for_each(lo, hi, [&](std::uint64_t kk, std::uint64_t vv) {
             if (!first && kk <= prev) ok = false;
-            if (kk < lo || kk > hi) ok = false;
+            if (kk < lo || kk > hi || !pair_ok(kk, vv)) ok = false;
             first = false;
             prev = kk;
             while (it != stable_sorted.end() && it->first < kk) {
@@ -164,7 +213,10 @@ void run(unsigned writers, unsigned readers, layout lay, std::uint64_t sparse_pe
             }
           });
           if (it != stable_sorted.end() && it->first <= hi) ok = false;
-          if (!ok) report(res.reader_errors, "for_each out of order, out of range or missing a stable key");
+          if (!ok) {
+            report(res.reader_errors,
+                   "for_each out of order, out of range, missing a stable key or with a foreign value");
+          }
         }
         ++n;
       }
