@@ -259,25 +259,26 @@ class judy_array {
     for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
     return static_cast<std::size_t>(n);
   }
-  // Bytes of memory the process holds from malloc for judy arrays, as far as
-  // this array can tell: node_bytes() (this array's nodes and buckets) plus
-  // detail::judy_alloc::held_bytes(), the judy allocator's holdings besides
-  // nodes: free blocks in every thread's block cache (up to 2 MiB per thread
-  // that updated or destroyed a judy_array), and every retired node and
-  // bucket not yet reused or freed (waiting for its grace period, or
-  // returned to its thread and not yet drained), with the retire batches
-  // and per-thread bookkeeping that hold them. Sizes are the blocks
-  // requested from malloc (16-byte classes), not counting malloc's own
-  // chunk headers, nor this judy_array object itself.
-  // The second part is shared: caches and batches are per thread, not per
-  // array, so with several judy_arrays each figure includes all of it (their
-  // sum overcounts; node_bytes() is the per-array part). With one array it
-  // is everything the structure makes the process hold through the judy
-  // allocator. Exact when no update, drain or RCU callback of an exited
-  // thread's batch runs (e.g. after joining writers and rcu::barrier());
-  // a relaxed snapshot otherwise. Blocking: takes a process-wide spin lock
-  // for one pass over the per-thread holdings; never inside a lock of this
-  // array.
+  // Bytes the process holds from malloc for judy arrays, seen from this
+  // array: node_bytes() (its reachable nodes and buckets) plus
+  // detail::judy_alloc::held_bytes(), which covers the whole process:
+  //   - free blocks in the block caches of live threads that allocated judy
+  //     nodes (at most 2 MiB each; freed when the thread exits);
+  //   - every retired node and bucket not yet reused or freed: in a batch
+  //     waiting for its grace period, or returned to the thread that
+  //     retired it and not yet drained (that thread's next update drains);
+  //   - the retire batches and per-thread boxes that hold them, and objects
+  //     retired alone when no batch could be allocated.
+  // Sizes are the blocks requested from malloc (16-byte classes); malloc's
+  // own chunk headers and this judy_array object itself are not included.
+  // The held part is shared: caches and batches belong to threads, not to
+  // arrays, so with several judy_arrays each figure includes all of it
+  // (their sum overcounts; node_bytes() is the per-array part). With one
+  // array it is everything the structure makes the process hold through
+  // the judy allocator. Exact when no update, drain or RCU callback of an
+  // exited thread's batch runs (e.g. after joining the writers and
+  // rcu::barrier()); a relaxed snapshot otherwise. Blocking: takes a
+  // process-wide spin lock for one pass over the per-thread holdings.
   std::size_t memory_bytes() const noexcept { return node_bytes() + detail::judy_alloc::held_bytes(); }
   // Block bytes of this array's reachable nodes and buckets (0 when empty).
   // Exact when no writer runs; relaxed snapshot otherwise. Wait-free.
