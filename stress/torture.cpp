@@ -20,7 +20,11 @@
 //  judy        and random keys (if found, the value must match the key);
 //              scanners check order, no duplicates, stable keys present. At
 //              the end: size and contents equal stable + every writer's model
-//              (added = removed + present, nothing duplicated).
+//              (added = removed + present, nothing duplicated). Judy readers
+//              also ask lower_equal/upper_equal at random points: exact among
+//              the stable keys (no writer key lies there), and beyond them
+//              never past the nearest stable key, never outside the query's
+//              side, always a key with its own value.
 //  iova        threads allocate and free through the domain and a magazine
 //              cache; a global interval set proves no range is handed out
 //              twice; at the end, after flush, every range is free again.
@@ -255,6 +259,8 @@ struct judy_kv {
   judy_array<uint64_t> index;
   absl::Status insert(uint64_t k) { return index.insert(k, value_of(k)); }
   std::optional<uint64_t> find(uint64_t k) const { return index.find(k); }
+  std::optional<std::pair<uint64_t, uint64_t>> lower_equal(uint64_t k) const { return index.lower_equal(k); }
+  std::optional<std::pair<uint64_t, uint64_t>> upper_equal(uint64_t k) const { return index.upper_equal(k); }
   std::optional<uint64_t> erase(uint64_t k) { return index.erase(k); }
   template <class F>
   void scan(uint64_t lo, uint64_t hi, F&& f) const {
@@ -275,7 +281,7 @@ outcome torture_kv(const context& ctx) {
   const int writers = std::max(1, ctx.threads / 2);
   const int readers = std::max(1, ctx.threads - writers);
   std::vector<std::set<uint64_t>> models(writers);
-  std::atomic<uint64_t> reads{0}, writes{0}, scans{0};
+  std::atomic<uint64_t> reads{0}, writes{0}, scans{0}, bounds{0};
 
   run_threads(ctx, writers + readers, [&](int t, std::atomic<bool>& stop) {
     std::mt19937_64 rng(ctx.seed + 1000 + t);
@@ -306,7 +312,7 @@ outcome torture_kv(const context& ctx) {
       writes.fetch_add(n, std::memory_order_relaxed);
     } else {
       const uint64_t key_space = kStable + writers * kPerWriter;
-      uint64_t n = 0, s = 0;
+      uint64_t n = 0, s = 0, b = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t stable = (rng() % (kStable / 2)) * 2;
         maybe_yield(ctx, rng);
@@ -318,6 +324,33 @@ outcome torture_kv(const context& ctx) {
           errs.report(absl::StrCat("key ", any, " found with a wrong value"));
         }
         n += 2;
+        if constexpr (requires(const KV& x) { x.lower_equal(uint64_t{}); }) {
+          // Bound queries. Stable keys are the even keys below kStable and
+          // no writer key lies there, so below kStable the answer is exact;
+          // above, it lies between the query and the nearest stable key
+          // (none for upper_equal), and holds its own value.
+          const uint64_t q = rng() % (key_space + 64);
+          maybe_yield(ctx, rng);
+          const auto le = kv->lower_equal(q);
+          const uint64_t floor = q < kStable ? (q & ~uint64_t{1}) : kStable - 2;
+          if (!le || le->first > q || le->first < floor || le->second != value_of(le->first) ||
+              (q < kStable && le->first != floor)) {
+            errs.report(absl::StrCat("lower_equal(", q, ") returned ", le ? absl::StrCat(le->first) : "none",
+                                     ", the stable floor is ", floor));
+          }
+          const auto ue = kv->upper_equal(q);
+          const uint64_t ceil = (q + 1) & ~uint64_t{1};  // the least even key >= q
+          if (q < kStable - 1) {
+            if (!ue || ue->first != ceil || ue->second != value_of(ceil)) {
+              errs.report(absl::StrCat("upper_equal(", q, ") returned ",
+                                       ue ? absl::StrCat(ue->first) : "none", ", the stable ceiling is ",
+                                       ceil));
+            }
+          } else if (ue && (ue->first < q || ue->second != value_of(ue->first))) {
+            errs.report(absl::StrCat("upper_equal(", q, ") returned ", ue->first, " (wrong side or value)"));
+          }
+          b += 2;
+        }
         if ((rng() & 63) == 0) {  // scan a window: sorted, no duplicates, stable keys all there
           const uint64_t lo = rng() % key_space;
           const uint64_t hi = std::min(key_space, lo + 512);
@@ -337,6 +370,7 @@ outcome torture_kv(const context& ctx) {
       }
       reads.fetch_add(n, std::memory_order_relaxed);
       scans.fetch_add(s, std::memory_order_relaxed);
+      bounds.fetch_add(b, std::memory_order_relaxed);
     }
   });
 
@@ -357,6 +391,9 @@ outcome torture_kv(const context& ctx) {
   o.errors = errs.count();
   o.first_error = errs.first();
   o.detail = absl::StrCat("final size ", expected, ", scans ", scans.load(std::memory_order_relaxed));
+  if (bounds.load(std::memory_order_relaxed) != 0) {
+    absl::StrAppend(&o.detail, ", bound queries ", bounds.load(std::memory_order_relaxed));
+  }
   return o;
 }
 

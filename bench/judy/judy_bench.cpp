@@ -6,9 +6,13 @@
 // hit and find miss (queries in random order), lower_equal (random queries;
 // ordered structures only), ordered walk (per key; ordered structures only)
 // and bytes per key: `heap_B/key` is the malloc'd-bytes delta (mallinfo2) of
-// building the structure, for every structure alike (after rcu::barrier()
-// for the RCU ones); `own_B/key` is the structure's own count where it has
-// one (judy_array::memory_bytes(), JudyLMemUsed()).
+// building the structure from a cold start, for every structure alike (after
+// rcu::barrier() for the RCU ones): the judy block cache of the building
+// thread is emptied first (detail::judy_cache_trim), so a build cannot reuse
+// for free the blocks an earlier build freed into it, and what the build
+// leaves in that cache and in pending retire batches counts. `own_B/key` is
+// the structure's own count where it has one (judy_array::memory_bytes(),
+// which includes the same caches and batches; JudyLMemUsed()).
 //
 // Concurrency: readers_paired runs 1 and 2 reader threads doing find hits,
 // in alternating paired phases, while one extra writer thread inserts and
@@ -281,6 +285,13 @@ void settle_rcu() {
   rcu::barrier<rcu::memb>();
   rcukit::detail::judy_reclaimer<rcu::memb>::drain();
 }
+// A cold start for a memory measurement: settled, and this thread's judy
+// block cache given back to malloc (a warm cache would let the build reuse
+// blocks that the baseline already counts, undercounting the build).
+void settle_cold() {
+  settle_rcu();
+  rcukit::detail::judy_cache_trim();
+}
 
 template <class A>
 void BM_insert(benchmark::State& state) {
@@ -288,7 +299,7 @@ void BM_insert(benchmark::State& state) {
   double heap = 0, own = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    settle_rcu();
+    settle_cold();
     const double before = heap_bytes();
     auto a = std::make_unique<A>();
     state.ResumeTiming();

@@ -10,10 +10,35 @@
 // protocol is the one below.
 //
 // Readers (find, lower_equal, upper_equal, for_each) run inside one RCU read
-// side and never lock, never retry, never write shared memory: wait-free
-// (bounded by the tree depth and the node sizes). Every word they read is
+// side and never lock, never write shared memory. Every word they read is
 // either immutable since the node was published or an atomic loaded with
-// acquire.
+// acquire. find and for_each never retry: wait-free (bounded by the tree
+// depth and the node sizes). find reads one child word per level, and the
+// word it reads in a node that was replaced meanwhile is the one the node
+// held when it was last live, which is inside the call: linearizable.
+//
+// Bound queries (lower_equal, upper_equal) read several words whose values
+// must coexist: the key's own slot, then siblings. Read one by one while
+// writers change buckets and pigeon slots in place, they can combine an
+// empty slot from before an insert with a full one from after a later
+// insert (a state that never existed: the result skips a smaller key that
+// was present whenever the returned one was). So a bound query logs what it
+// read from words that change in place and re-checks them at the end
+// (read_set below), walking again if any changed:
+//   - a lin/pool child word is re-read and compared: it changes only from
+//     one object to another, and a replaced object is retired, so inside
+//     the read side its address never comes back (no ABA);
+//   - a pigeon node's slots go 0 -> w -> 0, so it is covered by its
+//     seqcount instead (judy_node.hpp (2)), sampled before its first slot
+//     read and compared at the end;
+//   - the root word is compared like a child word (an empty tree returns at
+//     once).
+// If nothing changed, every word read held its value at one instant (the
+// end of the walk, inside the call): the result is that instant's answer.
+// A query retries only when an update changed a node it read (lock-free),
+// and waits only for a writer inside a pigeon slot store (two stores). The
+// cost falls on bound queries alone: find reads no seqcount, and writers
+// add two stores to a pigeon line they already write.
 //
 // Writers. A change to key k rebuilds k's bucket (or splits it into a new
 // subtree) and becomes "set slot b of node N to word w" at the deepest node
@@ -76,8 +101,10 @@
 //      an update either happens completely (one release store) or not at all.
 //  (4) Replaced nodes and buckets are unreachable for new readers before they
 //      are retired; they are freed after a grace period.
-//  (5) size() counts keys; memory_bytes() counts the bytes of live nodes and
-//      buckets; both are exact when no writer runs and return to 0 when empty.
+//  (5) size() counts keys; node_bytes() counts the block bytes of reachable
+//      nodes and buckets; both are exact when no writer runs and return to 0
+//      when empty. memory_bytes() adds what the judy allocator holds besides
+//      nodes (per-thread caches, pending retired objects and their batches).
 //
 // Not supported: path compression of inner-node chains, concurrent use of
 // the destructor, and with rcu::qsbr, unregistered threads (see rcu.hpp).
@@ -198,15 +225,19 @@ class judy_array {
     return std::nullopt;
   }
 
-  // Greatest key <= key with its value. Wait-free.
+  // Greatest key <= key with its value. Linearizable (see "Bound queries"
+  // in the essay): lock-free, never locks or writes shared memory; retries
+  // its walk when a concurrent update changed a node it read, and waits
+  // out a writer inside a pigeon slot store (a few instructions). Takes its
+  // own read side.
   std::optional<std::pair<std::uint64_t, T>> lower_equal(std::uint64_t key) const {
     rcu::read_guard<Rcu> g;
-    return bound<false>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
+    return bound_query<false>(key);
   }
-  // Least key >= key with its value. Wait-free.
+  // Least key >= key with its value. As lower_equal.
   std::optional<std::pair<std::uint64_t, T>> upper_equal(std::uint64_t key) const {
     rcu::read_guard<Rcu> g;
-    return bound<true>(root_.load(std::memory_order_acquire), 0, key);  // as find_rcu
+    return bound_query<true>(key);
   }
 
   // Calls f(key, value) for every key in [lo, hi] (inclusive), ascending.
@@ -228,8 +259,30 @@ class judy_array {
     for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
     return static_cast<std::size_t>(n);
   }
-  // Bytes held by nodes and buckets (not yet retired). Same exactness.
-  std::size_t memory_bytes() const noexcept {
+  // Bytes the process holds from malloc for judy arrays, seen from this
+  // array: node_bytes() (its reachable nodes and buckets) plus
+  // detail::judy_alloc::held_bytes(), which covers the whole process:
+  //   - free blocks in the block caches of live threads that allocated judy
+  //     nodes (at most 2 MiB each; freed when the thread exits);
+  //   - every retired node and bucket not yet reused or freed: in a batch
+  //     waiting for its grace period, or returned to the thread that
+  //     retired it and not yet drained (that thread's next update drains);
+  //   - the retire batches and per-thread boxes that hold them, and objects
+  //     retired alone when no batch could be allocated.
+  // Sizes are the blocks requested from malloc (16-byte classes); malloc's
+  // own chunk headers and this judy_array object itself are not included.
+  // The held part is shared: caches and batches belong to threads, not to
+  // arrays, so with several judy_arrays each figure includes all of it
+  // (their sum overcounts; node_bytes() is the per-array part). With one
+  // array it is everything the structure makes the process hold through
+  // the judy allocator. Exact when no update, drain or RCU callback of an
+  // exited thread's batch runs (e.g. after joining the writers and
+  // rcu::barrier()); a relaxed snapshot otherwise. Blocking: takes a
+  // process-wide spin lock for one pass over the per-thread holdings.
+  std::size_t memory_bytes() const noexcept { return node_bytes() + detail::judy_alloc::held_bytes(); }
+  // Block bytes of this array's reachable nodes and buckets (0 when empty).
+  // Exact when no writer runs; relaxed snapshot otherwise. Wait-free.
+  std::size_t node_bytes() const noexcept {
     std::ptrdiff_t n = 0;
     for (const stripe& st : stripes_) n += st.bytes.load(std::memory_order_relaxed);  // statistic
     return static_cast<std::size_t>(n);
@@ -258,8 +311,8 @@ class judy_array {
     check(root_.load(std::memory_order_acquire), 0, 0, keys, bytes, err);
     if (err.empty() && keys != size())
       err = "size() " + std::to_string(size()) + " != keys " + std::to_string(keys);
-    if (err.empty() && bytes != memory_bytes()) {
-      err = "memory_bytes() " + std::to_string(memory_bytes()) + " != counted " + std::to_string(bytes);
+    if (err.empty() && bytes != node_bytes()) {
+      err = "node_bytes() " + std::to_string(node_bytes()) + " != counted " + std::to_string(bytes);
     }
     return err.empty() ? absl::OkStatus() : absl::InternalError("judy_array: " + err);
   }
@@ -289,28 +342,101 @@ class judy_array {
   }
 
   // ---- readers -----------------------------------------------------------
-  static std::optional<entry> extreme(word w, bool want_min) {
+  // What a bound query read from nodes that change in place, re-checked at
+  // its end: lin/pool child words with the word seen (such a word, once
+  // replaced, never comes back while the query is in its read side: the
+  // replaced object is retired, so its address is not reused, and a
+  // replaced object is never published again), and pigeon nodes with their
+  // seqcount (their slots go 0 -> w -> 0, so the words alone could not tell).
+  struct read_set {
+    static constexpr unsigned cap = 24;  // a consistent walk logs at most 15 words, 13 pigeons
+    struct word_read {
+      const std::atomic<word>* at;
+      word seen;
+    };
+    struct pigeon_read {
+      const detail::seqcount* seq;
+      std::uint64_t seen;
+    };
+    word_read words[cap];
+    pigeon_read pigeons[cap];
+    unsigned nwords = 0, npigeons = 0;
+    bool overflow = false;  // more reads than logged: the walk cannot be trusted
+
+    void note_word(const std::atomic<word>* at, word w) noexcept {
+      if (nwords == cap) {
+        overflow = true;
+        return;
+      }
+      words[nwords++] = {at, w};
+    }
+    // Before reading any child word of n: a pigeon's seqcount is sampled
+    // (spinning while a writer is inside a slot store).
+    void enter(const node* n) noexcept {
+      if (n->kind_ != kind::pigeon) return;
+      if (npigeons == cap) {
+        overflow = true;
+        return;
+      }
+      const detail::seqcount& sc = n->pigeon_seq();
+      pigeons[npigeons++] = {&sc, sc.read_begin()};
+    }
+    // The child word for byte b of n (0 if none), logged.
+    word child(const node* n, unsigned b) noexcept {
+      const int i = n->index_of(b);
+      if (i < 0) return 0;  // lin/pool key bytes are immutable (judy_node.hpp (1))
+      const std::atomic<word>* at = n->children() + i;
+      const word w = at->load(std::memory_order_acquire);  // as judy_node::child()
+      if (n->kind_ != kind::pigeon) note_word(at, w);
+      return w;
+    }
+    // True if nothing logged changed since it was read: then every word the
+    // walk read held its value at one instant, the end of the walk.
+    bool still_current() const noexcept {
+      if (overflow) return false;
+      for (unsigned i = 0; i < nwords; ++i) {
+        // acquire: as child(); like the walk's own acquire loads it keeps
+        // this check after every read it checks.
+        if (words[i].at->load(std::memory_order_acquire) != words[i].seen) return false;
+      }
+      for (unsigned i = 0; i < npigeons; ++i) {
+        if (pigeons[i].seq->retry(pigeons[i].seen)) return false;  // seqcount.hpp: after the acquire reads
+      }
+      return true;
+    }
+  };
+
+  // Least (want_min) or greatest key in subtree w, logging reads in rs;
+  // nullopt if the subtree looks empty (only in a walk that will not
+  // validate: no published node is empty).
+  static std::optional<entry> extreme(word w, bool want_min, read_set& rs) {
     if (w == 0) return std::nullopt;
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
       const std::uint32_t i = want_min ? 0 : b->n - 1;
       return entry(b->key_at(i), b->value(i));
     }
+    const node* n = as_node(w);
+    rs.enter(n);
+    const bool pigeon = n->kind_ == kind::pigeon;
     std::optional<entry> out;
-    auto f = [&](unsigned, word c) { return (out = extreme(c, want_min)).has_value(); };
+    auto f = [&](unsigned, const std::atomic<word>* at, word c) {
+      if (!pigeon) rs.note_word(at, c);
+      return (out = extreme(c, want_min, rs)).has_value() || rs.overflow;
+    };
     if (want_min) {
-      as_node(w)->template visit<true>(0, 255, f);
+      n->template visit_at<true>(0, 255, f);
     } else {
-      as_node(w)->template visit<false>(0, 255, f);
+      n->template visit_at<false>(0, 255, f);
     }
     return out;
   }
 
   // Up: least key >= key in subtree w at depth d (whose prefix equals key's
-  // first d bytes); !Up: greatest key <= key. A subtree that turns out empty
-  // under concurrent erases is skipped, never an error.
+  // first d bytes); !Up: greatest key <= key. Every changeable word read is
+  // logged in rs; the caller trusts the result only if rs.still_current().
   template <bool Up>
-  static std::optional<entry> bound(word w, unsigned d, std::uint64_t key) {
+  static std::optional<entry> bound(word w, unsigned d, std::uint64_t key, read_set& rs) {
     if (w == 0) return std::nullopt;
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
@@ -326,16 +452,35 @@ class judy_array {
       return entry(b->key_at(i), b->value(i));
     }
     const node* n = as_node(w);
+    rs.enter(n);
     const unsigned byte = detail::judy_byte(key, d);
-    if (auto r = bound<Up>(n->child(byte), d + 1, key)) return r;
+    if (auto r = bound<Up>(rs.child(n, byte), d + 1, key, rs)) return r;
+    const bool pigeon = n->kind_ == kind::pigeon;
     std::optional<entry> out;
-    auto f = [&](unsigned, word c) { return (out = extreme(c, Up)).has_value(); };
+    auto f = [&](unsigned, const std::atomic<word>* at, word c) {
+      if (!pigeon) rs.note_word(at, c);
+      return (out = extreme(c, Up, rs)).has_value() || rs.overflow;
+    };
     if constexpr (Up) {
-      if (byte < 255) n->template visit<true>(byte + 1, 255, f);
+      if (byte < 255) n->template visit_at<true>(byte + 1, 255, f);
     } else {
-      if (byte > 0) n->template visit<false>(0, byte - 1, f);
+      if (byte > 0) n->template visit_at<false>(0, byte - 1, f);
     }
     return out;
+  }
+
+  // A bound query inside the caller's read side: walks, then re-checks what
+  // it read; walks again if a concurrent update changed any of it.
+  template <bool Up>
+  std::optional<entry> bound_query(std::uint64_t key) const {
+    for (;;) {
+      const word root = root_.load(std::memory_order_acquire);  // as find_rcu
+      if (root == 0) return std::nullopt;                       // empty at this load
+      read_set rs;
+      rs.note_word(&root_, root);
+      std::optional<entry> r = bound<Up>(root, 0, key, rs);
+      if (rs.still_current()) return r;
+    }
   }
 
   template <class F>
@@ -419,8 +564,8 @@ class judy_array {
   }
   static std::size_t subtree_bytes(word w) {
     if (w == 0) return 0;
-    if (detail::judy_is_leaf(w)) return as_bucket(w)->bytes();
-    std::size_t s = as_node(w)->bytes();
+    if (detail::judy_is_leaf(w)) return word_bytes(w);
+    std::size_t s = word_bytes(w);
     as_node(w)->template visit<true>(0, 255, [&](unsigned, word c) {
       s += subtree_bytes(c);
       return false;
@@ -559,8 +704,9 @@ class judy_array {
     return e;
   }
 
+  // Block bytes of a node or bucket (what the allocator took from malloc).
   static std::size_t word_bytes(word w) noexcept {
-    return detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes();
+    return detail::judy_block_bytes(detail::judy_is_leaf(w) ? as_bucket(w)->bytes() : as_node(w)->bytes());
   }
   // Retires a node or bucket that new readers can no longer reach: into the
   // calling thread's batch, or alone if no batch could be allocated.
@@ -568,6 +714,7 @@ class judy_array {
     void* mem =
         detail::judy_is_leaf(w) ? static_cast<void*>(as_bucket_mut(w)) : static_cast<void*>(as_node(w));
     if (detail::judy_reclaimer<Rcu>::retire(mem, word_bytes(w))) return;
+    detail::judy_alloc::solo_pending.add(static_cast<long>(word_bytes(w)));  // until the callback frees it
     if (detail::judy_is_leaf(w)) {
       rcu::retire_with<&detail::judy_free_bucket_remote<T>, Rcu>(as_bucket_mut(w));
     } else {
@@ -592,8 +739,14 @@ class judy_array {
         n->count_.store(static_cast<std::uint16_t>(n->count() + 1), std::memory_order_relaxed);
       if (old != 0 && w == 0)
         n->count_.store(static_cast<std::uint16_t>(n->count() - 1), std::memory_order_relaxed);
+      // Inside a write section of the node's seqcount (judy_node.hpp (2)):
+      // bound queries that read slots of n across this store see the count
+      // change and walk again.
+      n->pigeon_seq().write_begin();
       // release: publishes w's contents; pairs with the acquire in child().
+      // It also orders write_begin() before it (seqcount.hpp).
       n->children()[b].store(w, std::memory_order_release);
+      n->pigeon_seq().write_end();
       return;
     }
     const int idx = n->index_of(b);
@@ -843,7 +996,7 @@ class judy_array {
         retire_word(retire_list[i]);
       }
       // Statistics, striped per thread so writers in disjoint subtrees do not
-      // share a cache line; relaxed: summed by size()/memory_bytes(), which
+      // share a cache line; relaxed: summed by size()/node_bytes(), which
       // are exact only when no writer runs.
       stripe& st = stripes_[detail::judy_stripe_index()];
       if (v != nullptr && inserted) st.size.fetch_add(1, std::memory_order_relaxed);
@@ -877,7 +1030,7 @@ class judy_array {
     if (detail::judy_is_leaf(w)) {
       const bucket* b = as_bucket(w);
       keys += b->n;
-      bytes += b->bytes();
+      bytes += word_bytes(w);
       if (b->n == 0 || b->n > bucket_cap(d)) {
         err = "bucket of " + std::to_string(b->n) + " keys at slot depth " + std::to_string(d);
       }
@@ -894,7 +1047,7 @@ class judy_array {
       return;
     }
     const node* n = as_node(w);
-    bytes += n->bytes();
+    bytes += word_bytes(w);
     if (n->is_dead()) err = "dead node reachable";
     const detail::judy_kind_info& in = n->info();
     unsigned live = 0;

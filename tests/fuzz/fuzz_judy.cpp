@@ -105,6 +105,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         case 8:
           RCUKIT_FUZZ_CHECK(j.size() == m.size());
+          // One array and one thread: memory_bytes() is all the judy
+          // allocator holds, which it also counts at its malloc/free calls
+          // (RCU callbacks of a live thread's batches change neither).
+          RCUKIT_FUZZ_CHECK(j.memory_bytes() == alloc::malloc_bytes());
           break;
       }
       ++value;

@@ -4,14 +4,19 @@
 //
 // Each round: a fresh array with tiny buckets (2 keys, so three keys already
 // split a bucket into a node and erases merge it back) is prefilled with a
-// random subset of six keys; three threads then run six random operations
-// each (insert, insert_or_assign, erase, find, lower_equal, upper_equal) on
-// those keys, recording logical invocation/response times from one shared
-// counter; the 18-operation history must be linearizable against std::map.
+// random subset of twelve keys, spread over five root subtrees and down to
+// the last level (keys that differ only in their last byte), plus, in two
+// rounds out of three, a fixed background that turns a node into a pigeon
+// (32 root subtrees: the root; or 32 subtrees at depth 4 below one key's
+// path). Three threads then run six random operations each (insert,
+// insert_or_assign, erase, find, lower_equal, upper_equal; queries also at
+// a neighbour of a key, usually absent) on those keys, recording logical
+// invocation/response times from one shared counter; the 18-operation
+// history must be linearizable against std::map.
 // What can fail: an update visible to one reader and then invisible to a
 // later one (a publication that is not one atomic store), a lost update when
-// two writers rebuild the same node, a bound query seeing a state that never
-// existed.
+// two writers rebuild the same node, a bound query combining slots read at
+// different times into a state that never existed.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -40,7 +45,32 @@ double test_seconds() {
   return s != nullptr ? std::atof(s) : 1.0;
 }
 
-constexpr std::uint64_t kKeys[] = {1, 2, 3, 0x100, 0x1000000, ~std::uint64_t{0}};
+// Root subtrees 0x00 (down to the last level), 0x01, 0x3f, 0x80 (down to
+// depth 4, where the deep background hangs) and 0xff.
+constexpr std::uint64_t kKeys[] = {1,
+                                   2,
+                                   0x100,
+                                   0x1000000,
+                                   0x0100000000000005,
+                                   0x3f00000000000005,
+                                   0x3f00000000000999,
+                                   0x80000000000000ff,
+                                   0x8000000100000000,
+                                   0x80000001ff000000,
+                                   0xff00000000000000,
+                                   ~std::uint64_t{0}};
+constexpr unsigned kNumKeys = sizeof(kKeys) / sizeof(kKeys[0]);
+
+enum class background { none, pigeon_root, pigeon_depth4 };
+// Keys never touched by the operations, present from the start.
+std::vector<std::uint64_t> background_keys(background b) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t i = 0; i < 32; ++i) {
+    if (b == background::pigeon_root) out.push_back(((0xa0 + i) << 56) | 0x77);
+    if (b == background::pigeon_depth4) out.push_back(0x8000000100000000 | ((0x40 + i) << 24) | 0x77);
+  }
+  return out;
+}
 
 enum class kind { insert, assign, erase, find, lower, upper };
 struct op {
@@ -150,7 +180,12 @@ TEST(JudyLinearizability, PointOperationsAreLinearizable) {
         if (stop.load(std::memory_order_relaxed)) break;  // relaxed: ordered by the barrier
         recorded[t].clear();
         for (int i = 0; i < kOpsPerThread; ++i) {
-          const op o{static_cast<kind>(rng() % 6), kKeys[rng() % 6], rng() % 4};
+          const kind k = static_cast<kind>(rng() % 6);
+          std::uint64_t key = kKeys[rng() % kNumKeys];
+          // Queries also probe a neighbour (usually absent: bounds then
+          // have to look beyond the key's own slot).
+          if (k >= kind::find) key += static_cast<std::uint64_t>(static_cast<int>(rng() % 3) - 1);
+          const op o{k, key, rng() % 4};
           event e{o, {}, 0, 0, t};
           e.call = clock.fetch_add(1);
           e.result = run_op(*a, o);
@@ -167,6 +202,10 @@ TEST(JudyLinearizability, PointOperationsAreLinearizable) {
   while (std::chrono::steady_clock::now() < deadline || rounds < 50) {
     a = std::make_unique<array>();
     initial.m.clear();
+    for (std::uint64_t k : background_keys(static_cast<background>(rounds % 3))) {
+      ASSERT_TRUE(a->insert(k, k & 3).ok());
+      initial.m[k] = k & 3;
+    }
     for (std::uint64_t k : kKeys) {
       if (rng() % 2 == 0) {
         ASSERT_TRUE(a->insert(k, k & 3).ok());

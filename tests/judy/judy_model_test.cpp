@@ -4,7 +4,7 @@
 // dense, sparse 64-bit, long-shared-prefix and edge keys (0, UINT64_MAX, byte
 // boundaries); a structural invariant broken after a mutation (node class vs
 // child count, unsorted keys, empty or single-leaf nodes, size or byte
-// accounting); memory_bytes() not returning to 0 when the array empties; a
+// accounting); node_bytes() not returning to 0 when the array empties; a
 // node class flipping at every alternate insert/erase (no hysteresis); an
 // allocation failure leaving the array changed; leaked or double-freed nodes
 // (live-allocation counter not 0 after rcu::barrier()).
@@ -192,7 +192,7 @@ void run_phase(keyset ks, int ops, std::uint64_t seed) {
       ASSERT_EQ(got, want) << "for_each [" << lo << ", " << hi << "]";
     } else {
       ASSERT_EQ(a.size(), m.size());
-      ASSERT_EQ(a.memory_bytes() == 0, m.empty());
+      ASSERT_EQ(a.node_bytes() == 0, m.empty());
     }
     if (i % 1000 == 999) {
       ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
@@ -211,7 +211,7 @@ void run_phase(keyset ks, int ops, std::uint64_t seed) {
     }
   }
   EXPECT_EQ(a.size(), 0u);
-  EXPECT_EQ(a.memory_bytes(), 0u);
+  EXPECT_EQ(a.node_bytes(), 0u);
   EXPECT_TRUE(a.check_invariants().ok());
   EXPECT_FALSE(a.upper_equal(0).has_value());
   EXPECT_FALSE(a.lower_equal(kMax).has_value());
@@ -252,7 +252,7 @@ TEST_F(JudyTest, WholeKeyRangeAndBounds) {
   EXPECT_TRUE(a.check_invariants().ok()) << a.check_invariants();
   EXPECT_EQ(a.erase(kMax), 7);
   EXPECT_EQ(a.erase(0), 2);
-  EXPECT_EQ(a.memory_bytes(), 0u);
+  EXPECT_EQ(a.node_bytes(), 0u);
 }
 
 TEST_F(JudyTest, NodeClassesGrowAndShrinkWithHysteresis) {
@@ -314,7 +314,7 @@ TEST_F(JudyTest, NodeClassesGrowAndShrinkWithHysteresis) {
     for (std::uint64_t j = 0; j < 9; ++j) a.erase((g << 8) | j);
     ASSERT_TRUE(a.check_invariants().ok()) << g << ": " << a.check_invariants();
   }
-  EXPECT_EQ(a.memory_bytes(), 0u);
+  EXPECT_EQ(a.node_bytes(), 0u);
 }
 
 TEST_F(JudyTest, BucketsSplitAndMerge) {
@@ -353,7 +353,7 @@ void allocation_failure_run(std::uint64_t seed) {
     const std::uint64_t v = src.rng();
     const unsigned op = static_cast<unsigned>(src.rng() % 5);
     for (long n = 0;; ++n) {
-      const std::size_t bytes = a.memory_bytes(), size = a.size();
+      const std::size_t bytes = a.node_bytes(), size = a.size();
       alloc::fail_after(n);
       bool failed = false;
       if (op == 0) {
@@ -407,7 +407,7 @@ void allocation_failure_run(std::uint64_t seed) {
       alloc::fail_after(-1);
       if (!failed) break;
       ++failures;
-      ASSERT_EQ(a.memory_bytes(), bytes);
+      ASSERT_EQ(a.node_bytes(), bytes);
       ASSERT_EQ(a.size(), size);
       if (i % 50 == 0) {
         ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
@@ -459,6 +459,51 @@ TEST_F(JudyTest, ShortLivedWriterThreads) {
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
 }
 
+// memory_bytes() is what the process holds from malloc for the array:
+// nodes, the block cache its frees filled, retired objects waiting for their
+// grace period or for this thread's next update, and the retire batches.
+// The judy allocator counts the same bytes at its malloc and free calls
+// (judy_alloc::malloc_bytes()); with one array in the process the two must
+// agree whenever no callback runs (after rcu::barrier()). They must also
+// agree at every stage: right after erases (retired objects pending), after
+// the grace period (returned, not yet drained), after the next update
+// (drained into the cache), after trimming the cache (cold), and after the
+// array is gone.
+TEST_F(JudyTest, MemoryBytesIsWhatTheAllocatorHandedOut) {
+  auto agree = [](const auto& a, const char* when) {
+    rcu::barrier();  // no judy callback runs while we compare
+    EXPECT_EQ(a.memory_bytes(), alloc::malloc_bytes()) << when;
+    EXPECT_EQ(a.memory_bytes(), a.node_bytes() + alloc::held_bytes()) << when;
+  };
+  rcukit::detail::judy_cache_trim();
+  {
+    judy_array<std::uint64_t> a;
+    agree(a, "empty");
+    std::mt19937_64 rng(7);
+    std::vector<std::uint64_t> keys;
+    for (int i = 0; i < 60000; ++i) keys.push_back(i % 2 ? rng() : rng() % 100000);
+    for (std::uint64_t k : keys) (void)a.insert(k, k);
+    agree(a, "after inserts");
+    EXPECT_GT(a.node_bytes(), 60000u * 8);
+    EXPECT_GT(alloc::held_bytes(), 0u) << "a build retires every bucket it outgrows";
+    for (std::size_t i = 0; i < keys.size(); i += 2) (void)a.erase(keys[i]);
+    agree(a, "after erases (retired objects pending or returned)");
+    (void)a.insert(1, 1);  // drains this thread's returned batches into its cache
+    agree(a, "after a drain");
+    const std::size_t before_trim = a.memory_bytes();
+    rcukit::detail::judy_cache_trim();
+    agree(a, "after trimming the cache");
+    EXPECT_LT(a.memory_bytes(), before_trim) << "the cache held blocks that memory_bytes() counted";
+    for (std::uint64_t k : keys) (void)a.erase(k);
+    (void)a.erase(1);
+    EXPECT_EQ(a.node_bytes(), 0u);
+    agree(a, "emptied");
+  }
+  judy_array<std::uint64_t> fresh;
+  agree(fresh, "after the array was destroyed (its nodes are in this thread's cache)");
+  EXPECT_EQ(fresh.node_bytes(), 0u);
+}
+
 struct wide {
   std::uint64_t a, b, c;
   bool operator==(const wide&) const = default;
@@ -477,7 +522,7 @@ void flavour_smoke() {
     }
     ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
     for (std::uint64_t k = 0; k < 5000; ++k) ASSERT_TRUE(a.erase(k * 0x9e3779b97f4a7c15ull).has_value());
-    EXPECT_EQ(a.memory_bytes(), 0u);
+    EXPECT_EQ(a.node_bytes(), 0u);
   }
   // Retired nodes are batched per thread; destroying the array hands this
   // thread's batch to F's callback thread, so F's barrier comes after it.

@@ -19,7 +19,8 @@
 //   lin25      256     8..25   "
 //   pool       928    16..100  4 sorted segments of <= 25, chosen by the key
 //                              byte's two high bits (b >> 6)
-//   pigeon    2072    24..256  256 child words indexed by the key byte
+//   pigeon    2080    24..256  a seqcount, then 256 child words indexed by
+//                              the key byte
 //
 // The overlapping ranges are the hysteresis: a node grows when its class is
 // full and shrinks only when it falls well below the smaller class's
@@ -32,7 +33,10 @@
 //      node is published; only child words change in place (atomically), and
 //      only to replace an existing child by another non-empty one.
 //  (2) Pigeon nodes change in place: a slot is set or cleared with a release
-//      store under the node lock; count_ is atomic.
+//      store under the node lock, inside a write section of the node's
+//      seqcount (odd while the store is in flight), so a reader that samples
+//      the seqcount before and after reading slots knows whether any slot
+//      changed in between; count_ is atomic.
 //  (3) Keys are sorted inside every segment; a pool key sits in segment b>>6.
 //  (4) A node's kind matches its child count (table above); no node is empty;
 //      no node's children are all buckets with <= cap/2 keys in total (it
@@ -44,7 +48,8 @@
 // returned to it after the grace period, so the thread that allocates is
 // the one that frees (no malloc arena shared between writers and liburcu's
 // callback thread). judy_alloc::live counts objects not yet past their
-// grace period.
+// grace period; every byte taken from malloc is accounted for in one of
+// three states (nodes, cached, pending: "Memory accounting" below).
 //
 // Not supported here: path compression of inner-node chains (a long shared
 // prefix over more than a bucket of keys costs one lin4 node per shared
@@ -59,6 +64,8 @@
 #include <new>
 #include <thread>
 
+#include "rcukit/detail/seqcount.hpp"
+#include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
@@ -90,6 +97,74 @@ struct judy_striped_counter {
 };
 
 // ---------------------------------------------------------------------------
+// Memory accounting. Every byte the judy allocator takes from malloc is, at
+// any time, in exactly one of these states:
+//   (M1) a node or bucket: counted by its judy_array (node_bytes(), once
+//        published; an update's unpublished objects are in flight);
+//   (M2) a free block in a thread's block cache: that cache's holding;
+//   (M3) retired and not yet back in a cache or freed (in a batch waiting
+//        for its grace period, or returned to its thread and not yet
+//        drained), together with the batch structures and the per-thread
+//        box: that box's holding; or retired alone through call_rcu (no
+//        batch could be had): judy_alloc::solo_pending.
+// Holdings (M2, M3) sit in one process-wide list, so judy_alloc::held_bytes()
+// can sum them. A holding is written by its thread only (a relaxed load and
+// store: no read-modify-write on the hot path), except a box's after its
+// thread exited (see judy_reclaimer::thread_exit). judy_alloc::malloc_bytes()
+// counts the same bytes from the other side (malloc'd minus freed, at the
+// calls), so tests can check that the states add up. Sizes are the block
+// sizes requested from malloc (judy_block_bytes), not malloc's chunk headers.
+// ---------------------------------------------------------------------------
+struct judy_holding {
+  std::atomic<std::size_t> bytes{0};
+  judy_holding* prev = nullptr;  // list links: guarded by judy_holdings_lock
+  judy_holding* next = nullptr;
+};
+inline constinit spin_lock judy_holdings_lock;
+inline constinit judy_holding* judy_holdings_head = nullptr;
+
+inline void judy_holding_link(judy_holding* h) noexcept {
+  judy_holdings_lock.lock();
+  h->prev = nullptr;
+  h->next = judy_holdings_head;
+  if (h->next != nullptr) h->next->prev = h;
+  judy_holdings_head = h;
+  judy_holdings_lock.unlock();
+}
+inline void judy_holding_unlink(judy_holding* h) noexcept {
+  judy_holdings_lock.lock();
+  if (h->prev != nullptr) {
+    h->prev->next = h->next;
+  } else {
+    judy_holdings_head = h->next;
+  }
+  if (h->next != nullptr) h->next->prev = h->prev;
+  h->prev = h->next = nullptr;
+  judy_holdings_lock.unlock();
+}
+// Adds d to a holding written by the calling thread alone.
+inline void judy_holding_add_own(judy_holding& h, std::ptrdiff_t d) noexcept {
+  // relaxed load and store: a single writer; readers sum holdings as a
+  // statistic (exact when the writers are quiescent).
+  h.bytes.store(h.bytes.load(std::memory_order_relaxed) + static_cast<std::size_t>(d),
+                std::memory_order_relaxed);
+}
+
+// Bytes obtained from malloc and not yet freed by the judy allocator (all
+// of M1-M3). Touched only at malloc and free, which cost far more.
+inline constinit judy_striped_counter judy_malloc_count{};
+inline void* judy_sys_malloc(std::size_t bytes) noexcept {
+  void* p = std::malloc(bytes);
+  if (p != nullptr) judy_malloc_count.add(static_cast<long>(bytes));
+  return p;
+}
+inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  judy_malloc_count.add(-static_cast<long>(bytes));
+  std::free(p);
+}
+
+// ---------------------------------------------------------------------------
 // Per-thread block cache. Every update allocates a bucket and frees the one
 // it replaced a grace period later; through glibc that pair cost about a
 // third of an update (_int_free's coalescing of a burst of freed chunks).
@@ -104,44 +179,57 @@ inline constexpr std::size_t judy_cache_max_bytes = 2 * 1024 * 1024;
 
 struct judy_block_cache {
   void* heads[judy_cache_classes];  // free blocks, linked through their first word
-  std::size_t bytes;                // held in all classes
+  judy_holding held;                // bytes in all classes (M2), linked while state == 1
   unsigned char state;              // 0 = unused yet, 1 = on, 2 = off (thread exiting)
 };
 inline thread_local constinit judy_block_cache judy_tls_cache{};
 
+inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
+// The size of the block the allocator takes from malloc for `bytes`.
+inline std::size_t judy_block_bytes(std::size_t bytes) noexcept {
+  const std::size_t c = judy_size_class(bytes);
+  return c < judy_cache_classes ? c * 16 : bytes;
+}
+
+// Frees every block in the calling thread's cache (the cache stays on).
+// Memory measurements call it to start cold.
+inline void judy_cache_trim() noexcept {
+  judy_block_cache& c = judy_tls_cache;
+  for (std::size_t k = 0; k < judy_cache_classes; ++k) {
+    while (c.heads[k] != nullptr) {
+      void* next = *static_cast<void**>(c.heads[k]);
+      judy_sys_free(c.heads[k], k * 16);
+      c.heads[k] = next;
+    }
+  }
+  judy_holding_add_own(c.held, -static_cast<std::ptrdiff_t>(c.held.bytes.load(std::memory_order_relaxed)));
+}
+
 struct judy_block_cache_guard {
   ~judy_block_cache_guard() {
-    judy_block_cache& c = judy_tls_cache;
-    for (void*& h : c.heads) {
-      while (h != nullptr) {
-        void* next = *static_cast<void**>(h);
-        std::free(h);
-        h = next;
-      }
-    }
-    c.bytes = 0;
-    c.state = 2;
+    judy_cache_trim();
+    judy_tls_cache.state = 2;
+    judy_holding_unlink(&judy_tls_cache.held);
   }
 };
 
-inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
-
-// A block of at least `bytes` (rounded up to its class), or nullptr.
+// A block of at least `bytes` (judy_block_bytes(bytes)), or nullptr.
 inline void* judy_cache_get(std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   judy_block_cache& tc = judy_tls_cache;
   if (c < judy_cache_classes && tc.state == 1 && tc.heads[c] != nullptr) {
     void* p = tc.heads[c];
     tc.heads[c] = *static_cast<void**>(p);
-    tc.bytes -= c * 16;
+    judy_holding_add_own(tc.held, -static_cast<std::ptrdiff_t>(c * 16));
     return p;
   }
   if (tc.state == 0) {
     static thread_local judy_block_cache_guard guard;  // empties the cache at thread exit
     (void)guard;
+    judy_holding_link(&tc.held);
     tc.state = 1;
   }
-  return std::malloc(c < judy_cache_classes ? c * 16 : bytes);
+  return judy_sys_malloc(judy_block_bytes(bytes));
 }
 
 // Gives back a block from judy_cache_get(bytes): into this thread's cache,
@@ -149,13 +237,14 @@ inline void* judy_cache_get(std::size_t bytes) noexcept {
 inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   judy_block_cache& tc = judy_tls_cache;
-  if (c < judy_cache_classes && tc.state == 1 && tc.bytes + c * 16 <= judy_cache_max_bytes) {
+  if (c < judy_cache_classes && tc.state == 1 &&
+      tc.held.bytes.load(std::memory_order_relaxed) + c * 16 <= judy_cache_max_bytes) {  // own holding
     *static_cast<void**>(p) = tc.heads[c];
     tc.heads[c] = p;
-    tc.bytes += c * 16;
+    judy_holding_add_own(tc.held, static_cast<std::ptrdiff_t>(c * 16));
     return;
   }
-  std::free(p);
+  judy_sys_free(p, judy_block_bytes(bytes));
 }
 
 // ---------------------------------------------------------------------------
@@ -168,6 +257,8 @@ struct judy_alloc {
   // counting when its grace period ends (judy_batch_done), even if the
   // retiring thread frees the memory itself later (judy_reclaimer).
   static inline judy_striped_counter live{};
+  // Block bytes of objects retired alone through call_rcu (M3).
+  static inline judy_striped_counter solo_pending{};
   // Per-thread fault injection: -1 = never fail; n >= 0 = the (n+1)-th
   // allocation by this thread fails (and the countdown then disarms).
   static inline thread_local long fail_countdown = -1;
@@ -191,13 +282,33 @@ struct judy_alloc {
     live.add(-1);
     judy_cache_put(p, bytes);
   }
-  // Same, from a thread that never allocates (liburcu's callback thread):
-  // straight to free(), so that thread's cache does not fill up uselessly.
-  static void deallocate_remote(void* p) noexcept {
+  // Frees an object of `bytes` retired alone (solo_pending), from liburcu's
+  // callback thread: straight to free(), so that thread keeps no cache.
+  static void deallocate_retired_alone(void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;
     live.add(-1);
-    std::free(p);
+    solo_pending.add(-static_cast<long>(judy_block_bytes(bytes)));
+    judy_sys_free(p, judy_block_bytes(bytes));
   }
+
+  // Bytes held besides nodes and buckets (M2 and M3), in the whole process:
+  // every thread's block cache, every pending retired object and batch
+  // structure. Exact when no judy_array update, drain or RCU callback of
+  // an exited thread's batch runs. Blocking (a process-wide lock, held for
+  // one pass over a list with one entry per thread and flavour).
+  static std::size_t held_bytes() noexcept {
+    std::size_t n = 0;
+    judy_holdings_lock.lock();
+    for (const judy_holding* h = judy_holdings_head; h != nullptr; h = h->next) {
+      n += h->bytes.load(std::memory_order_relaxed);  // statistic, see above
+    }
+    judy_holdings_lock.unlock();
+    return n + static_cast<std::size_t>(solo_pending.load());
+  }
+  // Bytes malloc'd minus freed by the judy allocator (M1 + M2 + M3), counted
+  // at the malloc and free calls: the allocator-side figure tests compare
+  // with judy_array::memory_bytes().
+  static std::size_t malloc_bytes() noexcept { return static_cast<std::size_t>(judy_malloc_count.load()); }
 };
 
 // ---------------------------------------------------------------------------
@@ -222,12 +333,16 @@ struct judy_alloc {
 //       queue, the owner's returned list, or the owner's spare slot.
 //  (R3) A box (the returned list) lives while its owner thread lives or a
 //       batch of it is queued (refs counts both).
+//  (R4) The box's holding counts the box, every batch structure of its
+//       thread, and the block bytes of every object in them (M3). Its owner
+//       writes it alone until it marks the list orphaned (an acq_rel
+//       exchange); from then on every writer uses read-modify-writes.
 // Not supported: a thread that retired objects and then never updates any
 // judy_array again keeps up to one open batch (judy_batch_cap objects) until
 // it exits or destroys a judy_array, and its returned batches until then;
 // and each thread's block cache keeps up to judy_cache_max_bytes (2 MiB) of
 // free blocks until the thread exits: memory is bounded, not returned
-// promptly.
+// promptly (judy_array::memory_bytes() reports it).
 // ---------------------------------------------------------------------------
 inline constexpr unsigned judy_batch_cap = 64;
 
@@ -246,6 +361,7 @@ struct judy_reclaim_box {
   std::atomic<judy_retire_batch*> returned{nullptr};
   // The owner's reference plus one per queued batch (invariant R3).
   std::atomic<long> refs{1};
+  judy_holding held;  // invariant R4; linked for the box's whole life
 };
 
 inline judy_retire_batch* judy_orphan() noexcept {
@@ -253,24 +369,29 @@ inline judy_retire_batch* judy_orphan() noexcept {
 }
 
 // Frees a batch's objects (live already dropped): into the calling thread's
-// cache when it is the owner, else straight to free().
-inline void judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
+// cache when it is the owner, else straight to free(). Returns their block
+// bytes (for the box's holding).
+inline std::size_t judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
+  std::size_t bytes = 0;
   for (unsigned i = 0; i < b->n; ++i) {
+    bytes += judy_block_bytes(b->sizes[i]);
     if (owner) {
       judy_cache_put(b->objs[i], b->sizes[i]);
     } else {
-      std::free(b->objs[i]);
+      judy_sys_free(b->objs[i], judy_block_bytes(b->sizes[i]));
     }
   }
   b->n = 0;
+  return bytes;
 }
 
 inline void judy_box_unref(judy_reclaim_box* box) noexcept {
   // acq_rel: the last decrement (acquire) sees every other holder's use of
   // the box, each of which released it with its own decrement.
   if (box->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    judy_holding_unlink(&box->held);
     box->~judy_reclaim_box();
-    std::free(box);
+    judy_sys_free(box, sizeof(judy_reclaim_box));
   }
 }
 
@@ -278,21 +399,25 @@ inline void judy_box_unref(judy_reclaim_box* box) noexcept {
 inline void judy_batch_done(judy_retire_batch* b) noexcept {
   judy_alloc::live.add(-static_cast<long>(b->n));
   judy_reclaim_box* box = b->box;
-  // relaxed: the CAS below orders the push; an orphaned list needs no
-  // ordering with the owner (it only stopped draining).
-  judy_retire_batch* head = box->returned.load(std::memory_order_relaxed);
+  // acquire (here and on CAS failure): if the list is orphaned, pairs with
+  // the owner's acq_rel exchange in thread_exit(), so its last writes to
+  // the box's holding come before ours (invariant R4).
+  judy_retire_batch* head = box->returned.load(std::memory_order_acquire);
   for (;;) {
     if (head == judy_orphan()) {
-      judy_free_batch_objects(b, /*owner=*/false);
+      const std::size_t bytes = judy_free_batch_objects(b, /*owner=*/false) + sizeof(judy_retire_batch);
       b->~judy_retire_batch();
-      std::free(b);
+      judy_sys_free(b, sizeof(judy_retire_batch));
+      // relaxed RMW: the box's holding is a statistic; after the orphan
+      // mark every writer uses RMWs (R4), so none is lost.
+      box->held.bytes.fetch_sub(bytes, std::memory_order_relaxed);
       break;
     }
     b->next = head;
     // release: hands the batch (and the end of its grace period, which the
     // rcu layer made happen-before this callback) to the owner's acquire
     // exchange in judy_reclaimer::drain().
-    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed)) {
+    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_acquire)) {
       break;
     }
   }
@@ -324,6 +449,7 @@ class judy_reclaimer {
     if (st.open == nullptr && !open_batch(st)) return false;
     st.open->sizes[st.open->n] = static_cast<std::uint32_t>(bytes);
     st.open->objs[st.open->n++] = mem;
+    judy_holding_add_own(st.box->held, static_cast<std::ptrdiff_t>(judy_block_bytes(bytes)));  // R4
     if (st.open->n == judy_batch_cap) flush();
     return true;
   }
@@ -348,17 +474,20 @@ class judy_reclaimer {
     if (st.box->returned.load(std::memory_order_relaxed) == nullptr) return;
     // acquire: pairs with the release CAS in judy_batch_done().
     judy_retire_batch* l = st.box->returned.exchange(nullptr, std::memory_order_acquire);
+    std::size_t freed = 0;
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
-      judy_free_batch_objects(l, /*owner=*/true);
+      freed += judy_free_batch_objects(l, /*owner=*/true);
       if (st.spare == nullptr) {
         st.spare = l;
       } else {
         l->~judy_retire_batch();
-        std::free(l);
+        judy_sys_free(l, sizeof(judy_retire_batch));
+        freed += sizeof(judy_retire_batch);
       }
       l = next;
     }
+    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));  // R4
   }
 
  private:
@@ -369,20 +498,32 @@ class judy_reclaimer {
   static void thread_exit() noexcept {
     judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
     flush();
-    std::free(st.open);  // empty (or null)
-    std::free(st.spare);
+    std::size_t freed = 0;
+    for (judy_retire_batch* b : {st.open, st.spare}) {  // empty (or null)
+      if (b == nullptr) continue;
+      b->~judy_retire_batch();
+      judy_sys_free(b, sizeof(judy_retire_batch));
+      freed += sizeof(judy_retire_batch);
+    }
+    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));
     st.open = st.spare = nullptr;
     st.phase = 2;
-    // acquire: pairs with the release CAS in judy_batch_done(); from now on
-    // callbacks free their batches themselves.
-    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acquire);
+    // acq_rel: acquire pairs with the release CAS in judy_batch_done();
+    // release hands this thread's writes to the box's holding to the
+    // callbacks that see the orphan mark (R4). From now on callbacks free
+    // their batches themselves.
+    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acq_rel);
+    freed = 0;
     while (l != nullptr) {
       judy_retire_batch* next = l->next;
-      judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
+      freed += judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
       l->~judy_retire_batch();
-      std::free(l);
+      judy_sys_free(l, sizeof(judy_retire_batch));
+      freed += sizeof(judy_retire_batch);
       l = next;
     }
+    // relaxed RMW: callbacks may write the holding too from now on (R4).
+    st.box->held.bytes.fetch_sub(freed, std::memory_order_relaxed);
     judy_box_unref(st.box);
     st.box = nullptr;
   }
@@ -390,9 +531,11 @@ class judy_reclaimer {
   static bool open_batch(judy_reclaim_state& st) noexcept {
     if (st.phase == 2) return false;
     if (st.phase == 0) {
-      void* m = std::malloc(sizeof(judy_reclaim_box));
+      void* m = judy_sys_malloc(sizeof(judy_reclaim_box));
       if (m == nullptr) return false;
       st.box = new (m) judy_reclaim_box();
+      judy_holding_add_own(st.box->held, sizeof(judy_reclaim_box));  // R4
+      judy_holding_link(&st.box->held);
       st.phase = 1;
       static thread_local exit_guard guard;  // thread_exit() at thread exit
       (void)guard;
@@ -401,9 +544,10 @@ class judy_reclaimer {
       st.open = st.spare;
       st.spare = nullptr;
     } else {
-      void* m = std::malloc(sizeof(judy_retire_batch));
+      void* m = judy_sys_malloc(sizeof(judy_retire_batch));
       if (m == nullptr) return false;
       st.open = new (m) judy_retire_batch();
+      judy_holding_add_own(st.box->held, sizeof(judy_retire_batch));  // R4
     }
     st.open->box = st.box;
     st.open->n = 0;
@@ -435,10 +579,12 @@ inline constexpr judy_kind_info judy_kinds[5] = {
     judy_make_info(1, 11, 3),
     judy_make_info(1, 25, 8),
     judy_make_info(4, 25, 16),
-    {0, 256, 24, 256, judy_header_bytes + 8 * 256, judy_header_bytes},
+    // pigeon: the header, the seqcount (8 bytes), the 256 child words.
+    {0, 256, 24, 256, judy_header_bytes + 8 + 8 * 256, judy_header_bytes + 8},
 };
 static_assert(judy_kinds[0].bytes == 64 && judy_kinds[1].bytes == 128 && judy_kinds[2].bytes == 256);
-static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2072);
+static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2080);
+static_assert(sizeof(seqcount) == 8, "a pigeon node's seqcount fills the 8 bytes before its child words");
 
 // Tagged child word: 0, a node, or a bucket (bit 0). Allocations are
 // 16-byte aligned (malloc), so bits 1..3 are free for planning placeholders.
@@ -562,6 +708,13 @@ struct judy_node : rcu::retirable {
   const std::atomic<judy_word>* children() const noexcept {
     return std::launder(reinterpret_cast<const std::atomic<judy_word>*>(raw() + info().child_off));
   }
+  // Pigeon nodes only: the seqcount of in-place slot changes (invariant 2).
+  seqcount& pigeon_seq() noexcept {
+    return *std::launder(reinterpret_cast<seqcount*>(raw() + judy_header_bytes));
+  }
+  const seqcount& pigeon_seq() const noexcept {
+    return *std::launder(reinterpret_cast<const seqcount*>(raw() + judy_header_bytes));
+  }
   unsigned count() const noexcept {
     // relaxed: pigeon counts change only under lock_ and are read by writers
     // holding it (or by quiescent invariant checks); others are immutable.
@@ -595,6 +748,13 @@ struct judy_node : rcu::retirable {
   // descending byte order until f returns true; returns whether it did.
   template <bool Asc, class F>
   bool visit(unsigned from, unsigned to, F&& f) const {
+    return visit_at<Asc>(from, to,
+                         [&](unsigned b, const std::atomic<judy_word>*, judy_word w) { return f(b, w); });
+  }
+  // Same, with the child word's address: f(byte, at, word), word == *at as
+  // loaded (acquire, as child()). For readers that re-check what they read.
+  template <bool Asc, class F>
+  bool visit_at(unsigned from, unsigned to, F&& f) const {
     // Visits bytes in [from, to] (inclusive), in the chosen order.
     if (from > to) return false;
     if (kind_ == judy_kind::pigeon) {
@@ -602,12 +762,12 @@ struct judy_node : rcu::retirable {
       if constexpr (Asc) {
         for (unsigned b = from; b <= to; ++b) {
           const judy_word w = c[b].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + b, w)) return true;
         }
       } else {
         for (unsigned b = to + 1; b-- > from;) {
           const judy_word w = c[b].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + b, w)) return true;
         }
       }
       return false;
@@ -623,7 +783,7 @@ struct judy_node : rcu::retirable {
           if (b < from) continue;
           if (b > to) return false;
           const judy_word w = c[base + i].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + base + i, w)) return true;
         }
       }
     } else {
@@ -634,7 +794,7 @@ struct judy_node : rcu::retirable {
           if (b > to) continue;
           if (b < from) return false;
           const judy_word w = c[base + i].load(std::memory_order_acquire);  // as child()
-          if (w != 0 && f(b, w)) return true;
+          if (w != 0 && f(b, c + base + i, w)) return true;
         }
       }
     }
@@ -668,6 +828,7 @@ inline judy_node* judy_new_node(judy_kind k) noexcept {
   auto* n = new (mem) judy_node(k);
   char* raw = static_cast<char*>(mem);
   for (std::size_t i = judy_header_bytes; i < in.child_off; ++i) raw[i] = 0;
+  if (k == judy_kind::pigeon) new (raw + judy_header_bytes) seqcount();
   for (unsigned i = 0; i < in.max_count; ++i) new (raw + in.child_off + 8 * i) std::atomic<judy_word>(0);
   return n;
 }
@@ -680,8 +841,9 @@ inline void judy_free_node(judy_node* n) noexcept {
 }
 // Frees a node retired alone (RCU callback thread).
 inline void judy_free_node_remote(judy_node* n) noexcept {
+  const std::size_t bytes = n->bytes();
   n->~judy_node();
-  judy_alloc::deallocate_remote(n);
+  judy_alloc::deallocate_retired_alone(n, bytes);
 }
 
 // Allocates a bucket for n entries (keys and values left for the caller).
@@ -705,8 +867,9 @@ void judy_free_bucket(judy_bucket<T>* b) noexcept {
 }
 template <class T>
 void judy_free_bucket_remote(judy_bucket<T>* b) noexcept {
+  const std::size_t bytes = b->bytes();
   b->~judy_bucket<T>();
-  judy_alloc::deallocate_remote(b);
+  judy_alloc::deallocate_retired_alone(b, bytes);
 }
 
 // A sorted list of (byte, word) children, the input from which new nodes are
