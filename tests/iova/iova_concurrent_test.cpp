@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -214,6 +215,26 @@ TYPED_TEST(IovaConcurrent, CacheSemantics) {
   c2.free(*x, 16);
   c2.flush();
   EXPECT_TRUE(small.index().empty());
+}
+
+// A limit can make the magazine pop a range below its top: every other
+// cached range must stay cached exactly once (none lost, none doubled).
+TYPED_TEST(IovaConcurrent, MagazinePopBelowTopKeepsTheRest) {
+  TypeParam d(4096, 0, 64);
+  iova_magazine_cache<TypeParam> c(d);
+  std::vector<uint64_t> got;
+  for (int i = 0; i < 4; ++i) got.push_back(*c.alloc(1, 63));
+  ASSERT_EQ(got, (std::vector<uint64_t>{63, 62, 61, 60}));              // top-down from the domain
+  for (auto it = got.rbegin(); it != got.rend(); ++it) c.free(*it, 1);  // magazine: 60 61 62 63 (top)
+  EXPECT_EQ(*c.alloc(1, 60), 60u) << "only pfn 60 fits under limit 60";
+  std::set<uint64_t> rest;
+  for (int i = 0; i < 3; ++i) rest.insert(*c.alloc(1, 63));
+  EXPECT_EQ(rest, (std::set<uint64_t>{61, 62, 63})) << "the ranges above the popped one, each once";
+  EXPECT_EQ(*c.alloc(1, 63), 59u) << "the magazine is empty now: the domain's next page";
+  EXPECT_EQ(d.index().size(), 5u);
+  for (uint64_t p : {59, 60, 61, 62, 63}) c.free(p, 1);
+  c.flush();
+  EXPECT_TRUE(d.index().empty());
 }
 
 // API.md: the cache flushes and retries before failing, for every request

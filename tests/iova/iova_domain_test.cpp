@@ -296,6 +296,12 @@ void wide_requests_keep_their_hint() {
   EXPECT_EQ(*e.alloc(1, k4G - 1, false), k4G - 3);
   EXPECT_EQ(*e.alloc(4, UINT64_MAX, true), k4G - 8);
   EXPECT_EQ(*e.alloc(1, UINT64_MAX, false), k4G - 4);
+  // The class is decided by the inclusive limit: limit k4G reaches one page
+  // above 4 GiB, so the request is wide and takes that page.
+  D g(4096, 1, 2 * k4G);
+  EXPECT_EQ(*g.alloc(1, k4G - 1, false), k4G - 1);
+  EXPECT_EQ(*g.alloc(1, k4G, false), k4G) << "a window reaching above 4 GiB is wide";
+  EXPECT_EQ(*g.alloc(1, k4G, false), k4G - 2) << "nothing left above 4 GiB under this limit";
   // A range straddling 4 GiB is found when nothing else fits.
   D f(4096, k4G - 2, k4G + 2);
   EXPECT_EQ(*f.alloc(4, UINT64_MAX, false), k4G - 2);
