@@ -55,7 +55,10 @@
 //      correct result, only the search start differs;
 //  (5) reserve_seq_ is odd exactly while a multi-piece reserve() holds
 //      reserve_mu_ and the index may hold pieces of it that are not
-//      committed; it is written only under reserve_mu_.
+//      committed; it is written only under reserve_mu_. (Relies on the
+//      index being linearizable in the memory-model sense too: a search
+//      that observes an insert happens after it, as a lock or an RCU
+//      publication gives.)
 //
 // Not supported: the "max32_alloc_size" fail-fast shortcut, merging a
 // reservation with a live allocation (reserve() over an allocation is
@@ -261,9 +264,9 @@ class iova_domain {
         if (done < holes.size()) {
           for (size_t i = 0; i < done; ++i) index_.erase(holes[i].start);  // roll back
         }
-        // release: pairs with the acquire loads in wait_reserve_idle(),
-        // alloc() and find(): whoever reads the even count sees the pieces
-        // committed or rolled back, never in between.
+        // release: pairs with the acquire loads in alloc() and find():
+        // whoever reads the even count sees the pieces committed or rolled
+        // back, never in between.
         reserve_seq_.store(seq + 2, std::memory_order_release);
         if (done == holes.size()) return absl::OkStatus();
       }
@@ -317,7 +320,8 @@ class iova_domain {
       if (!s.ok() && absl::IsResourceExhausted(s.status()) && start_pfn_ < dma32_end_) {
         // Nothing fits above 4 GiB: the whole window, below 4 GiB from the
         // 32-bit hint first, as a 32-bit request would search (a range
-        // straddling 4 GiB is found by the second pass).
+        // straddling 4 GiB is found by the second pass). A node allocation
+        // that failed above falls through here too and is simply retried.
         const uint64_t h32 = cached32_.load(std::memory_order_relaxed);  // relaxed: hint
         s = search(h32 == 0 ? dma32_end_ : h32, start_pfn_, limit_excl, npages, align);
       }
