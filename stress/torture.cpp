@@ -27,7 +27,8 @@
 //              side, always a key with its own value.
 //  iova        threads allocate and free through the domain and a magazine
 //              cache; a global interval set proves no range is handed out
-//              twice; at the end, after flush, every range is free again.
+//              twice; at the end, after flush, the whole space is free
+//              again (the index is empty, one allocation covers it all).
 //  executor    jobs complete (done()) from foreign threads in random order,
 //              inline, or race a throw from parallel() after a hand-off,
 //              while a thread removes and re-adds callback CPUs (set_cpus,
@@ -404,6 +405,7 @@ outcome torture_iova(const context& ctx) {
   error_log errs;
   using domain = iova_domain<extent_skiplist<uint64_t>>;
   constexpr uint64_t kEnd = uint64_t{1} << 24;
+  constexpr uint64_t k32BitLimit = (uint64_t{1} << 32) / 4096 - 1;  // last pfn below 4 GiB
   auto d = std::make_unique<domain>(4096, 1, kEnd);
   auto cache = std::make_unique<iova_magazine_cache<domain>>(*d);
   std::mutex mu;
@@ -432,7 +434,7 @@ outcome torture_iova(const context& ctx) {
       if (mine.size() < 64 && (mine.empty() || (rng() & 1))) {
         const uint64_t n = uint64_t{1} << (rng() % 7);  // 1..64 pages: in and above the cache classes
         const bool use_cache = rng() & 1;
-        const uint64_t limit = (rng() & 1) ? (kEnd >> 4) : kEnd - 1;
+        const uint64_t limit = (rng() & 1) ? k32BitLimit : kEnd - 1;
         auto r = use_cache ? cache->alloc(n, limit) : d->alloc(n, limit, true);
         if (!r.ok()) {
           if (!absl::IsResourceExhausted(r.status())) errs.report(r.status().ToString());
@@ -473,10 +475,18 @@ outcome torture_iova(const context& ctx) {
     frees.fetch_add(f, std::memory_order_relaxed);
   });
   cache->flush();
-  // Everything is free again: one allocation of the whole space must succeed
-  // at the top (size-aligned power of two below end).
-  auto whole = d->alloc(kEnd / 2, kEnd - 1, true);
-  if (!whole.ok()) errs.report("after flush the space is not whole again: " + whole.status().ToString());
+  // Everything is free again, the whole space [1, kEnd), not just part of it:
+  // the index holds nothing, and one allocation of every usable page
+  // succeeds (a range leaked anywhere, below 4 GiB too, makes it fail).
+  if (!d->index().empty()) {
+    errs.report(absl::StrCat("after flush ", d->index().size(), " ranges are still allocated"));
+  }
+  auto whole = d->alloc(kEnd - 1, kEnd - 1, false);
+  if (!whole.ok()) {
+    errs.report("after flush the space is not whole again: " + whole.status().ToString());
+  } else if (*whole != 1) {
+    errs.report(absl::StrCat("after flush the whole space was allocated at ", *whole, ", not at 1"));
+  }
   cache.reset();
   d.reset();
   rcu::barrier();

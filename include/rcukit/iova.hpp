@@ -6,20 +6,44 @@
 // as Linux's drivers/iommu/iova.c alloc_iova() does: allocations live as
 // extents in an extent index (extent_skiplist, rbtree_extent_map,
 // rbtree_extent_map_augmented -- anything satisfying rcukit::extent_index),
-// and one allocation is one insert_hole(direction::down) whose hint is the
-// domain's cached position (the kernel's cached_node): after an allocation
-// the next search starts below it; freeing a range at or above the cached
-// position moves the cache up to the allocation above the freed range.
+// and one allocation is one insert_hole(direction::down) whose hint is one of
+// the domain's two cached positions, as the kernel's cached32_node and
+// cached_node: requests whose window ends at or below 4 GiB ("32-bit") use
+// the 32-bit hint, wider requests the wide one. After an allocation, the
+// hint of the half it landed in (below or above 4 GiB) moves to it; freeing
+// a range at or above a hint moves that hint up to the allocation above the
+// freed range. A wide request first searches only above 4 GiB, and only
+// when nothing fits there the whole window (from the 32-bit hint), so wide
+// requests never take the scarce space below 4 GiB while space above fits.
 // The index's two-pass insert_hole (hint window first, then the whole
-// [start_pfn, limit] window) is the 2020 kernel fix: a cached-node miss can
-// never turn a fitting request into a failure. Which index is used decides
-// the cost: the rbtree baseline walks linearly under one lock (the 2013
-// kernel), the augmented rbtree and the skiplist search in O(log n).
+// window) is the 2020 kernel fix: a cached-node miss can never turn a
+// fitting request into a failure. Which index is used decides the cost: the
+// rbtree baseline walks linearly under one lock (the 2013 kernel), the
+// augmented rbtree and the skiplist search in O(log n).
+//
+// reserve() over an arbitrary index. A reservation that covers one free
+// range is one insert: atomic by the index. One that must fill several gaps
+// between existing reservations is several inserts, and an allocation racing
+// with it can make a later piece fail, so the earlier ones are rolled back:
+// in between, allocations and find() could see a reservation that then never
+// happens. Such multi-piece reserves are serialised by a domain mutex that
+// only reserve() takes, and bracketed by a sequence count (odd while pieces
+// may be uncommitted). Every allocation and find() reads the count before
+// its search (a cache line only reserve() writes, so the read stays in the
+// reader's cache) and, only if the search failed (or found a reserved
+// piece), again after it: an unchanged even count means no multi-piece
+// reserve overlapped the search and the outcome stands; otherwise it waits
+// for the reserve (blocking on the mutex) and searches again.
+// Rejected alternatives: a lock taken by every allocation (a write to one
+// shared location on the hot path), and merging a reservation with its
+// neighbours into one extent (erasing them first would briefly free
+// reserved space).
 //
 // iova_magazine_cache puts the kernel's per-CPU range caches
 // (detail/iova_magazine.hpp) in front of a domain: per-thread loaded and
 // previous magazines per power-of-two size class, a bounded depot, direct
-// domain calls for sizes above 32 pages.
+// domain calls for sizes above 32 pages. Whatever the size, a request the
+// domain cannot serve flushes every cache and is retried once.
 //
 // Invariants:
 //  (1) every allocation [pfn_lo, pfn_lo + n) has start_pfn <= pfn_lo,
@@ -27,15 +51,19 @@
 //      and pfn_lo % bit_ceil(n) == 0 when size_aligned;
 //  (2) allocations and reservations never overlap (the index's invariant);
 //  (3) reserved ranges are never handed out and never freed;
-//  (4) the cached hint is only a hint (relaxed atomic): any value gives a
-//      correct result, only the search start differs.
+//  (4) the cached hints are only hints (relaxed atomics): any value gives a
+//      correct result, only the search start differs;
+//  (5) reserve_seq_ is odd exactly while a multi-piece reserve() holds
+//      reserve_mu_ and the index may hold pieces of it that are not
+//      committed; it is written only under reserve_mu_. (Relies on the
+//      index being linearizable in the memory-model sense too: a search
+//      that observes an insert happens after it, as a lock or an RCU
+//      publication gives.)
 //
-// Not supported: the kernel's 32-bit/64-bit split caches (one hint serves
-// every limit; a hint above a request's limit is ignored by insert_hole),
-// the "max32_alloc_size" fail-fast shortcut, merging a reservation with a
-// live allocation (reserve() over an allocation is AlreadyExists), and
-// concurrent double-free of the same range (a caller bug, as in the kernel;
-// a sequential double free returns NotFound).
+// Not supported: the "max32_alloc_size" fail-fast shortcut, merging a
+// reservation with a live allocation (reserve() over an allocation is
+// AlreadyExists), and concurrent double-free of the same range (a caller
+// bug, as in the kernel; a sequential double free returns NotFound).
 #pragma once
 
 #include <algorithm>
@@ -83,20 +111,27 @@ class iova_domain {
 
   // Usable pfns are [start_pfn, end_pfn). An empty range (end_pfn <=
   // start_pfn) makes every alloc() ResourceExhausted. `granule` is the page
-  // size in bytes, only reported back by granule().
+  // size in bytes; it places 4 GiB at pfn 2^32 / granule for the 32-bit
+  // hint (a granule of 0 makes every request wide).
   iova_domain(uint64_t granule, uint64_t start_pfn, uint64_t end_pfn)
-      : granule_(granule), start_pfn_(start_pfn), end_pfn_(end_pfn) {}
+      : granule_(granule),
+        start_pfn_(start_pfn),
+        end_pfn_(end_pfn),
+        dma32_end_(granule == 0 ? 0 : (uint64_t{1} << 32) / granule) {}
   iova_domain(const iova_domain&) = delete;
   iova_domain& operator=(const iova_domain&) = delete;
 
-  // Allocates npages top-down: the highest fitting range below the cached
-  // position, else the highest fitting range at all, with
+  // Allocates npages top-down: the highest fitting range below the hint of
+  // its class, else the highest fitting range at all, with
   // pfn_lo + npages - 1 <= limit_pfn (inclusive) and pfn_lo aligned to
-  // bit_ceil(npages) when size_aligned. InvalidArgument for npages == 0 or
-  // limit_pfn < start_pfn; ResourceExhausted only when no range fits (or the
-  // index cannot allocate a node). Nothing changes on failure. Progress and
-  // cost are the index's insert_hole (blocking and linear for the rbtree
-  // baseline; lock-free search plus leaf locks for the skiplist).
+  // bit_ceil(npages) when size_aligned. A request whose window reaches above
+  // 4 GiB lands below 4 GiB only when nothing fits above (exact when no other
+  // writer runs). InvalidArgument for npages == 0 or limit_pfn < start_pfn;
+  // ResourceExhausted only when no range fits (or the index cannot allocate
+  // a node). Nothing changes on failure. Progress and cost are the index's
+  // insert_hole (blocking and linear for the rbtree baseline; lock-free
+  // search plus leaf locks for the skiplist); a call that fails while a
+  // multi-piece reserve() runs waits for it and searches again.
   absl::StatusOr<uint64_t> alloc(uint64_t npages, uint64_t limit_pfn, bool size_aligned) {
     if (npages == 0) return absl::InvalidArgumentError("iova_domain::alloc: npages == 0");
     if (limit_pfn < start_pfn_)
@@ -110,23 +145,21 @@ class iova_domain {
       if (npages > (uint64_t{1} << 63)) return absl::ResourceExhaustedError("iova_domain::alloc: too large");
       align = std::bit_ceil(npages);
     }
-    hole_request r;
-    // relaxed: a hint only (invariant 4); nothing is published through it.
-    r.hint = cached_.load(std::memory_order_relaxed);
-    r.limit = limit_excl;
-    r.size = npages;
-    r.align = align;
-    r.dir = hole_request::direction::down;
-    r.floor = start_pfn_;
-    auto s = index_.insert_hole(r, static_cast<value_type>(kAllocated));
-    if (!s.ok()) {
-      if (s.status().code() == absl::StatusCode::kInvalidArgument) {
-        return absl::ResourceExhaustedError("iova_domain::alloc: no range fits");
-      }
-      return s.status();
+    for (;;) {
+      // acquire: pairs with the release store in reserve() that made the
+      // count even, so pieces it rolled back are gone for the search below.
+      const uint64_t seq = reserve_seq_.load(std::memory_order_acquire);
+      absl::StatusOr<uint64_t> s = alloc_once(npages, limit_excl, align);
+      if (s.ok() || !absl::IsResourceExhausted(s.status())) return s;
+      // The failure may come from pieces of a multi-piece reserve() that is
+      // then rolled back (invariant 5). It stands if no such reserve
+      // overlapped the search: the count was even and is unchanged.
+      // acquire: as above. If the search saw a piece of a later reserve, that
+      // reserve's odd store is ordered before the piece (the index's own
+      // release/acquire), so this load cannot return the old count.
+      if ((seq & 1) == 0 && reserve_seq_.load(std::memory_order_acquire) == seq) return s;
+      wait_reserve_idle();
     }
-    cached_.store(*s, std::memory_order_relaxed);  // relaxed: hint (invariant 4)
-    return *s;
   }
 
   // Frees the allocation that starts at pfn_lo. NotFound if no allocation
@@ -143,36 +176,63 @@ class iova_domain {
     if (!gone || gone->range.start != pfn_lo) {
       return absl::NotFoundError("iova_domain::free: allocation vanished (concurrent double free?)");
     }
-    // The kernel's __cached_rbnode_delete_update: a free at or above the
-    // cached position restarts the next search just below the allocation
-    // above the freed one, so the freed space is found first.
-    const uint64_t hint = cached_.load(std::memory_order_relaxed);  // relaxed: hint
-    if (hint != 0 && pfn_lo >= hint) {
-      auto above = index_.lower_bound(gone->range.end());
-      cached_.store(above ? above->range.start : 0, std::memory_order_relaxed);  // 0 = from the top
+    // The kernel's __cached_rbnode_delete_update, per hint: a free at or
+    // above a hint restarts that hint's next search just below the
+    // allocation above the freed one, so the freed space is found first.
+    // The 32-bit hint moves only for a range wholly below 4 GiB.
+    std::optional<uint64_t> above;  // start of the allocation above, 0 = none (from the top)
+    auto above_start = [&] {
+      if (!above) {
+        auto a = index_.lower_bound(gone->range.end());
+        above = a ? a->range.start : 0;
+      }
+      return *above;
+    };
+    const uint64_t wide = cached_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
+    if (wide != 0 && pfn_lo >= wide) cached_.store(above_start(), std::memory_order_relaxed);
+    const uint64_t h32 = cached32_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
+    if (h32 != 0 && gone->range.end() <= dma32_end_ && pfn_lo >= h32) {
+      const uint64_t a = above_start();
+      cached32_.store(a < dma32_end_ ? a : 0, std::memory_order_relaxed);  // relaxed: hint
     }
     return absl::OkStatus();
   }
 
-  // The allocation or reservation containing pfn, as an extent in pages.
-  // O(log n) (lock-free for the skiplist, locked for the rbtree maps).
+  // The allocation or reservation containing pfn, as an extent in pages (a
+  // reservation may be stored as several pieces). Never a piece of a
+  // reservation that does not happen. O(log n) (lock-free for the skiplist,
+  // locked for the rbtree maps); on a reserved pfn it waits for a
+  // multi-piece reserve() in progress and looks again.
   std::optional<extent> find(uint64_t pfn) const {
-    auto e = index_.lookup(pfn);
-    if (!e) return std::nullopt;
-    return e->range;
+    for (;;) {
+      // acquire: as in alloc().
+      const uint64_t seq = reserve_seq_.load(std::memory_order_acquire);
+      auto e = index_.lookup(pfn);
+      if (!e) return std::nullopt;
+      // A reserved extent may be a piece of an uncommitted reservation
+      // (invariant 5): it stands if no multi-piece reserve overlapped the
+      // lookup (acquire: as in alloc()).
+      if (static_cast<uint64_t>(e->value) != kReserved ||
+          ((seq & 1) == 0 && reserve_seq_.load(std::memory_order_acquire) == seq)) {
+        return e->range;
+      }
+      wait_reserve_idle();
+    }
   }
 
   // Reserves the inclusive range [pfn_lo, pfn_hi] so it is never handed
-  // out; parts already reserved are kept. InvalidArgument if pfn_hi < pfn_lo;
-  // AlreadyExists if it overlaps a live
-  // allocation; ResourceExhausted if the index cannot allocate. Nothing
-  // changes on failure.
+  // out; parts already reserved are kept. All-or-nothing and atomic: no
+  // allocation and no find() sees it half made. InvalidArgument if pfn_hi <
+  // pfn_lo; AlreadyExists if it overlaps a live allocation; ResourceExhausted
+  // if the index cannot allocate. Nothing changes on failure. Blocking: one
+  // domain mutex serialises reserve() calls (see the header essay).
   absl::Status reserve(uint64_t pfn_lo, uint64_t pfn_hi) {
     if (pfn_hi < pfn_lo) return absl::InvalidArgumentError("iova_domain::reserve: pfn_hi < pfn_lo");
     // pfn UINT64_MAX can never be allocated (end_pfn is exclusive), so a
     // reservation up to it is clipped to UINT64_MAX - 1.
     if (pfn_lo == UINT64_MAX) return absl::OkStatus();
     const uint64_t hi = pfn_hi == UINT64_MAX ? UINT64_MAX : pfn_hi + 1;  // exclusive
+    std::lock_guard<std::mutex> g(reserve_mu_);
     for (;;) {
       std::vector<extent> holes;
       bool overlaps_alloc = false;
@@ -184,14 +244,32 @@ class iova_domain {
       });
       if (overlaps_alloc) return absl::AlreadyExistsError("iova_domain::reserve: overlaps an allocation");
       if (cursor < hi) holes.push_back(extent{cursor, hi - cursor});
-      size_t done = 0;
+      if (holes.empty()) return absl::OkStatus();
       absl::Status st;
-      for (; done < holes.size(); ++done) {
-        st = index_.insert(holes[done], static_cast<value_type>(kReserved));
-        if (!st.ok()) break;
+      if (holes.size() == 1) {
+        // One piece: one insert, atomic by the index; no count needed.
+        st = index_.insert(holes[0], static_cast<value_type>(kReserved));
+        if (st.ok()) return st;
+      } else {
+        const uint64_t seq = reserve_seq_.load(std::memory_order_relaxed);  // relaxed: only we write it
+        // relaxed: an observer of a piece inserted below reads this odd value
+        // or a later one by write-read coherence, because the index orders
+        // the insert (release) before the observer's search (acquire).
+        reserve_seq_.store(seq + 1, std::memory_order_relaxed);
+        size_t done = 0;
+        for (; done < holes.size(); ++done) {
+          st = index_.insert(holes[done], static_cast<value_type>(kReserved));
+          if (!st.ok()) break;
+        }
+        if (done < holes.size()) {
+          for (size_t i = 0; i < done; ++i) index_.erase(holes[i].start);  // roll back
+        }
+        // release: pairs with the acquire loads in alloc() and find():
+        // whoever reads the even count sees the pieces committed or rolled
+        // back, never in between.
+        reserve_seq_.store(seq + 2, std::memory_order_release);
+        if (done == holes.size()) return absl::OkStatus();
       }
-      if (done == holes.size()) return absl::OkStatus();
-      for (size_t i = 0; i < done; ++i) index_.erase(holes[i].start);  // roll back
       if (st.code() != absl::StatusCode::kAlreadyExists) return st;
       // A concurrent allocation took part of a hole: look again.
     }
@@ -200,15 +278,80 @@ class iova_domain {
   uint64_t granule() const noexcept { return granule_; }
   uint64_t start_pfn() const noexcept { return start_pfn_; }
   uint64_t end_pfn() const noexcept { return end_pfn_; }
+  // The first pfn above 4 GiB (2^32 / granule): requests whose window ends at
+  // or below it use the 32-bit hint.
+  uint64_t dma32_end_pfn() const noexcept { return dma32_end_; }
   // The underlying index (tests and benchmarks inspect it).
   const Index& index() const noexcept { return index_; }
 
  private:
+  // One search in [floor, limit_excl) from `hint` (0 = from the top).
+  absl::StatusOr<uint64_t> search(uint64_t hint, uint64_t floor, uint64_t limit_excl, uint64_t npages,
+                                  uint64_t align) {
+    if (floor >= limit_excl || limit_excl - floor < npages) {
+      return absl::ResourceExhaustedError("iova_domain::alloc: no range fits");
+    }
+    hole_request r;
+    r.hint = hint;
+    r.limit = limit_excl;
+    r.size = npages;
+    r.align = align;
+    r.dir = hole_request::direction::down;
+    r.floor = floor;
+    auto s = index_.insert_hole(r, static_cast<value_type>(kAllocated));
+    if (!s.ok() && s.status().code() == absl::StatusCode::kInvalidArgument) {
+      return absl::ResourceExhaustedError("iova_domain::alloc: no range fits");
+    }
+    return s;
+  }
+
+  // One allocation attempt (the request is valid). Moves the hint of the
+  // half the range landed in (invariant 4).
+  absl::StatusOr<uint64_t> alloc_once(uint64_t npages, uint64_t limit_excl, uint64_t align) {
+    absl::StatusOr<uint64_t> s;
+    if (limit_excl <= dma32_end_) {
+      // 32-bit request. relaxed: a hint only (invariant 4).
+      s = search(cached32_.load(std::memory_order_relaxed), start_pfn_, limit_excl, npages, align);
+    } else {
+      // Wide request: above 4 GiB first, from the wide hint.
+      // relaxed: a hint only (invariant 4).
+      s = search(cached_.load(std::memory_order_relaxed), std::max(start_pfn_, dma32_end_), limit_excl,
+                 npages, align);
+      if (!s.ok() && absl::IsResourceExhausted(s.status()) && start_pfn_ < dma32_end_) {
+        // Nothing fits above 4 GiB: the whole window, below 4 GiB from the
+        // 32-bit hint first, as a 32-bit request would search (a range
+        // straddling 4 GiB is found by the second pass). A node allocation
+        // that failed above falls through here too and is simply retried.
+        const uint64_t h32 = cached32_.load(std::memory_order_relaxed);  // relaxed: hint
+        s = search(h32 == 0 ? dma32_end_ : h32, start_pfn_, limit_excl, npages, align);
+      }
+    }
+    if (s.ok()) {
+      // relaxed: hints only (invariant 4).
+      (*s >= dma32_end_ ? cached_ : cached32_).store(*s, std::memory_order_relaxed);
+    }
+    return s;
+  }
+
+  // Waits until no multi-piece reserve() is in progress. Blocks on
+  // reserve_mu_, which the reserve holds for as long as the count is odd.
+  void wait_reserve_idle() const {
+    // relaxed: only decides whether to wait; the caller's next acquire load
+    // of the count is what orders its next search.
+    while ((reserve_seq_.load(std::memory_order_relaxed) & 1) != 0) {
+      std::lock_guard<std::mutex> g(reserve_mu_);  // returns once that reserve has finished
+    }
+  }
+
   const uint64_t granule_;
   const uint64_t start_pfn_;
   const uint64_t end_pfn_;
+  const uint64_t dma32_end_;  // first pfn above 4 GiB
   Index index_;
-  std::atomic<uint64_t> cached_{0};  // search hint; 0 = from the top of the window
+  std::atomic<uint64_t> cached_{0};       // wide requests' hint; 0 = from the top of the window
+  std::atomic<uint64_t> cached32_{0};     // 32-bit requests' hint; 0 = from the top of the 32-bit window
+  mutable std::mutex reserve_mu_;         // serialises reserve(); waited on by alloc()/find() (invariant 5)
+  std::atomic<uint64_t> reserve_seq_{0};  // odd while a multi-piece reserve may be half made (invariant 5)
 };
 
 // Per-thread magazines in front of a domain (the kernel's iova rcache).
@@ -228,22 +371,25 @@ class iova_magazine_cache {
   // Like alloc_iova_fast: npages is rounded up to a power of two (when at
   // most 32) and the range is size-aligned. Served from this thread's
   // magazines or the depot when a cached range ends at or below limit_pfn;
-  // otherwise from the domain; if the domain has no room, every cache is
-  // flushed and the domain asked once more. InvalidArgument for npages == 0
-  // (and whatever the domain rejects); ResourceExhausted when nothing fits.
+  // otherwise from the domain (directly for more than 32 pages); whatever
+  // the size, if the domain has no room, every cache is flushed and the
+  // domain asked once more. InvalidArgument for npages == 0 (and whatever
+  // the domain rejects); ResourceExhausted when nothing fits.
   // Blocking: per-thread mutex (uncontended unless flushing), depot mutex.
   absl::StatusOr<uint64_t> alloc(uint64_t npages, uint64_t limit_pfn) {
     if (npages == 0) return absl::InvalidArgumentError("iova_magazine_cache::alloc: npages == 0");
-    if (npages > kMaxCachedPages) return st_->d.alloc(npages, limit_pfn, true);
-    const uint64_t size = std::bit_ceil(npages);
-    const int cls = std::countr_zero(size);
-    if (detail::iova_cpu_cache* c = my_cache()) {
-      uint64_t pfn;
-      if (st_->get(*c, cls, size, limit_pfn, &pfn)) return pfn;
+    uint64_t size = npages;  // above the cached classes: not rounded, as alloc_iova_fast
+    if (npages <= kMaxCachedPages) {
+      size = std::bit_ceil(npages);
+      const int cls = std::countr_zero(size);
+      if (detail::iova_cpu_cache* c = my_cache()) {
+        uint64_t pfn;
+        if (st_->get(*c, cls, size, limit_pfn, &pfn)) return pfn;
+      }
     }
     auto r = st_->d.alloc(size, limit_pfn, true);
     if (r.ok() || r.status().code() != absl::StatusCode::kResourceExhausted) return r;
-    flush();
+    flush();  // the cached ranges may be what stands in the way, for any size
     return st_->d.alloc(size, limit_pfn, true);
   }
 

@@ -2,7 +2,10 @@
 // against a naive interval set. Checked: every allocation lies inside the
 // domain and under limit_pfn, is size-aligned when asked, overlaps no live
 // allocation or reservation; ResourceExhausted only when the naive search
-// finds no fitting range either; free/find/reserve agree with the naive set.
+// finds no fitting range either; a wide request (window reaching above
+// 4 GiB) lands below 4 GiB only when nothing fits above; free/find/reserve
+// agree with the naive set. The granule puts 4 GiB in the middle of the
+// domain, so 32-bit and wide requests (separate hints) mix.
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +50,9 @@ struct naive {
 template <class Index>
 void run(rcukit::fuzz::input& in) {
   constexpr uint64_t kStart = 1, kEnd = 1 << 12;
-  rcukit::iova_domain<Index> d(4096, kStart, kEnd);
+  constexpr uint64_t kGranule = uint64_t{1} << 21;
+  constexpr uint64_t k4G = (uint64_t{1} << 32) / kGranule;  // first pfn above 4 GiB: 2048
+  rcukit::iova_domain<Index> d(kGranule, kStart, kEnd);
   naive ref;
   for (int steps = 0; !in.empty() && steps < 2000; ++steps) {
     const uint8_t op = in.byte() % 5;
@@ -71,6 +76,7 @@ void run(rcukit::fuzz::input& in) {
         }
         RCUKIT_FUZZ_CHECK(*r >= kStart && *r + n <= hi && *r % align == 0);
         RCUKIT_FUZZ_CHECK(!ref.overlaps(*r, *r + n));
+        if (hi > k4G && *r < k4G) RCUKIT_FUZZ_CHECK(!ref.fits(k4G, hi, n, align));
         ref.ranges.emplace(*r, std::make_pair(*r + n, true));
         break;
       }

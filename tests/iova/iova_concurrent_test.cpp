@@ -2,11 +2,15 @@
 // several threads allocate and free through the domain and through the cache
 // at once. Every page of the domain has an ownership flag: an allocation
 // must find all its pages unowned (else a range was handed out twice), a
-// free must find them owned. Live allocations must be found by find(). After
-// the threads stop, everything is freed, flush() must return every cached
-// range, and the index must be empty. Also: thread exit returns a thread's
-// magazines; magazine allocation failure (depot unusable) still conserves
-// ranges; the cache's size-class rounding and limits. Bounded by
+// free must find them owned. Live allocations must be found by find(). Every
+// ResourceExhausted is checked against counted_domain's oracle (how many
+// ranges can have existed during the call): a failure while a whole block
+// stayed free for the whole call is an error. After the threads stop,
+// everything is freed, flush() must return every cached range, and the index
+// must be empty. Also: thread exit returns a thread's magazines; magazine
+// allocation failure (depot unusable) still conserves ranges; the cache's
+// size-class rounding, limits, and flush-and-retry for every request size;
+// reserve() is atomic (driven step by step through hooked_index). Bounded by
 // RCUKIT_TEST_SECONDS.
 #include <gtest/gtest.h>
 
@@ -15,7 +19,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -44,10 +51,15 @@ TYPED_TEST_SUITE(IovaConcurrent, Domains);
 
 constexpr uint64_t kStart = 16;
 constexpr uint64_t kEnd = 16 + (1 << 15);
+// The hammer's domain: large enough that the ranges users and magazines hold
+// leave most of it free most of the time, so counted_domain's oracle can
+// judge most failures. Its top 16 pages lie above 4 GiB (granule 4096), so
+// wide requests take the two-step path (above 4 GiB, then the whole window).
+constexpr uint64_t kBigEnd = 16 + (1 << 20);
 
 struct ownership {
   std::vector<std::atomic<uint8_t>> page;
-  ownership() : page(kEnd) {}
+  explicit ownership(uint64_t end = kEnd) : page(end) {}
   // acq_rel: the exchange both publishes this thread's claim and observes the
   // previous owner's release; a wrong value is a conservation failure.
   bool claim(uint64_t lo, uint64_t n) {
@@ -68,7 +80,8 @@ struct held {
 };
 
 template <class D, class Cache>
-void hammer(D& d, Cache& cache, ownership& own, int threads, double seconds, std::atomic<long>& errors) {
+void hammer(D& d, Cache& cache, ownership& own, uint64_t end, int threads, double seconds,
+            std::atomic<long>& errors) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
@@ -90,14 +103,15 @@ void hammer(D& d, Cache& cache, ownership& own, int threads, double seconds, std
         for (int k = 0; k < 32; ++k) {
           const bool via_cache = rng() % 4 != 0;
           const uint64_t n = rng() % 16 == 0 ? 33 + rng() % 30 : 1 + rng() % 20;
-          const uint64_t limit = rng() % 4 == 0 ? kStart + rng() % (kEnd - kStart) : kEnd - 1;
+          const uint64_t limit = rng() % 4 == 0 ? kStart + rng() % (end - kStart) : end - 1;
           absl::StatusOr<uint64_t> s = via_cache ? cache.alloc(n, limit) : d.alloc(n, limit, rng() % 2);
           if (!s.ok()) {
+            // ResourceExhausted is judged by counted_domain (wrong_failures).
             if (s.status().code() != absl::StatusCode::kResourceExhausted) errors++;
             continue;
           }
           const uint64_t footprint = via_cache && n <= 32 ? std::bit_ceil(n) : n;
-          if (*s < kStart || *s + footprint > kEnd || *s + footprint - 1 > limit) errors++;
+          if (*s < kStart || *s + footprint > end || *s + footprint - 1 > limit) errors++;
           if (!own.claim(*s, footprint)) errors++;
           mine.push_back({*s, n, footprint, via_cache});
         }
@@ -114,13 +128,17 @@ void hammer(D& d, Cache& cache, ownership& own, int threads, double seconds, std
 }
 
 TYPED_TEST(IovaConcurrent, DomainAndCacheConserveRanges) {
-  TypeParam d(4096, kStart, kEnd);
-  ownership own;
+  counted_domain<TypeParam> d(4096, kStart, kBigEnd);
+  ownership own(kBigEnd);
   std::atomic<long> errors{0};
   {
-    iova_magazine_cache<TypeParam> cache(d);
-    hammer(d, cache, own, 4, test_seconds() * 0.4, errors);
+    iova_magazine_cache<counted_domain<TypeParam>> cache(d);
+    hammer(d, cache, own, kBigEnd, 4, test_seconds() * 0.4, errors);
     EXPECT_EQ(errors.load(), 0) << "a range was handed out twice, lost, or out of bounds";
+    EXPECT_EQ(d.wrong_failures(), 0u)
+        << "ResourceExhausted while a whole block stayed free for the whole call (" << d.failures()
+        << " ResourceExhausted in total)";
+    this->RecordProperty("resource_exhausted", std::to_string(d.failures()));
     cache.flush();
     EXPECT_TRUE(d.index().empty()) << d.index().size() << " ranges not returned by flush()";
     // Reuse after flush works and the destructor returns what is cached.
@@ -144,15 +162,16 @@ TYPED_TEST(IovaConcurrent, ThreadExitReturnsMagazines) {
 }
 
 TYPED_TEST(IovaConcurrent, MagazineAllocationFailureConserves) {
-  TypeParam d(4096, kStart, kEnd);
+  counted_domain<TypeParam> d(4096, kStart, kEnd);
   ownership own;
   std::atomic<long> errors{0};
   {
-    iova_magazine_cache<TypeParam, failing_mag_alloc> cache(d);
+    iova_magazine_cache<counted_domain<TypeParam>, failing_mag_alloc> cache(d);
     failing_mag_alloc::fail.store(true);
-    hammer(d, cache, own, 2, test_seconds() * 0.2, errors);
+    hammer(d, cache, own, kEnd, 2, test_seconds() * 0.2, errors);
     failing_mag_alloc::fail.store(false);
     EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(d.wrong_failures(), 0u) << d.failures() << " ResourceExhausted in total";
     cache.flush();
     EXPECT_TRUE(d.index().empty());
   }
@@ -197,5 +216,113 @@ TYPED_TEST(IovaConcurrent, CacheSemantics) {
   c2.flush();
   EXPECT_TRUE(small.index().empty());
 }
+
+// A limit can make the magazine pop a range below its top: every other
+// cached range must stay cached exactly once (none lost, none doubled).
+TYPED_TEST(IovaConcurrent, MagazinePopBelowTopKeepsTheRest) {
+  TypeParam d(4096, 0, 64);
+  iova_magazine_cache<TypeParam> c(d);
+  std::vector<uint64_t> got;
+  for (int i = 0; i < 4; ++i) got.push_back(*c.alloc(1, 63));
+  ASSERT_EQ(got, (std::vector<uint64_t>{63, 62, 61, 60}));              // top-down from the domain
+  for (auto it = got.rbegin(); it != got.rend(); ++it) c.free(*it, 1);  // magazine: 60 61 62 63 (top)
+  EXPECT_EQ(*c.alloc(1, 60), 60u) << "only pfn 60 fits under limit 60";
+  std::set<uint64_t> rest;
+  for (int i = 0; i < 3; ++i) rest.insert(*c.alloc(1, 63));
+  EXPECT_EQ(rest, (std::set<uint64_t>{61, 62, 63})) << "the ranges above the popped one, each once";
+  EXPECT_EQ(*c.alloc(1, 63), 59u) << "the magazine is empty now: the domain's next page";
+  EXPECT_EQ(d.index().size(), 5u);
+  for (uint64_t p : {59, 60, 61, 62, 63}) c.free(p, 1);
+  c.flush();
+  EXPECT_TRUE(d.index().empty());
+}
+
+// API.md: the cache flushes and retries before failing, for every request
+// size -- above 32 pages too, where the request bypasses the magazines.
+TYPED_TEST(IovaConcurrent, CacheFlushesForEverySize) {
+  for (uint64_t big :
+       {uint64_t{16}, uint64_t{32}, uint64_t{33}, uint64_t{64}, uint64_t{100}, uint64_t{128}}) {
+    TypeParam d(4096, 0, 128);
+    iova_magazine_cache<TypeParam> c(d);
+    std::vector<uint64_t> v;
+    for (int i = 0; i < 128; ++i) {
+      auto s = c.alloc(1, 127);
+      ASSERT_TRUE(s.ok()) << i;
+      v.push_back(*s);
+    }
+    EXPECT_EQ(c.alloc(1, 127).status().code(), absl::StatusCode::kResourceExhausted);
+    for (uint64_t p : v) c.free(p, 1);  // all 128 pages now sit in this thread's magazines
+    ASSERT_EQ(d.index().size(), 128u);
+    auto x = c.alloc(big, 127);
+    ASSERT_TRUE(x.ok()) << big << "-page request: " << x.status()
+                        << " although flushing the magazines frees the whole domain";
+    const uint64_t footprint = big <= 32 ? std::bit_ceil(big) : big;
+    EXPECT_EQ(*x % std::bit_ceil(big), 0u);
+    EXPECT_EQ(d.find(*x)->size, footprint);
+    c.free(*x, big);
+    c.flush();
+    EXPECT_TRUE(d.index().empty());
+  }
+}
+
+// API.md: reserve() is all-or-nothing and atomic -- no allocation (and no
+// find) sees it half made. On a 4-page domain with pfn 2 reserved,
+// reserve(0, 3) needs two pieces, [0, 2) and [3, 4). hooked_index stops it
+// right after the first piece is in; at that point B takes pfn 3 (so the
+// reservation must fail), then A asks for a page at or below pfn 1 and F
+// looks pfn 0 up, and reserve() resumes only after A's first search and F's
+// first lookup have returned. The only linearizable outcome: reserve fails
+// (pfn 3 is B's), so it never happened; nobody else ever takes pfns 0 and 1,
+// so A gets pfn 1 (top-down) and F finds pfn 0 free. Before the fix A failed
+// with ResourceExhausted and F returned [0, 2): a reservation that never
+// happened.
+template <class Inner>
+void reserve_is_atomic() {
+  using hooked = hooked_index<Inner>;
+  using D = iova_domain<hooked>;
+  hooked::reset();
+  D d(4096, 0, 4);
+  ASSERT_TRUE(d.reserve(2, 2).ok());
+  bool fired = false;  // the hook runs in this thread only
+  absl::StatusOr<uint64_t> a = absl::UnknownError("not run"), b = absl::UnknownError("not run");
+  std::optional<rcukit::extent> f;
+  std::thread ta, tf;
+  hooked::on_insert = [&](rcukit::extent e, uint64_t v) {
+    if (fired || v != D::kReserved) return;
+    fired = true;
+    EXPECT_EQ(e, (rcukit::extent{0, 2})) << "reserve inserts its pieces in ascending order";
+    b = d.alloc(1, 3, false);  // takes pfn 3 (top-down): the reservation must now fail
+    const int searches = hooked::searches.load(), lookups = hooked::lookups.load();
+    ta = std::thread([&] { a = d.alloc(1, 1, false); });
+    tf = std::thread([&] { f = d.find(0); });
+    hooked::wait_for(hooked::searches, searches + 1);  // A's first search has returned
+    hooked::wait_for(hooked::lookups, lookups + 1);    // F's first lookup has returned
+  };
+  const absl::Status r = d.reserve(0, 3);
+  ta.join();
+  tf.join();
+  hooked::reset();
+  ASSERT_TRUE(fired);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(*b, 3u);
+  EXPECT_EQ(r.code(), absl::StatusCode::kAlreadyExists) << "reserve(0, 3) overlaps B's allocation at pfn 3";
+  EXPECT_FALSE(f.has_value()) << "find saw [" << f->start << ", +" << f->size
+                              << "), a piece of a reservation that never happened";
+  ASSERT_TRUE(a.ok()) << "alloc failed on a reservation that never happened: " << a.status();
+  EXPECT_EQ(*a, 1u);
+  EXPECT_EQ(d.index().size(), 3u);  // [1, 2) A's, [2, 3) reserved, [3, 4) B's
+  EXPECT_FALSE(d.find(0).has_value());
+}
+
+TEST(IovaReserve, AtomicOverRbtree) { reserve_is_atomic<rcukit::rbtree_extent_map<uint64_t>>(); }
+TEST(IovaReserve, AtomicOverAugmentedRbtree) {
+  reserve_is_atomic<rcukit::rbtree_extent_map_augmented<uint64_t>>();
+}
+#if RCUKIT_IOVA_HAVE_SKIPLIST
+TEST(IovaReserve, AtomicOverSkiplist) {
+  reserve_is_atomic<rcukit::extent_skiplist<uint64_t>>();
+  rcukit::rcu::barrier();
+}
+#endif
 
 }  // namespace

@@ -7,9 +7,11 @@
 // input, reservations, and allocation-failure injection.
 //
 // What can fail: an off-by-one at the inclusive limit or at end_pfn, a
-// cached-hint miss turning a fitting request into ResourceExhausted, a range
-// handed out over a reservation, free() accepting a pfn that does not start
-// an allocation, a failed call that changed the domain.
+// cached-hint miss turning a fitting request into ResourceExhausted, a wide
+// request placed below 4 GiB while a range above 4 GiB fits (one hint shared
+// by 32-bit and wide requests), a range handed out over a reservation,
+// free() accepting a pfn that does not start an allocation, a failed call
+// that changed the domain.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -38,6 +40,7 @@ struct shadow {
   };
   std::map<uint64_t, range> live;
   uint64_t start_pfn, end_pfn;
+  uint64_t dma32_end = (uint64_t{1} << 32) / 4096;  // first pfn above 4 GiB (granule 4096)
 
   bool overlaps(uint64_t lo, uint64_t n) const {
     auto it = live.upper_bound(lo);
@@ -47,13 +50,14 @@ struct shadow {
     }
     return it != live.end() && it->first < lo + n;
   }
-  // Brute force: does any aligned [s, s + n) fit in [start_pfn, limit] ∩ domain?
-  bool something_fits(uint64_t n, uint64_t limit_pfn, bool aligned) const {
+  // Brute force: does any aligned [s, s + n) fit in [lo, limit] ∩ domain?
+  bool something_fits(uint64_t n, uint64_t limit_pfn, bool aligned, uint64_t lo = 0) const {
     const uint64_t align = aligned ? std::bit_ceil(n) : 1;
-    const uint64_t hi = std::min(limit_pfn + 1, end_pfn);  // exclusive
+    const uint64_t hi = std::min(limit_pfn == UINT64_MAX ? UINT64_MAX : limit_pfn + 1, end_pfn);  // exclusive
+    lo = std::max(lo, start_pfn);
     uint64_t cursor = start_pfn;
     auto gap_fits = [&](uint64_t glo, uint64_t ghi) {
-      glo = std::max(glo, start_pfn);
+      glo = std::max(glo, lo);
       ghi = std::min(ghi, hi);
       if (glo >= ghi) return false;
       const uint64_t s = (glo + align - 1) & ~(align - 1);
@@ -118,6 +122,12 @@ void run_differential(uint64_t seed, uint64_t start_pfn, uint64_t end_pfn, int o
           ASSERT_EQ(s % std::bit_ceil(n), 0u);
         }
         ASSERT_FALSE(sh.overlaps(s, n)) << "range handed out twice or over a reservation";
+        // A wide request (its window reaches above 4 GiB) lands below 4 GiB
+        // only when nothing fits above (API.md: separate hints).
+        if (std::min(limit, end_pfn - 1) >= sh.dma32_end && s < sh.dma32_end) {
+          ASSERT_FALSE(sh.something_fits(n, limit, aligned, sh.dma32_end))
+              << "wide request placed at " << s << " below 4 GiB while a range above fits, op " << i;
+        }
         sh.live[s] = {n, false};
       } else {
         ASSERT_EQ(want.status().code(), absl::StatusCode::kResourceExhausted);
@@ -192,6 +202,16 @@ TEST(IovaDomain, DifferentialSmallDomain) {
 
 TEST(IovaDomain, DifferentialLargeDomain) { run_differential<ref_domain, UNDER_TEST>(99, 1, 1 << 20, 20000); }
 
+TEST(IovaDomain, DifferentialAcross4GiB) {
+  // The domain straddles 4 GiB (pfn 2^20 at granule 4096): 32-bit and wide
+  // requests mix, each with its own hint.
+  constexpr uint64_t k4G = (uint64_t{1} << 32) / 4096;
+  for (uint64_t seed = 11; seed <= 14; ++seed) {
+    run_differential<ref_domain, UNDER_TEST>(seed, k4G - 300, k4G + 200, 20000);
+    if (HasFatalFailure()) return;
+  }
+}
+
 TEST(IovaDomain, DifferentialNearTop) {
   // pfns near UINT64_MAX: end_pfn - 1 is the largest usable pfn.
   run_differential<ref_domain, UNDER_TEST>(7, UINT64_MAX - 4096, UINT64_MAX, 30000);
@@ -238,6 +258,60 @@ TEST(IovaDomain, TopDownOnFreshDomainAugmented) { top_down_fresh<iova_domain<rb_
 #if RCUKIT_IOVA_HAVE_SKIPLIST
 TEST(IovaDomain, TopDownOnFreshDomainSkiplist) {
   top_down_fresh<iova_domain<rcukit::extent_skiplist<uint64_t>>>();
+}
+#endif
+
+// Separate hints (the kernel's cached32_node and cached_node): one
+// allocation limited to 4 GiB must not pull the following wide allocations
+// below 4 GiB while the space above it has room, and the 32-bit requests
+// carry on below their own last allocation.
+template <class D>
+void wide_requests_keep_their_hint() {
+  constexpr uint64_t k4G = (uint64_t{1} << 32) / 4096;  // first pfn above 4 GiB
+  D d(4096, 1, 2 * k4G);
+  auto low = d.alloc(1, k4G - 1, false);
+  ASSERT_TRUE(low.ok());
+  EXPECT_EQ(*low, k4G - 1);
+  int below = 0, out_of_order = 0;
+  uint64_t prev = 2 * k4G;
+  for (int i = 0; i < 1000; ++i) {
+    auto s = d.alloc(1, UINT64_MAX, false);
+    ASSERT_TRUE(s.ok());
+    if (*s < k4G) ++below;
+    if (*s != prev - 1) ++out_of_order;  // wide allocations descend from the top
+    prev = *s;
+  }
+  EXPECT_EQ(below, 0) << below << " of 1000 wide allocations landed below 4 GiB";
+  EXPECT_EQ(out_of_order, 0) << "wide allocations must descend from the top of the domain";
+  EXPECT_EQ(*d.alloc(1, k4G - 1, false), k4G - 2) << "32-bit requests carry on below their last one";
+  // Freeing a wide range at or above the wide hint moves only that hint.
+  ASSERT_TRUE(d.free(2 * k4G - 1).ok());
+  EXPECT_EQ(*d.alloc(1, k4G - 1, false), k4G - 3);
+  EXPECT_EQ(*d.alloc(1, UINT64_MAX, false), 2 * k4G - 1);
+  // Above 4 GiB full: a wide request falls back below 4 GiB, under the
+  // 32-bit requests' last allocation, and never fails while anything fits.
+  D e(4096, k4G - 8, k4G + 4);
+  for (int i = 0; i < 4; ++i) EXPECT_GE(*e.alloc(1, UINT64_MAX, false), k4G);
+  EXPECT_EQ(*e.alloc(2, UINT64_MAX, false), k4G - 2);
+  EXPECT_EQ(*e.alloc(1, k4G - 1, false), k4G - 3);
+  EXPECT_EQ(*e.alloc(4, UINT64_MAX, true), k4G - 8);
+  EXPECT_EQ(*e.alloc(1, UINT64_MAX, false), k4G - 4);
+  // The class is decided by the inclusive limit: limit k4G reaches one page
+  // above 4 GiB, so the request is wide and takes that page.
+  D g(4096, 1, 2 * k4G);
+  EXPECT_EQ(*g.alloc(1, k4G - 1, false), k4G - 1);
+  EXPECT_EQ(*g.alloc(1, k4G, false), k4G) << "a window reaching above 4 GiB is wide";
+  EXPECT_EQ(*g.alloc(1, k4G, false), k4G - 2) << "nothing left above 4 GiB under this limit";
+  // A range straddling 4 GiB is found when nothing else fits.
+  D f(4096, k4G - 2, k4G + 2);
+  EXPECT_EQ(*f.alloc(4, UINT64_MAX, false), k4G - 2);
+}
+
+TEST(IovaDomain, WideRequestsKeepTheirHintBaseline) { wide_requests_keep_their_hint<iova_domain<rb_base>>(); }
+TEST(IovaDomain, WideRequestsKeepTheirHintAugmented) { wide_requests_keep_their_hint<iova_domain<rb_aug>>(); }
+#if RCUKIT_IOVA_HAVE_SKIPLIST
+TEST(IovaDomain, WideRequestsKeepTheirHintSkiplist) {
+  wide_requests_keep_their_hint<iova_domain<rcukit::extent_skiplist<uint64_t>>>();
 }
 #endif
 
