@@ -138,6 +138,11 @@ struct sl_check {
           }
         }
         if (i < n) return bad("index block lists a leaf past its span", t->leaf);
+        for (uint32_t j = 1; j < n; ++j) {
+          if (b.e[j].key.load(std::memory_order_acquire) < b.e[j - 1].key.load(std::memory_order_acquire)) {
+            return bad("index block keys decrease", t->leaf);
+          }
+        }
         if (b.seq.current() & 1) return bad("index block seqcount odd when quiescent", t->leaf);
         if (!const_cast<typename S::block&>(b).lock.try_lock()) return bad("index block lock held", t->leaf);
         const_cast<typename S::block&>(b).lock.unlock();

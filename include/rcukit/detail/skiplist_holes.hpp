@@ -23,10 +23,12 @@
 // Who writes bounds, and why that is enough:
 //  * An erase that opens a gap of length v raises its owner's gap0 (an
 //    exchange, under the owner's lock) and then climbs: at each level it
-//    raises the head of the span holding the owner if below v, re-validates
-//    that head (still linked, still heading that key; else it raises the
-//    real head too) and stops at the first head already >= v (U does the
-//    rest). Inserts only shrink gaps and write nothing.
+//    raises the head of the span holding the owner if below v and re-
+//    validates that head (still linked, still heading that key; else it
+//    raises the real head too), up to the top (a head already >= v may
+//    belong to another climb still on its way up). A raise happens only
+//    when the leaf's bound rose; an insert writes nothing unless it moves
+//    a gap to another leaf (skiplist_write.hpp).
 //  * A search may lower a bound to the maximum over what it proved
 //    (tightening). A leaf is tightened under its lock (try_lock), from its
 //    own contents. A tower bound is lowered by a CAS from the value it read,
@@ -159,14 +161,16 @@ struct sl_holes {
         have_path = true;
         h = path[lvl];
       }
-      const bool rose = raise_bound(h->gap(lvl), v);
+      raise_bound(h->gap(lvl), v);
       if (!heads(h, lvl, key)) {  // the span changed: raise the real head too
         rd::heads_of(st, key, top, path);
         have_path = true;
         h = path[lvl];
         continue;
       }
-      if (!rose) return;  // already >= v: U covers every level above
+      // No early stop at a head that is already >= v: another raise may be
+      // half way up (its head raised, the next not yet), and this call must
+      // return only once every head above covers v.
       ++lvl;
       if (h->leaf->height > lvl && heads(h, lvl, key)) continue;
       h = have_path && lvl < top ? path[lvl] : nullptr;
@@ -179,6 +183,7 @@ struct sl_holes {
     uint32_t n = 0;
     bool dead = false;
     leaf* next = nullptr;
+    uint64_t seq = 0;  // the leaf's sequence at the copy
     uint64_t lo[S::kCap + 1];
     uint64_t hi[S::kCap + 1];
   };
@@ -191,6 +196,7 @@ struct sl_holes {
     out.n = 0;
     out.dead = c.dead;
     out.next = c.next;
+    out.seq = c.seq;
     if (c.dead) return;
     uint64_t prev_end = 0;
     const uint64_t first = c.n > 0 ? buf[0].start : kNoKey;
@@ -234,24 +240,60 @@ struct sl_holes {
 
   enum class found { yes, no, fallback };
 
-  // The API.md fit inside window w among the gaps of leaf l (recent state).
-  static bool fit_in_leaf(const state& st, const leaf* l, detail::hole_window w, const hole_request& r,
-                          uint64_t& out) noexcept {
-    leaf_gaps g;
-    owned_gaps(st, l, g);
-    const bool up = r.dir == hole_request::direction::up;
-    for (uint32_t k = 0; k < g.n; ++k) {
-      const uint32_t i = up ? k : g.n - 1 - k;
-      const uint64_t lo = std::max(g.lo[i], w.lo), hi = std::min(g.hi[i], w.hi);
-      if (lo >= hi) continue;
-      const auto s = up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
-      if (s) {
-        out = *s;
-        return true;
+  // What a search relied on, re-checked before it reports failure: a
+  // failure is allowed only if no fitting range stayed free for the whole
+  // call (API.md), and a range can change owner while the search runs (an
+  // extent inserted as the last of a leaf takes over part of the next
+  // leaf's first gap). Such a move raises the new owner's bounds before the
+  // extent becomes visible, and changes the owner's sequence; so if every
+  // skipped bound is still below the request, every skipped span still ends
+  // where it did, and every leaf the search read is unchanged, then no range
+  // the search missed was free throughout. Otherwise it searches again.
+  struct search_log {
+    struct skip {
+      const std::atomic<uint64_t>* bound;
+      const void* node;  // tower (cl >= 1) or leaf (cl == 0)
+      const void* listed;
+      unsigned cl;
+    };
+    struct seen {
+      const leaf* l;
+      uint64_t seq;
+    };
+    static constexpr unsigned kMax = 128;
+    skip skips[kMax];
+    seen leaves[kMax];
+    unsigned nskips = 0, nleaves = 0;
+    bool overflow = false;
+    void skipped(const std::atomic<uint64_t>& b, const void* node, const void* listed, unsigned cl) noexcept {
+      if (nskips == kMax) {
+        overflow = true;
+      } else {
+        skips[nskips++] = skip{&b, node, listed, cl};
       }
     }
-    return false;
-  }
+    void read(const leaf* l, uint64_t seq) noexcept {
+      if (nleaves == kMax) {
+        overflow = true;
+      } else {
+        leaves[nleaves++] = seen{l, seq};
+      }
+    }
+    // seq_cst: ordered after the raises of a concurrent owner move (header).
+    bool still_holds(uint64_t size) const noexcept {
+      for (unsigned i = 0; i < nskips; ++i) {
+        const skip& k = skips[i];
+        if (k.bound->load(std::memory_order_seq_cst) >= size) return false;
+        const void* now = k.cl == 0 ? static_cast<const void*>(static_cast<const leaf*>(k.node)->next0(std::memory_order_seq_cst))
+                                    : static_cast<const void*>(static_cast<const tower*>(k.node)->next(k.cl, std::memory_order_seq_cst));
+        if (now != k.listed) return false;
+      }
+      for (unsigned i = 0; i < nleaves; ++i) {
+        if (leaves[i].l->seq.current() != leaves[i].seq) return false;
+      }
+      return true;
+    }
+  };
 
   // A child of the span being searched: a tower at level cl >= 1 or a leaf
   // (cl == 0), its listed successor and the key range it had when listed.
@@ -279,7 +321,7 @@ struct sl_holes {
   // w, and lowers the bounds it can (when `tighten`). root: x is the head at
   // the top level, which has no bound of its own.
   static found search_span(state& st, tower* x, const tower* end, unsigned lvl, detail::hole_window w,
-                           const hole_request& r, bool root, bool tighten, uint64_t& out) noexcept {
+                           const hole_request& r, bool root, bool tighten, search_log& log, uint64_t& out) noexcept {
     const bool up = r.dir == hole_request::direction::up;
     // seq_cst: the tightening CAS compares against it (header).
     const uint64_t seen = root ? 0 : x->gap(lvl).load(std::memory_order_seq_cst);
@@ -329,10 +371,13 @@ struct sl_holes {
       // split since may have moved part of it to a child this list lacks);
       // otherwise the child is searched over its whole listed range.
       // seq_cst: see the header.
-      if (c.bound(cl).load(std::memory_order_seq_cst) < r.size && c.unsplit(cl)) continue;
-      const found f = cl == 0 ? search_leaves(st, c.l, c.hi, w, r, tighten, out)
+      if (c.bound(cl).load(std::memory_order_seq_cst) < r.size && c.unsplit(cl)) {
+        log.skipped(c.bound(cl), cl == 0 ? static_cast<const void*>(c.l) : static_cast<const void*>(c.t), c.listed, cl);
+        continue;
+      }
+      const found f = cl == 0 ? search_leaves(st, c.l, c.hi, w, r, tighten, log, out)
                               : search_span(st, c.t, static_cast<const tower*>(c.listed), cl, w, r, false,
-                                            tighten, out);
+                                            tighten, log, out);
       if (f != found::no) return f;
     }
     // The largest child bound bounds x's span whatever was searched: lower
@@ -342,25 +387,51 @@ struct sl_holes {
   }
 
   // Searches leaf x and any leaf split off it since it was listed (up to
-  // the listed end key), then tightens their bounds.
+  // the listed end key), then tightens their bounds. The chain is walked
+  // first and each leaf's copy must still link to the next one (the last to
+  // a leaf at or past end_key): a split after the walk would otherwise hide
+  // the extents it moved, with every copy consistent on its own.
   static found search_leaves(state& st, leaf* x, uint64_t end_key, detail::hole_window w, const hole_request& r,
-                             bool tighten, uint64_t& out) noexcept {
+                             bool tighten, search_log& log, uint64_t& out) noexcept {
     const bool up = r.dir == hole_request::direction::up;
     constexpr unsigned kMaxChain = 4;
-    leaf* chain[kMaxChain];
-    unsigned n = 0;
-    for (leaf* y = x; y != nullptr && (y == x || y->key.load(std::memory_order_acquire) < end_key);
-         y = y->next0(std::memory_order_acquire)) {  // acquire: pairs with set_next0's release store
-      if (n == kMaxChain) return found::fallback;
-      chain[n++] = y;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      leaf* chain[kMaxChain];
+      unsigned n = 0;
+      for (leaf* y = x; y != nullptr && (y == x || y->key.load(std::memory_order_acquire) < end_key);
+           y = y->next0(std::memory_order_acquire)) {  // acquire: pairs with set_next0's release store
+        if (n == kMaxChain) return found::fallback;
+        chain[n++] = y;
+      }
+      leaf_gaps g[kMaxChain];
+      bool same = true;
+      for (unsigned k = 0; k < n && same; ++k) {
+        owned_gaps(st, chain[k], g[k]);
+        log.read(chain[k], g[k].seq);
+        const leaf* nx = g[k].next;
+        same = !g[k].dead && (k + 1 < n ? nx == chain[k + 1]
+                                        : nx == nullptr || nx->key.load(std::memory_order_acquire) >= end_key);
+      }
+      if (!same) continue;  // the chain changed under us: walk it again
+      for (unsigned k = 0; k < n; ++k) {
+        const leaf_gaps& lg = g[up ? k : n - 1 - k];
+        for (uint32_t j = 0; j < lg.n; ++j) {
+          const uint32_t i = up ? j : lg.n - 1 - j;
+          const uint64_t lo = std::max(lg.lo[i], w.lo), hi = std::min(lg.hi[i], w.hi);
+          if (lo >= hi) continue;
+          const auto s = up ? detail::fit_lowest(lo, hi, r.size, r.align) : detail::fit_highest(lo, hi, r.size, r.align);
+          if (s) {
+            out = *s;
+            return found::yes;
+          }
+        }
+      }
+      if (tighten) {
+        for (unsigned k = 0; k < n; ++k) tighten_leaf(st, chain[k]);
+      }
+      return found::no;
     }
-    for (unsigned k = 0; k < n; ++k) {
-      if (fit_in_leaf(st, chain[up ? k : n - 1 - k], w, r, out)) return found::yes;
-    }
-    if (tighten) {
-      for (unsigned k = 0; k < n; ++k) tighten_leaf(st, chain[k]);
-    }
-    return found::no;
+    return found::fallback;
   }
 
   // Lowers x's bound at lvl to the largest child bound, then re-validates:
@@ -383,21 +454,47 @@ struct sl_holes {
     if (!ok) climb_from(st, x, lvl, seen, x->key.load(std::memory_order_seq_cst));
   }
 
+#ifdef RCUKIT_SL_DEBUG_HOLES
+  static void debug_failure(state& st, detail::hole_window w, const hole_request& r, const search_log& log) {
+    auto lin = search_linear(st, w, r);
+    if (!lin) return;
+    std::fprintf(stderr, "HOLEDBG fail window [%lu,%lu) size %lu align %lu dir %d; linear finds %lu\n", w.lo, w.hi, r.size, r.align, (int)r.dir, *lin);
+    for (unsigned i = 0; i < log.nskips; ++i) {
+      const auto& k = log.skips[i];
+      uint64_t key = k.cl == 0 ? static_cast<const leaf*>(k.node)->key.load() : static_cast<const tower*>(k.node)->key.load();
+      std::fprintf(stderr, "  skip cl=%u key=%lu bound=%lu\n", k.cl, key, k.bound->load());
+    }
+    for (unsigned i = 0; i < log.nleaves; ++i) std::fprintf(stderr, "  read leaf key=%lu seq=%lu now=%lu\n", log.leaves[i].l->key.load(), log.leaves[i].seq, log.leaves[i].l->seq.current());
+    for (const leaf* l = &st.head; l; l = l->next0(std::memory_order_acquire)) {
+      std::fprintf(stderr, "  leaf key=%lu gap0=%lu h=%u ext:", l->key.load(), l->gap0.load(), l->height);
+      for (uint32_t i = 0; i < l->count.load(); ++i) std::fprintf(stderr, " [%lu,+%lu)", l->starts[i].load(), l->rest[i].size.load());
+      if (l->tower) { std::fprintf(stderr, " bounds:"); for (unsigned lv = 1; lv < l->height; ++lv) std::fprintf(stderr, " %lu", l->tower->gap(lv).load()); }
+      std::fprintf(stderr, "\n");
+    }
+    std::fprintf(stderr, "  head bounds:"); for (unsigned lv = 1; lv < st.levels.load(); ++lv) std::fprintf(stderr, " %lu", st.head.tower->gap(lv).load()); std::fprintf(stderr, " levels=%u\n", st.levels.load());
+  }
+#endif
+
   // The API.md answer inside one pass window, through the bounds (the
   // linear walk when a span is too wide to list, or with the index off).
   static std::optional<uint64_t> search(state& st, detail::hole_window w, const hole_request& r) noexcept {
     if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
     if constexpr (S::kHoleIndex) {
-      uint64_t out = 0;
-      // acquire: pairs with the release update of the level hint (index.hpp).
-      const unsigned top = st.levels.load(std::memory_order_acquire);
-      switch (search_span(st, st.head.tower, nullptr, top, w, r, true, may_tighten(st), out)) {
-        case found::yes:
-          return out;
-        case found::no:
+      for (;;) {
+        uint64_t out = 0;
+        search_log log;
+        // acquire: pairs with the release update of the level hint (index.hpp).
+        const unsigned top = st.levels.load(std::memory_order_acquire);
+        const found f = search_span(st, st.head.tower, nullptr, top, w, r, true, may_tighten(st), log, out);
+        if (f == found::yes) return out;
+        if (f == found::fallback || log.overflow) break;
+        if (log.still_holds(r.size)) {
+#ifdef RCUKIT_SL_DEBUG_HOLES
+          debug_failure(st, w, r, log);
+#endif
           return std::nullopt;
-        case found::fallback:
-          break;
+        }
+        // Something the search relied on changed: search again (a writer made progress).
       }
     }
     return search_linear(st, w, r);

@@ -67,6 +67,7 @@ struct sl_index {
     const unsigned top = std::max<unsigned>(h, st.levels.load(std::memory_order_acquire));
     rd::preds_of(st, key, top, preds);
     const bool keep = holes::maintained(st);
+    tower* pred1 = preds[1];  // the level-1 predecessor nt was linked after
     for (unsigned lvl = 1; lvl < h; ++lvl) {
       tower* p = preds[lvl];
       for (;;) {
@@ -94,6 +95,7 @@ struct sl_index {
         p->set_link(lvl, nt);  // release: publishes nt at lvl
         // seq_cst: read by holes::heads after a raise (U protocol).
         nt->st().linked.store(static_cast<uint8_t>(lvl), std::memory_order_seq_cst);
+        if (lvl == 1) pred1 = p;
         p->st().lock.unlock();
         break;
       }
@@ -108,7 +110,7 @@ struct sl_index {
       if (tower::has_block(h)) {
         split_block(st, nt, key, top);
       } else {
-        block_insert(st, nl, key, top);
+        block_insert(st, nl, pred1->leaf, key, top);
       }
     }
   }
@@ -205,6 +207,50 @@ struct sl_index {
     }
   }
 
+  // After a redistribution lowered n's key to `key`: the cached keys of the
+  // links to n's tower and n's index block entry are lowered too (they are
+  // hints: too high only makes descents stop early and walk level 0 one
+  // leaf longer, so this is for speed). Under each predecessor's tower lock
+  // and the block's lock; a link or entry no longer naming n is left alone,
+  // and a racing later lowering can only leave a value that is too high.
+  static void lower_key(const state& st, leaf* n, uint64_t key) noexcept {
+    tower* const nt = n->tower;
+    if (nt == nullptr) return;
+    const unsigned h = n->height;
+    const unsigned top = std::max<unsigned>(h, st.levels.load(std::memory_order_acquire));
+    tower* preds[kLevels];
+    rd::preds_of(st, key, top, preds);
+    for (unsigned lvl = 1; lvl < h; ++lvl) {
+      tower* p = preds[lvl];
+      p->st().lock.lock();
+      // relaxed (link pointer): written only under p's lock, which we hold.
+      if (p->next(lvl, std::memory_order_relaxed) == nt) {
+        // release: a hint (walk_tower reads it relaxed); ordered after the key it mirrors.
+        p->link_at(lvl).key.store(key, std::memory_order_release);
+      }
+      p->st().lock.unlock();
+    }
+    if constexpr (S::kBlocks) {
+      if (tower::has_block(h)) return;  // listed in no block
+      tower* o = owner_of(st, key, top);
+      lock_owner_block(st, o, key, top);
+      auto& b = o->index_block();
+      // relaxed (block fields): under the block lock.
+      const uint32_t cnt = b.n.load(std::memory_order_relaxed);
+      for (uint32_t i = 0; i < cnt; ++i) {
+        if (b.e[i].leaf.load(std::memory_order_relaxed) == n) {
+          // Not below the entry before it: keys stay non-decreasing (block_insert).
+          const uint64_t k = i > 0 ? std::max(key, b.e[i - 1].key.load(std::memory_order_relaxed)) : key;
+          b.seq.write_begin();
+          b.e[i].key.store(k, std::memory_order_release);  // inside the write section (block_floor)
+          b.seq.write_end();
+          break;
+        }
+      }
+      b.lock.unlock();
+    }
+  }
+
   // --- index blocks -----------------------------------------------------------
 
   // The tower at the block level whose span holds `key` (a recent state).
@@ -256,30 +302,46 @@ struct sl_index {
     b.e[to].key.store(b.e[from].key.load(std::memory_order_relaxed), std::memory_order_release);
     b.e[to].leaf.store(b.e[from].leaf.load(std::memory_order_relaxed), std::memory_order_release);
   }
-  // Lists nl (not a block tower, just linked at level 1) in its owner's block.
-  static void block_insert(const state& st, leaf* nl, uint64_t key, unsigned top) noexcept {
+  // Lists nl (not a block tower, just linked at level 1 right after the
+  // tower of its level-0 predecessor `after`, which the caller holds
+  // locked) in its owner's block, right after the entry of `after`.
+  // Entries are placed by their leaf, not by their key: an entry's key may
+  // be stale-high after a key lowering (lower_key), and the keys must stay
+  // in non-decreasing order for block_floor. So nl's entry takes
+  // max(nl's key, the key before it): never below the real key (a hint
+  // that is too high only makes a descent walk level 0 a little longer).
+  static void block_insert(const state& st, leaf* nl, const leaf* after, uint64_t key, unsigned top) noexcept {
     tower* o = owner_of(st, key, top);
     lock_owner_block(st, o, key, top);
     auto& b = o->index_block();
     // relaxed (block fields): written only under the block lock, which we hold.
     const uint32_t n = b.n.load(std::memory_order_relaxed);
     const bool partial = b.partial.load(std::memory_order_relaxed) != 0;
-    uint32_t i = 0;
-    while (i < n && b.e[i].key.load(std::memory_order_relaxed) < key) ++i;
-    const bool listed = i < n && b.e[i].leaf.load(std::memory_order_relaxed) == nl;
-    if (!listed && !(i == n && partial)) {
+    uint32_t i = 0;  // nl's slot
+    bool found = after == o->leaf;
+    for (uint32_t j = 0; !found && j < n; ++j) {
+      if (b.e[j].leaf.load(std::memory_order_relaxed) == after) {
+        i = j + 1;
+        found = true;
+      }
+    }
+    if (found && !(i < n && b.e[i].leaf.load(std::memory_order_relaxed) == nl) && !(i == n && partial)) {
+      const uint64_t k = i > 0 ? std::max(key, b.e[i - 1].key.load(std::memory_order_relaxed)) : key;
       b.seq.write_begin();
       if (i == S::kBlockEntries) {
         b.partial.store(1, std::memory_order_release);  // full: the prefix stays
       } else {
         const uint32_t m = n < S::kBlockEntries ? n + 1 : S::kBlockEntries;  // a full block drops its last
         for (uint32_t j = m - 1; j > i; --j) move_entry(b, j - 1, j);
-        b.e[i].key.store(key, std::memory_order_release);
+        // release (all, inside the write section): pair with block_floor's acquire loads.
+        b.e[i].key.store(k, std::memory_order_release);
         b.e[i].leaf.store(nl, std::memory_order_release);
         b.n.store(m, std::memory_order_release);
         if (n == S::kBlockEntries) b.partial.store(1, std::memory_order_release);
       }
       b.seq.write_end();
+    } else if (!found && !partial) {
+      rebuild_block(o);  // `after` is missing (a concurrent rebuild left it out): recompute
     }
     b.lock.unlock();
   }

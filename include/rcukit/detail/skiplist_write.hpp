@@ -21,11 +21,15 @@
 //    is locked too, the leaf leaves the index blocks and the towers while it
 //    is still live, then it is marked dead and bypassed at level 0 in one
 //    step, and handed to the node pool for reuse after a grace period.
-//  * the hole index (skiplist_holes.hpp), when on: an erase raises the
-//    owner of the gap it opens (the leaf after the erased extent, which is
-//    the successor leaf for a last extent, so that one is locked too) and
-//    climbs after unlocking; a split copies bounds; a redistribution raises
-//    the receiving leaf before the giving leaf drops the extents.
+//  * the hole index (skiplist_holes.hpp), when on: every bound a change
+//    affects rises before the change becomes visible (so a search that sees
+//    the change also sees the bound, holes.hpp search_log). An erase raises
+//    the owner of the gap it opens (the leaf after the erased extent, which
+//    is the successor leaf for a last extent, so that one is locked too)
+//    and the spans above it; an extent inserted as the last of a leaf takes
+//    over part of the next leaf's first gap, so its leaf is raised; a split
+//    copies bounds; a redistribution raises the receiving leaf before the
+//    giving leaf drops the extents.
 //
 // Locks: leaf locks left to right (at most three: predecessor, leaf,
 // successor), then tower and block locks (skiplist_index.hpp). A lock is
@@ -167,7 +171,12 @@ struct sl_write {
       ls.add(l);
       if (need_next) ls.add(nx);
       if (!ls.lock_and_validate()) continue;
-      if (l->next0(std::memory_order_relaxed) != nx || !covers(l, r.start)) {  // under l's lock
+      // Under l's lock: its successor and that successor's key are stable
+      // (a redistribution that lowers the key holds l's lock too). The probe
+      // may predate such a lowering: if r now reaches into nx, nx must be
+      // locked as well (invariant 2 of extent_skiplist.hpp), so look again.
+      if (l->next0(std::memory_order_relaxed) != nx || !covers(l, r.start) ||
+          (!need_next && nx != nullptr && end > nx->key.load(std::memory_order_relaxed))) {
         ls.unlock();
         continue;
       }
@@ -197,6 +206,9 @@ struct sl_write {
       const bool keep = holes::maintained(st);
       const uint64_t owned = keep && idx == n && nx != nullptr ? r.start - (n > 0 ? l->end_locked(n - 1) : 0) : 0;
       if (n < kCap) {
+        // Bounds rise before the change is visible: a search that sees the
+        // new owner also finds its bound raised (holes.hpp, search_log).
+        if (owned != 0 && holes::raise_leaf(l, owned)) holes::climb(st, l, owned);
         l->seq.write_begin();
         raw tmp;
         for (uint32_t i = n; i > idx; --i) {
@@ -206,10 +218,22 @@ struct sl_write {
         l->store_release(idx, r);
         l->count.store(n + 1, std::memory_order_release);  // seq-protected
         l->seq.write_end();
-        const bool raised = owned != 0 && holes::raise_leaf(l, owned);
         ls.unlock();
-        if (raised) holes::climb(st, l, owned);
         return sl_outcome::ok;
+      }
+      // Full: give the upper extents to the successor if it has room (no
+      // allocation, no new tower; keeps leaves fuller, see the header).
+      if (nx != nullptr) {
+        if (!need_next) nx->lock.lock();  // left to right after l; nx cannot die while l is held
+        // relaxed: under nx's lock.
+        if (nx->count.load(std::memory_order_relaxed) + kCap / 8 < kCap) {
+          const uint64_t k = redistribute_locked(st, l, nx, idx, r, keep);
+          if (!need_next) nx->lock.unlock();
+          ls.unlock();
+          index::lower_key(st, nx, k);
+          return sl_outcome::ok;
+        }
+        if (!need_next) nx->lock.unlock();
       }
       if (tok == nullptr) {
         ls.unlock();  // never allocate under a lock: drop everything, allocate, retry
@@ -220,9 +244,58 @@ struct sl_write {
       leaf* const nl = std::exchange(tok, nullptr);
       split_locked(st, l, idx, r, nl, owned);
       ls.unlock();
-      if (owned != 0 && keep) holes::climb(st, nl, owned);  // r is nl's last: nl covers `owned`
       return sl_outcome::ok;
     }
+  }
+
+  // l (full) and its successor nx (with room) are locked; r goes to slot
+  // idx of l's merged sequence. The top of that sequence moves to the front
+  // of nx, whose key goes down to the first extent moved (never up: readers
+  // rely on it, skiplist_read.hpp). Order: nx gets the extents (both leaves
+  // hold them for a moment, which every reader tolerates: a snapshot of
+  // either is consistent, scans skip what they yielded), nx covers the gaps
+  // it takes over, then l drops them and its link 0 takes the new key.
+  // Returns the new key of nx.
+  static uint64_t redistribute_locked(state& st, leaf* l, leaf* nx, uint32_t idx, const raw& r, bool keep) noexcept {
+    constexpr uint32_t total = kCap + 1;
+    raw buf[total];
+    for (uint32_t i = 0, j = 0; i < total; ++i) {
+      if (i == idx) {
+        buf[i] = r;
+      } else {
+        l->load_locked(j++, buf[i]);
+      }
+    }
+    // relaxed (count, slots): under nx's lock.
+    const uint32_t m = nx->count.load(std::memory_order_relaxed);
+    const uint32_t keep_n = (total + m + 1) / 2 < total ? (total + m + 1) / 2 : total - 1;
+    const uint32_t moved = total - keep_n;  // >= 1, and m + moved <= kCap
+    const uint64_t key = buf[keep_n].start;
+    nx->seq.write_begin();
+    raw tmp;
+    for (uint32_t i = m; i-- > 0;) {
+      nx->load_locked(i, tmp);
+      nx->store_release(i + moved, tmp);
+    }
+    for (uint32_t i = 0; i < moved; ++i) nx->store_release(i, buf[keep_n + i]);
+    nx->count.store(m + moved, std::memory_order_release);  // seq-protected
+    // release: a reader that sees the lower key also sees nx's new extents
+    // (it is stored inside nx's write section, skiplist_read.hpp).
+    nx->key.store(key, std::memory_order_release);
+    if (nx->tower != nullptr) nx->tower->key.store(key, std::memory_order_release);
+    nx->seq.write_end();
+    // The gaps before the moved extents were l's: nx covers them before l
+    // lets them go (holes.hpp). relaxed (l's bound): under l's lock.
+    if (keep) {
+      const uint64_t v = l->gap0.load(std::memory_order_relaxed);
+      if (holes::raise_leaf(nx, v)) holes::climb(st, nx, v);
+    }
+    l->seq.write_begin();
+    for (uint32_t i = 0; i < keep_n; ++i) l->store_release(i, buf[i]);
+    l->count.store(keep_n, std::memory_order_release);  // seq-protected
+    l->set_next0(nx);                                   // the same successor, its new key
+    l->seq.write_end();
+    return key;
   }
 
   // l is locked and full; r goes to slot idx of the merged sequence. The
@@ -256,6 +329,9 @@ struct sl_write {
     // The gaps before nl's extents were l's (gap-before ownership): nl
     // starts with l's bound. relaxed: under l's lock; nl unpublished.
     nl->gap0.store(std::max(l->gap0.load(std::memory_order_relaxed), owned), std::memory_order_relaxed);
+    // r, the last extent of nl, takes over the gap before it from the next
+    // leaf: the spans nl is about to join cover it before nl is visible.
+    if (owned != 0) holes::climb_from(st, nullptr, 1, owned, key);
     l->seq.write_begin();
     for (uint32_t i = 0; i < left; ++i) l->store_release(i, buf[i]);
     l->count.store(left, std::memory_order_release);  // seq-protected
@@ -363,6 +439,8 @@ struct sl_write {
           v = own > kGapUnknown - add ? kGapUnknown : own + add;
         }
       }
+      // Raised before the change (as every bound raise): see insert.
+      if (keep && holes::raise_leaf(owner, v)) holes::climb(st, owner, v);
       if (removal) {
         remove_locked(st, p, l, succ);
       } else {
@@ -375,9 +453,7 @@ struct sl_write {
         l->count.store(n - 1, std::memory_order_release);  // seq-protected
         l->seq.write_end();
       }
-      const bool raised = keep && holes::raise_leaf(owner, v);
       ls.unlock();
-      if (raised) holes::climb(st, owner, v);
       if (removal) st.pool.retire(l);
       return xr;
     }
@@ -420,23 +496,21 @@ struct sl_write {
       }
       if (n != nullptr) {
         leaf* succ = n->next0(std::memory_order_relaxed);
-        remove_locked(st, &st.head, n, succ);
         leaf* owner = succ != nullptr ? succ : &st.head;
-        const bool raised = keep && holes::raise_leaf(owner, kGapUnknown);
+        if (keep && holes::raise_leaf(owner, kGapUnknown)) holes::climb(st, owner, kGapUnknown);
+        remove_locked(st, &st.head, n, succ);
         ls.unlock();
-        if (raised) holes::climb(st, owner, kGapUnknown);
         st.pool.retire(n);
         continue;
       }
       const bool had = st.head.count.load(std::memory_order_relaxed) != 0;
       if (had) {
+        if (keep && holes::raise_leaf(&st.head, kGapUnknown)) holes::climb(st, &st.head, kGapUnknown);
         st.head.seq.write_begin();
         st.head.count.store(0, std::memory_order_release);  // seq-protected
         st.head.seq.write_end();
       }
-      const bool raised = had && keep && holes::raise_leaf(&st.head, kGapUnknown);
       ls.unlock();
-      if (raised) holes::climb(st, &st.head, kGapUnknown);
       return;
     }
   }
