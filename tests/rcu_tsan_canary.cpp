@@ -18,7 +18,8 @@
 //                         reader sees a still-published plain field, and
 //                         writes it; a reader that started during the grace
 //                         period reads it.
-// Each bug mode must make TSan report (ctest requires the report). The last
+// Each bug mode must make TSan report (ctest requires the report; see also
+// expect-report at the end, for scripts/canaries.sh). The last
 // three are hidden by annotations that order every read side ending before
 // the grace period ends (one clock per flavour): the late reader leaves its
 // read side before the grace period ends.
@@ -208,6 +209,29 @@ void planted_bug() {
   std::printf("observed %ld\n", observed);
 }
 
+// A reader thread that already read before the grace period (so its
+// per-thread state predates it) and starts a new read side afterwards.
+template <class F, class Read>
+std::thread late_thread(std::atomic<int>& ready, const std::atomic<int>& go, std::chrono::milliseconds delay,
+                        std::atomic<int>& done, Read read) {
+  return std::thread([&ready, &go, delay, &done, read] {
+    [[maybe_unused]] registered<F> reg;
+    {
+      rcu::read_guard<F> g;  // an earlier, harmless read side
+    }
+    reg.quiescent();
+    raise(ready);
+    wait_offline<F>(go);
+    std::this_thread::sleep_for(delay);
+    {
+      rcu::read_guard<F> g;
+      read();  // the late read
+    }
+    reg.quiescent();
+    raise(done);
+  });
+}
+
 // A reader that starts after retire() reaches the object: through a second
 // link (late-reader) or because retire() came before the unlink
 // (retire-before-unlink). A blocker that began earlier holds the grace
@@ -217,7 +241,7 @@ void late_reader(bool retire_first) {
   auto* obj = new payload;
   std::atomic<payload*> slot_a{obj};
   std::atomic<payload*> slot_b{retire_first ? nullptr : obj};  // late-reader: the forgotten link
-  std::atomic<int> blocker_in{0}, retired{0}, late_done{0};
+  std::atomic<int> blocker_in{0}, late_ready{0}, retired{0}, late_done{0};
   long observed = 0;
   std::thread blocker([&] {
     [[maybe_unused]] registered<F> reg;
@@ -228,7 +252,12 @@ void late_reader(bool retire_first) {
     }
     reg.quiescent();
   });
+  std::thread late = late_thread<F>(late_ready, retired, 0ms, late_done, [&] {
+    payload* p = (retire_first ? slot_a : slot_b).load(std::memory_order_acquire);
+    observed = p->value;  // the read the free races with
+  });
   wait_offline<F>(blocker_in);
+  wait_offline<F>(late_ready);
   if (retire_first) {
     rcu::retire<F>(obj);  // BUG on purpose: still reachable through slot_a
   } else {
@@ -236,17 +265,6 @@ void late_reader(bool retire_first) {
     rcu::retire<F>(obj);                                   // BUG on purpose
   }
   raise(retired);
-  std::thread late([&] {
-    wait_until(retired);
-    [[maybe_unused]] registered<F> reg;
-    {
-      rcu::read_guard<F> g;
-      payload* p = (retire_first ? slot_a : slot_b).load(std::memory_order_acquire);
-      observed = p->value;  // the read the free races with
-    }
-    reg.quiescent();
-    raise(late_done);
-  });
   // Not joined yet: a join would order the late read before the writer's
   // next quiescent state, which (qsbr) rightly orders it before the free.
   wait_offline<F>(late_done);
@@ -266,7 +284,7 @@ void late_reader(bool retire_first) {
 template <class F>
 void sync_late_reader() {
   long field = 1;
-  std::atomic<int> blocker_in{0}, syncing{0}, late_done{0};
+  std::atomic<int> blocker_in{0}, late_ready{0}, syncing{0}, late_done{0};
   long observed = 0;
   std::thread blocker([&] {
     [[maybe_unused]] registered<F> reg;
@@ -277,18 +295,12 @@ void sync_late_reader() {
     }
     reg.quiescent();
   });
-  std::thread late([&] {
-    wait_until(syncing);
-    std::this_thread::sleep_for(50ms);  // synchronize() has started its grace period
-    [[maybe_unused]] registered<F> reg;
-    {
-      rcu::read_guard<F> g;
-      observed = field;  // the read the write races with
-    }
-    reg.quiescent();
-    raise(late_done);
+  // 50 ms: synchronize() has started its grace period before the late read side.
+  std::thread late = late_thread<F>(late_ready, syncing, 50ms, late_done, [&] {
+    observed = field;  // the read the write races with
   });
   wait_offline<F>(blocker_in);
+  wait_offline<F>(late_ready);
   raise(syncing);
   rcu::synchronize<F>();
   field = 2;  // BUG on purpose: the late reader was not fenced off
@@ -324,15 +336,46 @@ int run(const std::string& mode) {
   return 0;
 }
 
-}  // namespace
+bool g_expect_report = false;
 
-int main(int argc, char** argv) {
-  const std::string mode = argc > 1 ? argv[1] : "correct";
-  const std::string flavor = argc > 2 ? argv[2] : "memb";
+int run_flavor(const std::string& mode, const std::string& flavor) {
   if (flavor == "memb") return run<rcu::memb>(mode);
   if (flavor == "mb") return run<rcu::mb>(mode);
   if (flavor == "bp") return run<rcu::bp>(mode);
   if (flavor == "qsbr") return run<rcu::qsbr>(mode);
   std::fprintf(stderr, "unknown flavour %s\n", flavor.c_str());
   return 2;
+}
+
+}  // namespace
+
+// TSan calls this after printing a report (and before halt_on_error stops
+// the process).
+extern "C" void __tsan_on_report(const void* /*report*/) {
+  if (g_expect_report) {
+    std::printf("expect-report: ThreadSanitizer reported, as required\n");
+    std::fflush(stdout);
+    std::_Exit(0);
+  }
+}
+
+// `rcu_tsan_canary expect-report <mode> [flavour]` (for scripts/canaries.sh,
+// which counts a failing binary as a catch) inverts the outcome: exit 0 when
+// TSan reports, 1 when the bug mode ran to the end unreported, so a planted
+// regression that makes the annotations hide a bug makes this binary fail.
+int main(int argc, char** argv) {
+  int arg = 1;
+  if (argc > arg && std::strcmp(argv[arg], "expect-report") == 0) {
+    g_expect_report = true;
+    ++arg;
+  }
+  const std::string mode = argc > arg ? argv[arg] : "correct";
+  const std::string flavor = argc > arg + 1 ? argv[arg + 1] : "memb";
+  const int rc = run_flavor(mode, flavor);
+  if (g_expect_report && rc == 0) {
+    std::printf("expect-report: %s (%s) ran to the end without a ThreadSanitizer report\n", mode.c_str(),
+                flavor.c_str());
+    return 1;
+  }
+  return rc;
 }
