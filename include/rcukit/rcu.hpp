@@ -50,8 +50,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
-#include <source_location>
 #include <type_traits>
+#include <version>
+#if defined(__cpp_lib_source_location)
+#include <source_location>
+#endif
 
 #include <urcu/urcu-bp.h>
 #include <urcu/urcu-mb.h>
@@ -174,7 +177,27 @@ namespace detail {
 }
 
 // Misuse by the caller at `where` (invariant 6).
-[[noreturn]] inline void fatal(const char* what, const std::source_location& where) noexcept {
+// The caller's file and line, taken by default arguments:
+// std::source_location where the standard library has it; clang 14 with
+// libstdc++ 12 lacks it, and the same builtins serve instead.
+#if defined(__cpp_lib_source_location)
+using call_site = std::source_location;
+#else
+struct call_site {
+  static constexpr call_site current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
+                                     const char* function = __builtin_FUNCTION()) noexcept {
+    return call_site{file, line, function};
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr unsigned line() const noexcept { return line_; }
+  constexpr const char* function_name() const noexcept { return function_; }
+  const char* file_ = "";
+  unsigned line_ = 0;
+  const char* function_ = "";
+};
+#endif
+
+[[noreturn]] inline void fatal(const char* what, const call_site& where) noexcept {
   std::fprintf(stderr, "rcukit::rcu: %s (called from %s:%u, in %s)\n", what, where.file_name(),
                static_cast<unsigned>(where.line()), where.function_name());
   std::abort();
@@ -263,7 +286,7 @@ inline bool in_read_side() noexcept {
 }
 
 template <class F>
-inline void check_outside_read_side(const char* what, const std::source_location& where) noexcept {
+inline void check_outside_read_side(const char* what, const call_site& where) noexcept {
   if (in_read_side<F>()) [[unlikely]] {
     fatal(what, where);
   }
@@ -432,7 +455,7 @@ class thread_registration {
 // Blocking. Must not be called inside a read side: that aborts with a
 // message naming the caller's file and line (`where`, filled in by default).
 template <class F = default_flavor>
-void synchronize(std::source_location where = std::source_location::current()) noexcept {
+void synchronize(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::synchronize<F>: F must be memb, mb, bp or qsbr");
   detail::check_outside_read_side<F>("synchronize() called inside a read-side critical section", where);
   detail::qsbr_pause<F> pause;
@@ -444,7 +467,7 @@ void synchronize(std::source_location where = std::source_location::current()) n
 // Blocking. Must not be called inside a read side (aborts with a message
 // naming the caller's file and line) or from a retire callback.
 template <class F = default_flavor>
-void barrier(std::source_location where = std::source_location::current()) noexcept {
+void barrier(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::barrier<F>: F must be memb, mb, bp or qsbr");
   detail::check_outside_read_side<F>("barrier() called inside a read-side critical section", where);
   detail::qsbr_pause<F> pause;
@@ -501,7 +524,7 @@ void retire_with(T* p) noexcept {
 // read sides. Must be called outside any read side (aborts with a message
 // naming the caller's file and line).
 template <class F = default_flavor>
-void quiescent_state(std::source_location where = std::source_location::current()) noexcept {
+void quiescent_state(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(std::is_same_v<F, qsbr>, "rcukit::rcu::quiescent_state is only meaningful for rcu::qsbr");
   detail::check_outside_read_side<F>("quiescent_state() called inside a read-side critical section", where);
   detail::tsan::end<F>();  // TSan: this online interval ends...
@@ -518,7 +541,7 @@ class offline_scope {
   static_assert(flavor<F>, "rcukit::rcu::offline_scope<F>: F must be memb, mb, bp or qsbr");
 
  public:
-  explicit offline_scope(std::source_location where = std::source_location::current()) noexcept {
+  explicit offline_scope(detail::call_site where = detail::call_site::current()) noexcept {
     if constexpr (std::is_same_v<F, qsbr>) {
       detail::check_outside_read_side<F>("offline_scope opened inside a read-side critical section", where);
       if constexpr (detail::tsan::enabled) {
