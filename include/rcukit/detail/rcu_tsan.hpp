@@ -45,9 +45,12 @@
 // acquired by barrier(), which only orders frees before barrier()'s return.
 #pragma once
 
-#include <atomic>
+#ifndef RCUKIT_TSAN_ENABLED
+#error "include <rcukit/rcu.hpp>, which decides RCUKIT_TSAN_ENABLED, not this file"
+#endif
 
 #if RCUKIT_TSAN_ENABLED
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
