@@ -1,9 +1,17 @@
 // rcukit-torture -- rcutorture-style torture for every rcukit structure.
 //
 // One binary, one torture per --structure, each for --seconds with
-// --threads threads, with --yield adding random short sleeps at read and
-// write points (to widen race windows), and a --seed that is printed and
-// replays the same random choices (thread interleaving is the OS's).
+// --threads threads, and a --seed that is printed and replays the same
+// random choices (thread interleaving is the OS's). --yield adds random
+// sleeps where they widen a race window: readers sleep INSIDE their read
+// sides while holding what they read (the RCU reader its object; index
+// readers between lookup_rcu/find_rcu calls in one read_guard, and while
+// holding a skiplist leaf view before stepping on with prev_leaf/next_leaf),
+// so a grace period that ends too early, or a leaf freed under a view, hits
+// them; the RCU writer sleeps between unlinking an object and waiting for
+// its grace period; the other writers, the IOVA threads and the executor's
+// completers sleep between operations (this spreads them out in time, it
+// opens no read-side window).
 //
 // What each torture checks (any violation is counted, printed, and makes the
 // exit status 1):
@@ -69,7 +77,8 @@ ABSL_FLAG(std::string, structure, "rcu,skiplist,rbtree,rbtree-augmented,judy,iov
           "comma-separated structures to torture");
 ABSL_FLAG(int, threads, 4, "threads per torture (readers and writers split between them)");
 ABSL_FLAG(double, seconds, 5, "seconds per structure");
-ABSL_FLAG(bool, yield, false, "random short sleeps at read and write points");
+ABSL_FLAG(bool, yield, false,
+          "random sleeps inside read sides while holding references (and between writer operations)");
 ABSL_FLAG(uint64_t, seed, 0, "random seed (0: pick one and print it)");
 ABSL_FLAG(std::string, format, "table", "output format: table, tsv or json");
 
@@ -114,9 +123,23 @@ class error_log {
   std::string first_;
 };
 
-// --yield: with probability 1/16 sleep 0-50 us, else nothing.
+// --yield between operations (outside read sides): with probability 1/16
+// sleep 0-50 us, else nothing.
 inline void maybe_yield(const context& c, std::mt19937_64& rng) {
   if (c.yield && (rng() & 15) == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 50));
+  }
+}
+
+// --yield inside a read side, while the caller holds references obtained in
+// it: as maybe_yield, plus, with probability 1/1024, 1-2 ms, longer than a
+// grace period here, so one that ends early ends under the sleeper.
+inline void held_yield(const context& c, std::mt19937_64& rng) {
+  if (!c.yield) return;
+  const uint64_t r = rng();
+  if ((r & 1023) == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(1000 + rng() % 1000));
+  } else if ((r & 15) == 0) {
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 50));
   }
 }
@@ -165,7 +188,7 @@ outcome torture_rcu(const context& ctx) {
       while (!stop.load(std::memory_order_relaxed)) {
         rcu::read_guard<> g;
         torture_obj* p = current.load(std::memory_order_acquire);  // pairs with the writer's exchange
-        maybe_yield(ctx, rng);
+        held_yield(ctx, rng);  // holding p: the checks below come after the sleep
         if (p->magic.load(std::memory_order_relaxed) != kMagicLive) {
           errs.report("reader saw a retired (poisoned) object");
         }
@@ -184,7 +207,7 @@ outcome torture_rcu(const context& ctx) {
       while (!stop.load(std::memory_order_relaxed)) {
         torture_obj* old = current.exchange(new torture_obj, std::memory_order_acq_rel);
         pipe.push_back(old);
-        maybe_yield(ctx, rng);
+        maybe_yield(ctx, rng);  // between the unlink and the grace period
         rcu::synchronize();
         for (torture_obj* p : pipe) p->age.fetch_add(1, std::memory_order_relaxed);
         while (!pipe.empty() && pipe.front()->age.load(std::memory_order_relaxed) >= kPipeLen) {
@@ -238,8 +261,12 @@ struct extent_kv {
   Index index;
   static uint64_t at(uint64_t k) { return k * 16; }
   absl::Status insert(uint64_t k) { return index.insert(extent{at(k), 8}, value_of(k)); }
-  std::optional<uint64_t> find(uint64_t k) const {
-    auto e = index.lookup(at(k) + 3);
+  std::optional<uint64_t> find(uint64_t k) const { return checked(index.lookup(at(k) + 3), k); }
+  std::optional<uint64_t> find_rcu(const rcu::read_guard<>& g, uint64_t k) const {
+    return checked(index.lookup_rcu(g, at(k) + 3), k);
+  }
+  template <class E>
+  static std::optional<uint64_t> checked(const E& e, uint64_t k) {
     if (!e) return std::nullopt;
     if (e->range.start != at(k) || e->range.size != 8) return uint64_t{~0ull};  // wrong extent: a bad value
     return e->value;
@@ -262,6 +289,9 @@ struct judy_kv {
   std::optional<uint64_t> find(uint64_t k) const { return index.find(k); }
   std::optional<std::pair<uint64_t, uint64_t>> lower_equal(uint64_t k) const { return index.lower_equal(k); }
   std::optional<std::pair<uint64_t, uint64_t>> upper_equal(uint64_t k) const { return index.upper_equal(k); }
+  std::optional<uint64_t> find_rcu(const rcu::read_guard<>& g, uint64_t k) const {
+    return index.find_rcu(g, k);
+  }
   std::optional<uint64_t> erase(uint64_t k) { return index.erase(k); }
   template <class F>
   void scan(uint64_t lo, uint64_t hi, F&& f) const {
@@ -270,19 +300,71 @@ struct judy_kv {
   size_t size() const { return index.size(); }
 };
 
+constexpr uint64_t kStable = 4096;     // keys [0, kStable) never change
+constexpr uint64_t kPerWriter = 8192;  // writer w owns [kStable + w*kPerWriter, ...)
+
+// --yield: reads inside ONE read side with held_yield() between them, so the
+// read side (and what it reached) is held across sleeps: lookups of stable
+// and random keys; for the skiplist also a walk from the last leaf (the
+// writers' keys) down with prev_leaf and back up with next_leaf, sleeping
+// while holding each view before stepping from it. Each step must stay
+// strictly ordered and every entry must carry its key's value.
+template <class KV>
+void held_reads(const context& ctx, std::mt19937_64& rng, const KV& kv, uint64_t key_space, error_log& errs) {
+  rcu::read_guard<> g;
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t stable = (rng() % (kStable / 2)) * 2;
+    if (auto v = kv.find_rcu(g, stable); !v || *v != value_of(stable))
+      errs.report(absl::StrCat("stable key ", stable, " not found intact inside a held read side"));
+    held_yield(ctx, rng);
+    const uint64_t any = rng() % key_space;
+    if (auto w = kv.find_rcu(g, any); w && *w != value_of(any))
+      errs.report(absl::StrCat("key ", any, " found with a wrong value inside a held read side"));
+    held_yield(ctx, rng);
+  }
+  if constexpr (requires { kv.index.last_leaf(g); }) {
+    auto check = [&](const auto& view, bool down, std::optional<uint64_t>& bound) {
+      for (size_t j = 0; j < view.size(); ++j) {
+        const auto e = view.at(down ? view.size() - 1 - j : j);
+        if (bound && (down ? e.range.start >= *bound : e.range.start <= *bound))
+          errs.report("leaf walk from a held view out of order or repeated");
+        if (e.range.size != 8 || e.range.start % 16 != 0 || e.value != value_of(e.range.start / 16))
+          errs.report("leaf walk from a held view saw a wrong entry");
+        bound = e.range.start;
+      }
+    };
+    std::optional<uint64_t> low;  // lowest start seen walking down
+    auto view = kv.index.last_leaf(g);
+    check(view, true, low);
+    int steps = 0;
+    for (; view && steps < 4; ++steps) {
+      held_yield(ctx, rng);  // holding the view: prev_leaf must not follow a freed leaf
+      auto below = kv.index.prev_leaf(g, view);
+      if (!below) break;
+      check(below, true, low);
+      view = below;
+    }
+    std::optional<uint64_t> high;  // highest start seen walking back up
+    if (view) check(view, false, high);
+    for (int up = 0; view && up < steps; ++up) {
+      held_yield(ctx, rng);  // holding the view: next_leaf follows the next pointer it copied
+      view = kv.index.next_leaf(g, view);
+      if (view) check(view, false, high);
+    }
+  }
+}
+
 template <class KV>
 outcome torture_kv(const context& ctx) {
   error_log errs;
   auto kv = std::make_unique<KV>();
-  constexpr uint64_t kStable = 4096;     // keys [0, kStable) never change
-  constexpr uint64_t kPerWriter = 8192;  // writer w owns [kStable + w*kPerWriter, ...)
   for (uint64_t k = 0; k < kStable; k += 2) {
     if (!kv->insert(k).ok()) errs.report("setup insert failed");
   }
   const int writers = std::max(1, ctx.threads / 2);
   const int readers = std::max(1, ctx.threads - writers);
   std::vector<std::set<uint64_t>> models(writers);
-  std::atomic<uint64_t> reads{0}, writes{0}, scans{0}, bounds{0};
+  std::atomic<uint64_t> reads{0}, writes{0}, scans{0}, bounds{0}, held{0};
 
   run_threads(ctx, writers + readers, [&](int t, std::atomic<bool>& stop) {
     std::mt19937_64 rng(ctx.seed + 1000 + t);
@@ -313,10 +395,13 @@ outcome torture_kv(const context& ctx) {
       writes.fetch_add(n, std::memory_order_relaxed);
     } else {
       const uint64_t key_space = kStable + writers * kPerWriter;
-      uint64_t n = 0, s = 0, b = 0;
+      uint64_t n = 0, s = 0, b = 0, h = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t stable = (rng() % (kStable / 2)) * 2;
-        maybe_yield(ctx, rng);
+        if (ctx.yield && (rng() & 3) == 0) {
+          held_reads(ctx, rng, *kv, key_space, errs);
+          ++h;
+        }
         auto v = kv->find(stable);
         if (!v || *v != value_of(stable))
           errs.report(absl::StrCat("stable key ", stable, " not found intact"));
@@ -372,6 +457,7 @@ outcome torture_kv(const context& ctx) {
       reads.fetch_add(n, std::memory_order_relaxed);
       scans.fetch_add(s, std::memory_order_relaxed);
       bounds.fetch_add(b, std::memory_order_relaxed);
+      held.fetch_add(h, std::memory_order_relaxed);
     }
   });
 
@@ -391,7 +477,8 @@ outcome torture_kv(const context& ctx) {
   o.writes = writes.load(std::memory_order_relaxed);
   o.errors = errs.count();
   o.first_error = errs.first();
-  o.detail = absl::StrCat("final size ", expected, ", scans ", scans.load(std::memory_order_relaxed));
+  o.detail = absl::StrCat("final size ", expected, ", scans ", scans.load(std::memory_order_relaxed),
+                          ", held read sides ", held.load(std::memory_order_relaxed));
   if (bounds.load(std::memory_order_relaxed) != 0) {
     absl::StrAppend(&o.detail, ", bound queries ", bounds.load(std::memory_order_relaxed));
   }

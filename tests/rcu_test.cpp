@@ -5,7 +5,10 @@
 // reader left; barrier() returning with callbacks pending; registration
 // leaking or doubling when threads come and go (a leaked memb registration
 // stalls the next grace period forever, which ctest's timeout turns into a
-// failure); objects leaked (live counter not 0 after barrier()).
+// failure); objects leaked (live counter not 0 after barrier()); retire()'s
+// out-of-memory fallback aborting or not waiting for readers; misuse inside
+// a read side (synchronize(), barrier(), qsbr quiescent_state()) running on
+// instead of aborting with the caller's file and line.
 #include "rcukit/rcu.hpp"
 
 #include <gtest/gtest.h>
@@ -14,9 +17,26 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
+
+// Allocation-failure injection for retire()'s box (the only nothrow new in
+// rcu.hpp): when set, the next nothrow operator new on this thread fails.
+thread_local bool t_fail_next_nothrow_new = false;
+
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  if (t_fail_next_nothrow_new) {
+    t_fail_next_nothrow_new = false;
+    return nullptr;
+  }
+  try {
+    return ::operator new(n);  // the sanitizers' allocator, so delete matches
+  } catch (...) {
+    return nullptr;
+  }
+}
 
 namespace {
 
@@ -42,6 +62,19 @@ struct plain {
   plain() { g_live.fetch_add(1, std::memory_order_relaxed); }
   ~plain() { g_live.fetch_sub(1, std::memory_order_relaxed); }
   long payload[4] = {1, 2, 3, 4};
+};
+
+// Not derived from retirable, with a destruction flag: the boxed path, whose
+// box allocation can fail.
+struct boxed_tracked {
+  explicit boxed_tracked(int v) : value(v) { g_live.fetch_add(1, std::memory_order_relaxed); }
+  ~boxed_tracked() {
+    // release: pairs with the acquire loads of readers and of the test body.
+    destroyed_flag->store(true, std::memory_order_release);
+    g_live.fetch_sub(1, std::memory_order_relaxed);
+  }
+  int value;
+  std::shared_ptr<std::atomic<bool>> destroyed_flag = std::make_shared<std::atomic<bool>>(false);
 };
 
 // Seconds for the bounded concurrent loops (RCUKIT_TEST_SECONDS, default 1).
@@ -85,8 +118,11 @@ class FlavorNames {
 };
 TYPED_TEST_SUITE(RcuTest, Flavors, FlavorNames);
 
-TYPED_TEST(RcuTest, RetiredObjectSurvivesWhileReaderInside) {
-  using F = TypeParam;
+// A reader holds an object while the writer unlinks and retires it (through
+// `retire_fn`); the object must be intact until the reader leaves, and
+// reclaimed by barrier().
+template <class F, class Retire>
+void check_retired_object_survives_reader(test_thread_scope<F>& main_scope, Retire retire_fn) {
   auto* obj = new tracked(42);
   std::atomic<tracked*> slot{obj};
   std::atomic<int> phase{0};  // 0 start, 1 reader inside, 2 retired, 3 reader done
@@ -110,18 +146,32 @@ TYPED_TEST(RcuTest, RetiredObjectSurvivesWhileReaderInside) {
 
   while (phase.load(std::memory_order_acquire) < 1) std::this_thread::yield();
   slot.store(new tracked(7), std::memory_order_release);
-  rcu::retire<F>(obj);
+  retire_fn(obj);
   phase.store(2, std::memory_order_release);
   while (phase.load(std::memory_order_acquire) < 3) {
-    this->scope_.quiescent();
+    main_scope.quiescent();
     std::this_thread::yield();
   }
   reader.join();
   EXPECT_TRUE(survived.load(std::memory_order_relaxed));
-  this->scope_.quiescent();
+  main_scope.quiescent();
   rcu::barrier<F>();
   EXPECT_TRUE(flag->load(std::memory_order_acquire)) << "barrier() did not reclaim the retired object";
   delete slot.load(std::memory_order_relaxed);
+}
+
+void delete_tracked(tracked* p) { delete p; }
+
+TYPED_TEST(RcuTest, RetiredObjectSurvivesWhileReaderInside) {
+  using F = TypeParam;
+  check_retired_object_survives_reader<F>(this->scope_, [](tracked* p) { rcu::retire<F>(p); });
+}
+
+// The same through retire_with (the path the skiplist and Judy use).
+TYPED_TEST(RcuTest, RetiredWithObjectSurvivesWhileReaderInside) {
+  using F = TypeParam;
+  check_retired_object_survives_reader<F>(this->scope_,
+                                          [](tracked* p) { rcu::retire_with<&delete_tracked, F>(p); });
 }
 
 TYPED_TEST(RcuTest, SynchronizeWaitsForPreexistingReaders) {
@@ -334,6 +384,91 @@ TYPED_TEST(RcuTest, ConcurrentReplaceAndRetire) {
   this->scope_.quiescent();
   rcu::barrier<F>();
   delete slot.load(std::memory_order_relaxed);
+}
+
+// retire() whose box allocation fails, outside a read side, falls back to
+// synchronize() + delete: it waits for a reader that holds the object and
+// reclaims at once. For qsbr the caller (the fixture's registered thread) is
+// online but outside any read_guard, which is not a read side.
+TYPED_TEST(RcuTest, RetireOutOfMemoryOutsideReadSideWaitsThenDeletes) {
+  using F = TypeParam;
+  auto* obj = new boxed_tracked(42);
+  auto flag = obj->destroyed_flag;
+  std::atomic<boxed_tracked*> slot{obj};
+  std::atomic<int> phase{0};  // 0 start, 1 reader holds obj
+  std::atomic<bool> survived{false};
+  std::thread reader([&] {
+    test_thread_scope<F> scope;
+    {
+      rcu::read_guard<F> g;
+      boxed_tracked* p = slot.load(std::memory_order_acquire);  // pairs with the construction
+      phase.store(1, std::memory_order_release);
+      std::this_thread::sleep_for(50ms);  // the writer's retire() must wait for this
+      survived.store(!flag->load(std::memory_order_acquire) && p->value == 42, std::memory_order_relaxed);
+    }
+    scope.quiescent();
+  });
+  while (phase.load(std::memory_order_acquire) < 1) std::this_thread::yield();
+  slot.store(nullptr, std::memory_order_release);
+  t_fail_next_nothrow_new = true;
+  rcu::retire<F>(obj);
+  EXPECT_FALSE(t_fail_next_nothrow_new) << "the injected allocation failure was not reached";
+  EXPECT_TRUE(flag->load(std::memory_order_acquire)) << "the fallback did not reclaim at once";
+  reader.join();
+  EXPECT_TRUE(survived.load(std::memory_order_relaxed)) << "reclaimed while a reader held it";
+}
+
+// Misuse inside a read side aborts with the caller's file and line, for every
+// flavour (qsbr included: liburcu would take the thread offline silently).
+template <class F>
+class RcuDeathTest : public RcuTest<F> {};
+TYPED_TEST_SUITE(RcuDeathTest, Flavors, FlavorNames);
+
+TYPED_TEST(RcuDeathTest, SynchronizeInsideReadSideAborts) {
+  using F = TypeParam;
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // liburcu has threads running
+  EXPECT_DEATH(
+      {
+        rcu::read_guard<F> g;
+        rcu::synchronize<F>();
+      },
+      "synchronize\\(\\) called inside a read-side critical section \\(called from .*rcu_test\\.cpp:[0-9]+");
+}
+
+TYPED_TEST(RcuDeathTest, BarrierInsideReadSideAborts) {
+  using F = TypeParam;
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        rcu::read_guard<F> outer;
+        rcu::read_guard<F> nested;
+        rcu::barrier<F>();
+      },
+      "barrier\\(\\) called inside a read-side critical section \\(called from .*rcu_test\\.cpp:[0-9]+");
+}
+
+TYPED_TEST(RcuDeathTest, RetireOutOfMemoryInsideReadSideAborts) {
+  using F = TypeParam;
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        rcu::read_guard<F> g;
+        auto* p = new boxed_tracked(1);
+        t_fail_next_nothrow_new = true;
+        rcu::retire<F>(p);
+      },
+      "retire\\(\\): out of memory inside a read side");
+}
+
+TEST(RcuQsbrDeathTest, QuiescentStateInsideReadSideAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        rcu::thread_registration<rcu::qsbr> reg;
+        rcu::read_guard<rcu::qsbr> g;
+        rcu::quiescent_state<rcu::qsbr>();
+      },
+      "quiescent_state\\(\\) called inside a read-side critical section \\(called from .*rcu_test\\.cpp");
 }
 
 }  // namespace

@@ -25,17 +25,25 @@
 //      node per retire carries the rcu_head. If that allocation fails the
 //      call degrades to synchronize() + delete (outside a read side) rather
 //      than leaking or failing.
-//  (5) ThreadSanitizer sees the grace periods. liburcu 0.13 is built without
-//      TSan annotations (upstream added them in 0.15), so when rcukit is
-//      compiled with -fsanitize=thread every read-side exit releases a
-//      per-flavour clock that synchronize() and every retire callback
-//      acquire, and retire() hands the retiring thread's clock to the
-//      callback. Correct code reports nothing; freeing while a reader runs
-//      is still reported (tests/rcu_tsan_canary.cpp proves both).
+//  (5) ThreadSanitizer sees the grace periods, exactly. liburcu 0.13 is
+//      built without TSan annotations (upstream added them in 0.15), so when
+//      rcukit is compiled with -fsanitize=thread, detail/rcu_tsan.hpp orders
+//      before each free (and before synchronize()'s return) the read sides
+//      that began before retire() (or synchronize()) and no others, and
+//      retire() hands the retiring thread's clock to the callback. Correct
+//      code reports nothing; a missing grace period, a retire before the
+//      unlink, or a reader that reaches a retired object through a link
+//      left behind is reported (tests/rcu_tsan_canary.cpp proves each).
+//      Other builds compile none of it.
+//  (6) synchronize() and barrier() inside a read side abort with the
+//      caller's file and line for every flavour, and so do qsbr's
+//      quiescent_state() and offline_scope: liburcu would silently take a
+//      qsbr thread offline and the read side would lose its protection. For
+//      qsbr, liburcu's read_ongoing() means "online", so rcukit counts
+//      read_guard nesting itself; an online thread outside any guard is
+//      outside a read side (it may, e.g., take invariant 4's fallback).
 //
-// Not supported: the signal flavour (deprecated upstream), defer_rcu, and
-// calling synchronize()/barrier() inside a read side (that would deadlock;
-// it aborts with a message instead).
+// Not supported: the signal flavour (deprecated upstream), defer_rcu.
 #pragma once
 
 #include <atomic>
@@ -45,6 +53,10 @@
 #include <cstdlib>
 #include <new>
 #include <type_traits>
+#include <version>
+#if defined(__cpp_lib_source_location)
+#include <source_location>
+#endif
 
 #include <urcu/urcu-bp.h>
 #include <urcu/urcu-mb.h>
@@ -76,10 +88,7 @@ void urcu_qsbr_barrier(void);
 #define RCUKIT_TSAN_ENABLED 0
 #endif
 
-#if RCUKIT_TSAN_ENABLED
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#endif
+#include "rcukit/detail/rcu_tsan.hpp"
 
 namespace rcukit::rcu {
 
@@ -169,22 +178,36 @@ namespace detail {
   std::abort();
 }
 
-// --- ThreadSanitizer hand-off (invariant 5). No code without TSan. --------
-template <class F>
-inline char gp_clock = 0;  // released at read-side exit, acquired after a grace period
+// Misuse by the caller at `where` (invariant 6).
+// The caller's file and line, taken by default arguments:
+// std::source_location where the standard library has it; clang 14 with
+// libstdc++ 12 lacks it, and the same builtins serve instead.
+#if defined(__cpp_lib_source_location)
+using call_site = std::source_location;
+#else
+struct call_site {
+  static constexpr call_site current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
+                                     const char* function = __builtin_FUNCTION()) noexcept {
+    return call_site{file, line, function};
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr unsigned line() const noexcept { return line_; }
+  constexpr const char* function_name() const noexcept { return function_; }
+  const char* file_ = "";
+  unsigned line_ = 0;
+  const char* function_ = "";
+};
+#endif
+
+[[noreturn]] inline void fatal(const char* what, const call_site& where) noexcept {
+  std::fprintf(stderr, "rcukit::rcu: %s (called from %s:%u, in %s)\n", what, where.file_name(),
+               static_cast<unsigned>(where.line()), where.function_name());
+  std::abort();
+}
+
+// --- ThreadSanitizer hand-off (invariant 5; detail/rcu_tsan.hpp). ---------
 template <class F>
 inline char barrier_clock = 0;  // released after each callback, acquired by barrier()
-
-inline void tsan_release([[maybe_unused]] const void* p) noexcept {
-#if RCUKIT_TSAN_ENABLED
-  __tsan_release(const_cast<void*>(p));
-#endif
-}
-inline void tsan_acquire([[maybe_unused]] const void* p) noexcept {
-#if RCUKIT_TSAN_ENABLED
-  __tsan_acquire(const_cast<void*>(p));
-#endif
-}
 
 // --- Per-thread registration state (invariants 1-3). ----------------------
 // Trivially destructible and constant-initialized, so it stays readable while
@@ -201,6 +224,7 @@ struct thread_state {
   reg state = reg::none;
   unsigned explicit_depth = 0;   // live thread_registration objects
   unsigned transient_depth = 0;  // read_guard nesting while registered transiently
+  unsigned qsbr_depth = 0;       // qsbr only: read_guard nesting (liburcu keeps none)
 };
 template <class F>
 inline thread_local constinit thread_state tls_state{};
@@ -209,10 +233,7 @@ template <class F>
 struct exit_unregisterer {
   ~exit_unregisterer() {
     thread_state& s = tls_state<F>;
-    if (s.state == reg::automatic) {
-      tsan_release(&gp_clock<F>);
-      F::unregister_thread();
-    }
+    if (s.state == reg::automatic) F::unregister_thread();
     s.state = reg::exited;
   }
 };
@@ -255,32 +276,52 @@ inline void end_transient() noexcept {
   if (--s.transient_depth == 0) F::unregister_thread();
 }
 
-// Callback trampolines (run on liburcu's call_rcu thread for flavour F).
+// True inside a read_guard of flavour F. For qsbr liburcu's read_ongoing()
+// means "online", so rcukit counts the guards itself (invariant 6).
 template <class F>
-inline void enter_callback() noexcept {
+inline bool in_read_side() noexcept {
+  if constexpr (std::is_same_v<F, qsbr>) {
+    return tls_state<F>.qsbr_depth != 0;
+  } else {
+    return F::read_ongoing();
+  }
+}
+
+template <class F>
+inline void check_outside_read_side(const char* what, const call_site& where) noexcept {
+  if (in_read_side<F>()) [[unlikely]] {
+    fatal(what, where);
+  }
+}
+
+// Callback trampolines (run on liburcu's call_rcu thread for flavour F). The
+// callback acquires what its retire() captured: the retiring thread's clock
+// and the read sides that began before the retire (invariant 5).
+template <class F>
+inline void enter_callback(rcu_head* h) noexcept {
   thread_state& s = tls_state<F>;
   if (s.state == reg::none) s.state = reg::external;  // liburcu registered this thread
-  tsan_acquire(&gp_clock<F>);
+  tsan::unstash<F>(h);
 }
 
 template <class F, class T>
 void delete_retirable(rcu_head* h) noexcept {
-  enter_callback<F>();
+  enter_callback<F>(h);
   auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
   T* obj = static_cast<T*>(r);
-  tsan_acquire(obj);
+  tsan::acquire(obj);
   delete obj;
-  tsan_release(&barrier_clock<F>);
+  tsan::release(&barrier_clock<F>);
 }
 
 template <auto Fn, class F, class T>
 void call_retirable(rcu_head* h) noexcept {
-  enter_callback<F>();
+  enter_callback<F>(h);
   auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
   T* obj = static_cast<T*>(r);
-  tsan_acquire(obj);
+  tsan::acquire(obj);
   Fn(obj);
-  tsan_release(&barrier_clock<F>);
+  tsan::release(&barrier_clock<F>);
 }
 
 // Carrier for objects that do not embed an rcu_head.
@@ -292,13 +333,13 @@ struct boxed_retire {
 
 template <class F, class T>
 void delete_boxed(rcu_head* h) noexcept {
-  enter_callback<F>();
+  enter_callback<F>(h);
   auto* box =
       reinterpret_cast<boxed_retire<T>*>(reinterpret_cast<char*>(h) - offsetof(boxed_retire<T>, head));
-  tsan_acquire(box);
+  tsan::acquire(box);
   delete box->obj;
   delete box;
-  tsan_release(&barrier_clock<F>);
+  tsan::release(&barrier_clock<F>);
 }
 
 // Identifies the outermost read side a thread is in, so that a structure can
@@ -334,12 +375,39 @@ inline void exit_read_side() noexcept {
   --tls_read_side<F>.depth;
 }
 
+// Queues fn(h) after a grace period. The TSan capture is taken first, so it
+// precedes the grace period liburcu starts for this callback.
 template <class F>
 inline void call_registered(rcu_head* h, void (*fn)(rcu_head*)) noexcept {
   const bool transient = ensure_registered<F>();
+  tsan::stash<F>(h);
   F::call(h, fn);
   if (transient) end_transient<F>();
 }
+
+// qsbr in TSan builds: a blocking wait on an online thread is a quiescent
+// state for it (liburcu takes it offline meanwhile), so its online interval
+// ends before the wait and a new one begins after it.
+template <class F>
+class qsbr_pause {
+ public:
+  qsbr_pause() noexcept {
+    if constexpr (tsan::enabled && std::is_same_v<F, qsbr>) {
+      if (F::read_ongoing()) {
+        online_ = true;
+        tsan::end<F>();
+      }
+    }
+  }
+  ~qsbr_pause() {
+    if (online_) tsan::begin<F>();
+  }
+  qsbr_pause(const qsbr_pause&) = delete;
+  qsbr_pause& operator=(const qsbr_pause&) = delete;
+
+ private:
+  bool online_ = false;
+};
 
 }  // namespace detail
 
@@ -354,6 +422,11 @@ class read_guard {
 
  public:
   read_guard() noexcept : transient_(detail::ensure_registered<F>()) {
+    if constexpr (std::is_same_v<F, qsbr>) {
+      ++detail::tls_state<F>.qsbr_depth;  // invariant 6
+    } else {
+      detail::tsan::read_enter<F>();  // before the lock: see ~read_guard
+    }
     F::read_lock();
     detail::enter_read_side<F>();
   }
@@ -362,9 +435,13 @@ class read_guard {
   uint64_t id() const noexcept { return detail::tls_read_side<F>.id; }
   ~read_guard() {
     detail::exit_read_side<F>();
-    // Release before unlocking, so any grace period that observes this
-    // unlock also carries our reads to the acquirer (invariant 5).
-    detail::tsan_release(&detail::gp_clock<F>);
+    if constexpr (std::is_same_v<F, qsbr>) {
+      --detail::tls_state<F>.qsbr_depth;
+    } else {
+      // TSan builds: release before unlocking, so a grace period that sees
+      // the unlock finds this read side in the cell (invariant 5).
+      detail::tsan::read_exit<F>();
+    }
     F::read_unlock();
     if (transient_) detail::end_transient<F>();
   }
@@ -392,13 +469,16 @@ class thread_registration {
       owns_ = true;
       prev_ = s.state;
       s.state = detail::reg::explicit_;
+      if constexpr (std::is_same_v<F, qsbr>) detail::tsan::begin<F>();  // online from here
     }
   }
   ~thread_registration() {
     detail::thread_state& s = detail::tls_state<F>;
     --s.explicit_depth;
     if (owns_) {
-      detail::tsan_release(&detail::gp_clock<F>);
+      if constexpr (detail::tsan::enabled && std::is_same_v<F, qsbr>) {
+        if (F::read_ongoing()) detail::tsan::end<F>();  // the last online interval ends
+      }
       F::unregister_thread();
       s.state = prev_;
     }
@@ -412,53 +492,57 @@ class thread_registration {
 };
 
 // Waits until every read side that began before the call has ended.
-// Blocking. Must not be called inside a read side (aborts with a message).
+// Blocking. Must not be called inside a read side: that aborts with a
+// message naming the caller's file and line (`where`, filled in by default).
 template <class F = default_flavor>
-void synchronize() noexcept {
+void synchronize(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::synchronize<F>: F must be memb, mb, bp or qsbr");
-  if constexpr (!std::is_same_v<F, qsbr>) {
-    if (F::read_ongoing()) detail::fatal("synchronize() called inside a read-side critical section");
-  }
+  detail::check_outside_read_side<F>("synchronize() called inside a read-side critical section", where);
+  detail::qsbr_pause<F> pause;
+  detail::tsan::grace_span<F> span;  // TSan: read sides begun before now, acquired after the wait
   F::synchronize();
-  detail::tsan_acquire(&detail::gp_clock<F>);
 }
 
 // Waits until every retire() callback queued before the call has run.
-// Blocking. Must not be called inside a read side or from a retire callback.
+// Blocking. Must not be called inside a read side (aborts with a message
+// naming the caller's file and line) or from a retire callback.
 template <class F = default_flavor>
-void barrier() noexcept {
+void barrier(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::barrier<F>: F must be memb, mb, bp or qsbr");
-  if constexpr (!std::is_same_v<F, qsbr>) {
-    if (F::read_ongoing()) detail::fatal("barrier() called inside a read-side critical section");
-  }
+  detail::check_outside_read_side<F>("barrier() called inside a read-side critical section", where);
+  detail::qsbr_pause<F> pause;
   const bool transient = detail::ensure_registered<F>();
   F::barrier();
   if (transient) detail::end_transient<F>();
-  detail::tsan_acquire(&detail::barrier_clock<F>);
+  detail::tsan::acquire(&detail::barrier_clock<F>);
 }
 
 // Deletes p after a grace period, on liburcu's call_rcu thread. Never blocks
-// (but see invariant 4 for the no-memory fallback). May be called inside or
-// outside a read side. The object must no longer be reachable by new readers.
+// (but see invariant 4 for the no-memory fallback, which waits for a grace
+// period when called outside a read side, and aborts inside one). May be
+// called inside or outside a read side. The object must no longer be
+// reachable by new readers.
 template <class F = default_flavor, class T>
 void retire(T* p) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::retire<F>: F must be memb, mb, bp or qsbr");
   static_assert(!std::is_array_v<T>, "rcukit::rcu::retire: arrays are not supported");
   if (p == nullptr) return;
-  detail::tsan_release(p);  // pairs with tsan_acquire(obj) in the callback
+  detail::tsan::release(p);  // pairs with tsan::acquire(obj) in the callback
   if constexpr (std::is_base_of_v<retirable, T>) {
     retirable* r = p;
     detail::call_registered<F>(&r->rcu_head_, &detail::delete_retirable<F, T>);
   } else {
     auto* box = new (std::nothrow) detail::boxed_retire<T>;
     if (box == nullptr) {
-      if (F::read_ongoing()) detail::fatal("retire(): out of memory inside a read side");
+      // An online qsbr thread outside a read_guard may wait here (invariant 6
+      // tells a guard from "online").
+      if (detail::in_read_side<F>()) detail::fatal("retire(): out of memory inside a read side");
       synchronize<F>();
       delete p;
       return;
     }
     box->obj = p;
-    detail::tsan_release(box);
+    detail::tsan::release(box);
     detail::call_registered<F>(&box->head, &detail::delete_boxed<F, T>);
   }
 }
@@ -471,36 +555,46 @@ void retire_with(T* p) noexcept {
   static_assert(std::is_base_of_v<retirable, T>,
                 "rcukit::rcu::retire_with: T must derive from rcu::retirable");
   if (p == nullptr) return;
-  detail::tsan_release(p);
+  detail::tsan::release(p);  // pairs with tsan::acquire(obj) in the callback
   retirable* r = p;
   detail::call_registered<F>(&r->rcu_head_, &detail::call_retirable<Fn, F, T>);
 }
 
 // qsbr only: announces that this thread holds no references from earlier
-// read sides. Must be called outside any read side.
+// read sides. Must be called outside any read side (aborts with a message
+// naming the caller's file and line).
 template <class F = default_flavor>
-void quiescent_state() noexcept {
+void quiescent_state(detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(std::is_same_v<F, qsbr>, "rcukit::rcu::quiescent_state is only meaningful for rcu::qsbr");
-  detail::tsan_release(&detail::gp_clock<F>);
+  detail::check_outside_read_side<F>("quiescent_state() called inside a read-side critical section", where);
+  detail::tsan::end<F>();  // TSan: this online interval ends...
   F::quiescent_state();
+  detail::tsan::begin<F>();  // ...and the next one begins
 }
 
 // qsbr: takes a registered thread offline for the scope (for example while it
 // blocks in a join or a condition wait), so grace periods do not wait for it.
-// No read side may be open across it. For the other flavours it does nothing.
+// No read side may be open across it (qsbr: aborts with a message naming the
+// caller's file and line). For the other flavours it does nothing.
 template <class F = default_flavor>
 class offline_scope {
   static_assert(flavor<F>, "rcukit::rcu::offline_scope<F>: F must be memb, mb, bp or qsbr");
 
  public:
-  offline_scope() noexcept {
+  explicit offline_scope(detail::call_site where = detail::call_site::current()) noexcept {
     if constexpr (std::is_same_v<F, qsbr>) {
-      detail::tsan_release(&detail::gp_clock<F>);
+      detail::check_outside_read_side<F>("offline_scope opened inside a read-side critical section", where);
+      if constexpr (detail::tsan::enabled) {
+        if (F::read_ongoing()) detail::tsan::end<F>();
+      }
       F::thread_offline();
     }
   }
   ~offline_scope() {
-    if constexpr (std::is_same_v<F, qsbr>) F::thread_online();
+    if constexpr (std::is_same_v<F, qsbr>) {
+      F::thread_online();
+      detail::tsan::begin<F>();
+    }
   }
   offline_scope(const offline_scope&) = delete;
   offline_scope& operator=(const offline_scope&) = delete;

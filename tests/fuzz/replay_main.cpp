@@ -1,6 +1,7 @@
 // Standalone driver: replays corpus files (or whole corpus directories)
-// through LLVMFuzzerTestOneInput, so the corpus and every crash reproducer run
-// as ordinary tests in builds without libFuzzer.
+// through LLVMFuzzerTestOneInput, so the corpus and every crash reproducer
+// (tests/fuzz/regressions/<target>/) run as ordinary tests in builds without
+// libFuzzer. Files whose names start with '.' (.gitkeep) are not inputs.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
     std::filesystem::path p(argv[i]);
     if (std::filesystem::is_directory(p)) {
       for (const auto& e : std::filesystem::recursive_directory_iterator(p)) {
-        if (e.is_regular_file()) run(e.path());
+        if (e.is_regular_file() && e.path().filename().string().front() != '.') run(e.path());
       }
     } else {
       run(p);
