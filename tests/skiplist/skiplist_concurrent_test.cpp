@@ -7,7 +7,8 @@
 //    knows is there (lookup and lookup_rcu of a known-present extent must
 //    return exactly it: never missed, never torn);
 //  * a hole-taker gets a hole that overlaps someone else's extent, outside
-//    its request's bounds, or misaligned;
+//    its request's bounds, or misaligned, or ResourceExhausted while a
+//    fitting range provably stayed free for the whole call;
 //  * a scanner (for_each or leaf iteration) sees an extent twice, out of
 //    order, or misses one of the permanent extents that are
 //    present for the whole walk;
@@ -19,10 +20,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -110,6 +113,15 @@ TYPED_TEST(SkiplistConcurrent, WritersHoleTakersScanners) {
       }
     });
   }
+  // A failed insert_hole is only legitimate if no fitting range stayed free
+  // for the whole call (API.md). Certificate: every extent that existed in
+  // the hole span during the call is counted in `ins` by the time the call
+  // returns and was not yet counted in `rem` when it began, so at most
+  // ins_end - rem_begin extents (count and total size) ever covered the span
+  // during the call; the complement of their union was free throughout and
+  // has at most that many + 1 pieces. If the largest piece must hold an
+  // aligned fit, the failure is an error.
+  std::atomic<uint64_t> ins_n{0}, ins_size{0}, rem_n{0}, rem_size{0};  // seq_cst: see above
   for (int h = 0; h < kHoleTakers; ++h) {
     threads.emplace_back([&, h] {
       std::mt19937_64 rng(200 + h);
@@ -125,11 +137,18 @@ TYPED_TEST(SkiplistConcurrent, WritersHoleTakersScanners) {
           r.hint = kHoleBase + rng() % kHoleSpan;
           r.dir = (rng() & 1) ? hole_request::direction::up : hole_request::direction::down;
           const uint64_t v = (uint64_t(100 + h) << 48) | ++n;
+          const uint64_t rn0 = rem_n.load(), rs0 = rem_size.load();
           const auto s = list->insert_hole(r, v);
           if (!s.ok()) {
             if (s.status().code() != absl::StatusCode::kResourceExhausted) fail("insert_hole error", 0, 0);
+            const uint64_t k = ins_n.load() - rn0, used = ins_size.load() - rs0;
+            if (used < kHoleSpan && (kHoleSpan - used) / (k + 1) >= r.size + r.align - 1) {
+              fail("insert_hole failed while a fitting range stayed free", k, used);
+            }
             continue;
           }
+          ins_n.fetch_add(1);
+          ins_size.fetch_add(r.size);
           if (*s < r.floor || *s + r.size > r.limit || *s % r.align != 0)
             fail("hole out of bounds", *s, r.size);
           if (mine.count(*s) != 0) fail("hole handed out twice", *s, 0);
@@ -142,6 +161,8 @@ TYPED_TEST(SkiplistConcurrent, WritersHoleTakersScanners) {
           const entry e = it->second;
           const auto got = list->erase(e.range.start);
           if (!got || !(*got == e)) fail("erase of an owned hole", e.range.start, 0);
+          rem_n.fetch_add(1);
+          rem_size.fetch_add(e.range.size);
           mine.erase(it);
         }
       }
@@ -300,6 +321,93 @@ void splits_vs_tightening() {
   EXPECT_EQ(bad, 0) << "of " << rounds << " rounds";
   rcu::barrier<typename L::rcu_flavor>();
   EXPECT_EQ(L::traits_type::live.load(std::memory_order_relaxed), 0) << "leaves leaked";
+}
+
+// Issue 15's quiescent oracle: rounds on fresh 4-extent-leaf lists where an
+// eraser, an appender (ascending extents past the end: splits, new levels)
+// and a hole taker race, with the hole index already lowering bounds. Once
+// quiet, every bound must cover its gaps (check_invariants), and the largest
+// free gap the extents leave below the limit must be allocatable, exactly
+// where the deterministic rule puts it.
+template <class L>
+void quiescent_oracle_rounds() {
+  std::mt19937_64 rng(500);
+  constexpr uint64_t kLimit = 1 << 20;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(test_seconds() / 2);
+  long rounds = 0, bad = 0;
+  while (std::chrono::steady_clock::now() < until || rounds < 20) {
+    ++rounds;
+    auto list = std::make_unique<L>();
+    std::vector<uint64_t> starts;
+    for (int i = 0; i < 40; ++i) {
+      const uint64_t k = (rng() % 4096) * 64;
+      if (list->insert(extent{k, 1 + rng() % 48}, 1).ok()) starts.push_back(k);
+    }
+    hole_request arm;
+    arm.size = 1;
+    arm.floor = kLimit;
+    (void)list->insert_hole(arm, 0);  // switches the hole index on
+    for (int i = 0; i < 3; ++i) rcu::barrier<typename L::rcu_flavor>();  // searches may now lower bounds
+    const uint64_t s1 = rng(), s2 = rng(), s3 = rng();
+    std::thread eraser([&] {
+      std::mt19937_64 r(s1);
+      for (int i = 0; i < 30; ++i) (void)list->erase(starts[r() % starts.size()]);
+    });
+    std::thread appender([&] {
+      std::mt19937_64 r(s2);
+      uint64_t at = 4096 * 64;
+      for (int i = 0; i < 30; ++i, at += 70) (void)list->insert(extent{at, 1 + r() % 40}, 2);
+    });
+    std::thread taker([&] {
+      std::mt19937_64 r(s3);
+      for (int i = 0; i < 30; ++i) {
+        hole_request q;
+        q.hint = (r() % 4096) * 64;
+        q.size = 1 + r() % 300;
+        q.limit = kLimit;
+        q.dir = (r() & 1) ? hole_request::direction::up : hole_request::direction::down;
+        (void)list->insert_hole(q, 3);
+      }
+    });
+    eraser.join();
+    appender.join();
+    taker.join();
+    const absl::Status inv = list->check_invariants();
+    if (!inv.ok()) {
+      if (++bad <= 3) ADD_FAILURE() << "round " << rounds << ": " << inv;
+      continue;
+    }
+    uint64_t cursor = 0, best = 0, best_at = 0;
+    list->for_each(0, kLimit, [&](const typename L::entry& e) {
+      if (e.range.start > cursor && e.range.start - cursor > best) {
+        best = e.range.start - cursor;
+        best_at = cursor;
+      }
+      cursor = std::max(cursor, e.range.end());
+    });
+    if (cursor < kLimit && kLimit - cursor > best) {
+      best = kLimit - cursor;
+      best_at = cursor;
+    }
+    hole_request q;
+    q.size = best;
+    q.limit = kLimit;
+    const auto got = list->insert_hole(q, 4);
+    if (!got.ok() || *got != best_at) {
+      if (++bad <= 3) {
+        ADD_FAILURE() << "round " << rounds << ": the largest gap [" << best_at << ", +" << best << ") gave "
+                      << (got.ok() ? std::to_string(*got) : got.status().ToString());
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << rounds << " rounds";
+  rcu::barrier<typename L::rcu_flavor>();
+  EXPECT_EQ(L::traits_type::live.load(std::memory_order_relaxed), 0) << "leaves leaked";
+}
+
+TEST(SkiplistGapBounds, QuiescentOracleRounds) {
+  quiescent_oracle_rounds<extent_skiplist<uint64_t, rcu::memb, tiny_test_traits>>();
+  quiescent_oracle_rounds<extent_skiplist<uint64_t, rcu::memb, tiny_own_tower_traits>>();
 }
 
 TEST(SkiplistGapBounds, SplitsDuringHoleSearchesKeepBoundsCovering) {

@@ -31,6 +31,18 @@ namespace rcukit::detail {
   std::abort();
 }
 
+// Points where a test can hold a thread to force an interleaving
+// (Traits::sync_point, optional; the default traits have none, so the calls
+// compile to nothing). Used by the deterministic race tests.
+enum class sl_sync {
+  before_tighten,  // a search listed the children of tower `key` at `level` and is about to lower its bound
+  climb_done,      // a raise for `key` reached the top `level` and is about to return
+};
+template <class Traits>
+inline void sl_sync_point(sl_sync p, uint64_t key, unsigned level) noexcept {
+  if constexpr (requires { Traits::sync_point(p, key, level); }) Traits::sync_point(p, key, level);
+}
+
 // Reads an optional Traits member with a default.
 #define RCUKIT_SL_TRAIT(name, type, fallback)                          \
   [] {                                                                 \

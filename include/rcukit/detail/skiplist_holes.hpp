@@ -155,7 +155,10 @@ struct sl_holes {
       // seq_cst: a level added after this load is covered by tightening's
       // re-validation of its children (which include the heads we raise).
       const unsigned top = st.levels.load(std::memory_order_seq_cst);
-      if (lvl >= top) return;  // the root has no bound
+      if (lvl >= top) {  // the root has no bound
+        sl_sync_point<typename S::traits>(sl_sync::climb_done, key, lvl);
+        return;
+      }
       if (h == nullptr) {
         rd::heads_of(st, key, top, path);
         have_path = true;
@@ -444,6 +447,7 @@ struct sl_holes {
     // seq_cst (all loads and the CAS): the U protocol (header).
     for (unsigned k = 0; k < nk; ++k) v = std::max(v, kids[k].bound(cl).load(std::memory_order_seq_cst));
     if (v >= seen) return;
+    sl_sync_point<typename S::traits>(sl_sync::before_tighten, x->key.load(std::memory_order_relaxed), lvl);
     uint64_t expect = seen;
     if (!x->gap(lvl).compare_exchange_strong(expect, v, std::memory_order_seq_cst)) return;
     bool ok = x->st().removed.load(std::memory_order_seq_cst) == 0 &&

@@ -77,7 +77,11 @@ struct sl_write {
     void* m = st.pool.allocate(0);
     if (m == nullptr) return nullptr;
     leaf* l = ::new (m) leaf();
-    const unsigned h = S::kDense ? std::min(S::kLevels, 1 + random_level(S::kLevels)) : random_level(S::kLevels);
+    unsigned h = S::kDense ? std::min(S::kLevels, 1 + random_level(S::kLevels)) : random_level(S::kLevels);
+    // Traits::draw_height (optional): a scripted height (tests), 0 = random.
+    if constexpr (requires { S::traits::draw_height(); }) {
+      if (const unsigned want = S::traits::draw_height(); want >= (S::kDense ? 2u : 1u) && want <= S::kLevels) h = want;
+    }
     l->height = static_cast<uint8_t>(h);
     if (h == 1) return l;
     void* tm = st.pool.allocate(2 + h);
