@@ -39,15 +39,25 @@ class gp_poll {
   // A cookie for done(). Wait-free apart from liburcu's call_rcu enqueue
   // when the chain is idle. Callable inside or outside a read side.
   static uint64_t start() noexcept {
+    const uint64_t c = cookie();
+    request(c);
+    return c;
+  }
+  // A cookie without asking for a grace period yet: done(c) becomes true
+  // only after request(c) (by anyone) and the grace periods it starts.
+  // Lets a caller stamp many things cheaply and ask only when it needs them.
+  static uint64_t cookie() noexcept {
     // acquire: pairs with the release increment in run(); a later done()
     // compares against a count at least this recent.
-    const uint64_t c = completed_.load(std::memory_order_acquire) + 2;
+    return completed_.load(std::memory_order_acquire) + 2;
+  }
+  // Makes sure the chain runs until done(c).
+  static void request(uint64_t c) noexcept {
     uint64_t r = requested_.load(std::memory_order_relaxed);
     // seq_cst: ordered before the in_flight_ load in kick() (invariant 2).
     while (r < c && !requested_.compare_exchange_weak(r, c, std::memory_order_seq_cst)) {
     }
     kick();
-    return c;
   }
   // True once a grace period that began after the start() that returned c
   // has ended. acquire: pairs with the release increment in run() (see top).

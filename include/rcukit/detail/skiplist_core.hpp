@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <source_location>
 
 #include "rcukit/detail/skiplist_leaf.hpp"
@@ -91,6 +92,19 @@ struct sl_shape {
   static constexpr std::size_t align(unsigned c) noexcept {
     return c == 0 ? alignof(leaf) : c == 1 ? alignof(block) : tower::kAlign;
   }
+  // Constructs a newly carved object: a leaf is constructed once and then
+  // recycled without ever being constructed again (a stale finger may read
+  // its atomics at any time, skiplist_read.hpp); it starts dead (reused
+  // leaves are dead too, since removal marks them) until published.
+  // Towers and blocks are constructed by each user (no stale reader).
+  static void construct(void* p, unsigned c) noexcept {
+    if (c == 0) {
+      leaf* l = ::new (p) leaf();
+      l->dead.store(true, std::memory_order_relaxed);  // unpublished
+    }
+  }
+  // Where a free object keeps the pool's link (skiplist_pool.hpp).
+  static constexpr std::size_t link_offset(unsigned c) noexcept { return c == 0 ? offsetof(leaf, pool_next) : 0; }
   // The memory of a removed leaf and of its tower and block, by class.
   template <class F>
   static void parts(leaf* l, F&& f) noexcept {
@@ -124,6 +138,13 @@ struct sl_state {
   alignas(16) unsigned char head_tower_mem[S::tower::bytes(S::kLevels)];
   block head_block;
   typename S::pool pool;
+  // Distinguishes this list from every other one, over time too (a finger
+  // of a destroyed list whose address was reused must not match).
+  const uint64_t id = next_id();
+  static uint64_t next_id() noexcept {
+    static std::atomic<uint64_t> n{1};  // relaxed: only needs distinct values
+    return n.fetch_add(1, std::memory_order_relaxed);
+  }
   // Read by every descent, written rarely: a line of their own.
   // levels: a hint, the tallest height linked so far (only grows).
   alignas(64) std::atomic<unsigned> levels{1};

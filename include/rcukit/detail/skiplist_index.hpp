@@ -217,7 +217,8 @@ struct sl_index {
     tower* const nt = n->tower;
     if (nt == nullptr) return;
     const unsigned h = n->height;
-    const unsigned top = std::max<unsigned>(h, st.levels.load(std::memory_order_acquire));
+    // One descent gives the predecessors and, at the block level, the owner.
+    const unsigned top = std::max<unsigned>({h, st.levels.load(std::memory_order_acquire), kB + 1});
     tower* preds[kLevels];
     rd::preds_of(st, key, top, preds);
     for (unsigned lvl = 1; lvl < h; ++lvl) {
@@ -232,7 +233,7 @@ struct sl_index {
     }
     if constexpr (S::kBlocks) {
       if (tower::has_block(h)) return;  // listed in no block
-      tower* o = owner_of(st, key, top);
+      tower* o = preds[kB];
       lock_owner_block(st, o, key, top);
       auto& b = o->index_block();
       // relaxed (block fields): under the block lock.

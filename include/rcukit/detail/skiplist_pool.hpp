@@ -14,7 +14,8 @@
 // Reclamation without a callback per node: a removed leaf (with its tower
 // and block) goes to its stripe's open batch; a batch of kBatch is sealed
 // with a grace-period cookie (rcu_poll.hpp) and its nodes are reused once
-// that grace period has ended. Nothing outlives the pool: no RCU callback
+// that grace period has ended; the grace period is asked for only when a
+// stripe runs out of free nodes. Nothing outlives the pool: no RCU callback
 // refers to it, and its destructor frees every chunk (the skiplist's
 // destructor runs when no reader can hold a node). The cost: up to one open
 // batch per stripe is held until more nodes are removed or the list dies.
@@ -92,6 +93,9 @@ class sl_pool {
   // Memory for one object of class c, or nullptr (allocation failure).
   // Blocking (stripe and pool spin locks, the allocator); call with no
   // skiplist lock held.
+  // Objects are constructed once, when carved (Shape::construct), and
+  // recycled as they are: a caller re-initializes what it needs (leaves must
+  // never be re-constructed, skiplist_read.hpp's fingers may read them).
   void* allocate(unsigned c) noexcept {
     stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
     s.lock.lock();
@@ -143,16 +147,22 @@ class sl_pool {
     unsigned first = 0, nsealed = 0;
   };
 
+  // The word of a free object that links it in a free list: for leaves
+  // their pool_next (a stale finger may read a free leaf's atomics, never
+  // that field, skiplist_read.hpp), for the others their first word.
+  static void*& link(void* p, unsigned c) noexcept {
+    return *reinterpret_cast<void**>(static_cast<char*>(p) + Shape::link_offset(c));
+  }
   static void* pop(stripe& s, unsigned c) noexcept {
     void* p = s.free[c];
     if (p != nullptr) {
-      s.free[c] = *static_cast<void**>(p);
+      s.free[c] = link(p, c);
       --s.nfree[c];
     }
     return p;
   }
   static void push(stripe& s, unsigned c, void* p) noexcept {
-    *static_cast<void**>(p) = s.free[c];
+    link(p, c) = s.free[c];
     s.free[c] = p;
     ++s.nfree[c];
   }
@@ -163,7 +173,7 @@ class sl_pool {
     void* head = nullptr;
     for (unsigned i = 0; i < kStripeMax / 2; ++i) {
       void* p = pop(s, c);
-      *static_cast<void**>(p) = head;
+      link(p, c) = head;
       head = p;
     }
     return head;
@@ -172,7 +182,11 @@ class sl_pool {
   // the newest sealed batch, which takes the new (later) cookie: waiting
   // longer for the older nodes is always safe.
   void seal_locked(stripe& s) noexcept {
-    const uint64_t cookie = rcu::detail::gp_poll<Rcu>::start();
+    // Only stamped here: the grace period is asked for when a stripe runs
+    // dry (reclaim_ready), so a list that removes and inserts at a steady
+    // rate asks for few of them (each costs the memb flavour an IPI to every
+    // CPU running the process).
+    const uint64_t cookie = rcu::detail::gp_poll<Rcu>::cookie();
     if (s.nsealed == kSealed) {
       batch& last = s.sealed[(s.first + s.nsealed - 1) % kSealed];
       leaf* tail = s.open;
@@ -188,9 +202,13 @@ class sl_pool {
     }
     s.open = nullptr;
     s.open_n = 0;
+    // A large backlog (a clear(), a burst of removals) asks at once: the
+    // memory it holds should come back without waiting for a dry stripe.
+    if (s.nsealed >= kSealed / 2) rcu::detail::gp_poll<Rcu>::request(cookie);
   }
   // Under s.lock: every sealed batch whose grace period ended goes to the
-  // free lists; an open batch is sealed so that it will.
+  // free lists; an open batch is sealed, and the grace period the newest
+  // batch needs is asked for, so that they will.
   void reclaim_ready(stripe& s) noexcept {
     while (s.nsealed > 0) {
       batch& b = s.sealed[s.first];
@@ -205,14 +223,15 @@ class sl_pool {
       --s.nsealed;
     }
     if (s.open != nullptr) seal_locked(s);
+    if (s.nsealed > 0) rcu::detail::gp_poll<Rcu>::request(s.sealed[(s.first + s.nsealed - 1) % kSealed].cookie);
   }
 
   void give_back(void* list, unsigned c) noexcept {
     if (list == nullptr) return;
     lock_.lock();
     while (list != nullptr) {
-      void* n = *static_cast<void**>(list);
-      *static_cast<void**>(list) = shared_free_[c];
+      void* n = link(list, c);
+      link(list, c) = shared_free_[c];
       shared_free_[c] = list;
       list = n;
     }
@@ -224,6 +243,7 @@ class sl_pool {
   // thread's stripe.
   void* refill_and_take(unsigned c) noexcept {
     void* got[kRefill];
+    bool carved[kRefill];
     // Own allocations gain nothing from a batch (and allocation-failure
     // injection should reach every one of them): one at a time.
     const unsigned want = (c < 2 ? Shape::kChunk : Shape::kTowerChunk) == 0 ? 1 : kRefill;
@@ -231,16 +251,21 @@ class sl_pool {
     lock_.lock();
     while (n < want && shared_free_[c] != nullptr) {
       void* p = shared_free_[c];
-      shared_free_[c] = *static_cast<void**>(p);
+      shared_free_[c] = link(p, c);
+      carved[n] = false;
       got[n++] = p;
     }
     while (n < want) {
       void* p = carve(c);
       if (p == nullptr) break;
+      carved[n] = true;
       got[n++] = p;
     }
     lock_.unlock();
     if (n == 0) return nullptr;
+    for (unsigned i = 0; i < n; ++i) {
+      if (carved[i]) Shape::construct(got[i], c);  // constructed once (allocate)
+    }
     if (n > 1) {
       stripe& s = stripes_[sl_stripe_of_thread(kStripes)];
       s.lock.lock();

@@ -50,6 +50,7 @@ struct sl_read {
   struct probe {
     leaf* self = nullptr;
     leaf* next = nullptr;
+    uint64_t key = 0;  // self's key, in the same snapshot
     uint64_t next_key = kNoKey;
     uint64_t seq = 0;
     uint32_t n = 0;
@@ -83,6 +84,7 @@ struct sl_read {
       // inside their write sections (seqcount.hpp); link 0 also with the
       // release store that published its target.
       p.dead = l->dead.load(std::memory_order_acquire);
+      p.key = l->key.load(std::memory_order_acquire);  // written inside write sections only
       p.next = l->link0.ptr.load(std::memory_order_acquire);
       p.next_key = l->link0.key.load(std::memory_order_acquire);
       // Clamp: a torn count is discarded by the retry, but must not index out of bounds.
@@ -219,6 +221,48 @@ struct sl_read {
     std::abort();
   }
 #endif
+  // The finger (a search hint, as B-trees keep for sequential access): per
+  // thread and per list shape, the last leaf a descent of this thread ended
+  // on, with the key range it covered then. A key inside that range probes
+  // the leaf first and takes it if the probe's snapshot shows it live and
+  // covering the key: then it IS the covering leaf, whatever happened to it
+  // since (a live leaf is linked: new leaves stay dead until published, and
+  // removal marks them dead first). That is safe on a stale pointer because
+  // a list's leaves are never freed or constructed again while the list
+  // lives (skiplist_pool.hpp, skiplist_core.hpp's construct): a recycled
+  // leaf is re-filled in its own write sections, so the probe sees either a
+  // dead leaf or a consistent one. The list id rules out a finger into a
+  // destroyed list; only atomics of the leaf are read.
+  struct finger {
+    const state* list = nullptr;
+    uint64_t id = 0;
+    const leaf* l = nullptr;
+    uint64_t lo = 1, hi = 0;  // the range it covered: empty until set
+  };
+  static inline thread_local constinit finger tls_finger{};
+
+  // The covering leaf of key through the finger; false if the finger does
+  // not cover key (nothing else is read then). Needs no read side: the leaf
+  // is type-stable and the snapshot validates it (see above).
+  static bool finger_probe(const state& st, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
+    finger& f = tls_finger;
+    if (key < f.lo || key >= f.hi || f.list != &st || f.id != st.id) return false;
+    probe_into(f.l, key, gt_limit, p);
+    if (p.dead || p.key > key || (p.next != nullptr && p.next_key <= key)) return false;
+    f.lo = p.key;
+    f.hi = p.next_key;
+    return true;
+  }
+  // find_leaf_into, then the finger remembers the leaf. Inside a read side.
+  static void find_leaf_remember(const state& st, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
+    find_leaf_into(st, key, gt_limit, p);
+    tls_finger = finger{&st, st.id, p.self, p.key, p.next == nullptr ? kNoKey : p.next_key};
+  }
+  // Both: the finger first, a descent if it misses. Inside a read side.
+  static void find_leaf_fast(const state& st, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
+    if (!finger_probe(st, key, gt_limit, p)) find_leaf_remember(st, key, gt_limit, p);
+  }
+
   static probe find_leaf(const state& st, uint64_t key, uint64_t gt_limit = UINT64_MAX) noexcept {
     probe p;
     find_leaf_into(st, key, gt_limit, p);
@@ -277,7 +321,7 @@ struct sl_read {
     const uint64_t end = key + size;
     probe p;
     for (;;) {
-      find_leaf_into(st, key, end, p);
+      find_leaf_fast(st, key, end, p);
       if (p.has_le) {
         if (p.le.start + p.le.size > key) return p.le;
       } else if (p.self != &st.head) {

@@ -71,12 +71,16 @@ struct sl_write {
 
   // --- nodes -------------------------------------------------------------------
 
-  // A fresh unpublished leaf with its tower (height drawn here, so a split
-  // never allocates) and index block; nullptr (nothing kept) on failure.
+  // An unpublished leaf (dead until published: see skiplist_core.hpp's
+  // construct) with its tower (height drawn here, so a split never
+  // allocates) and index block; nullptr (nothing kept) on failure. The
+  // leaf itself is recycled, never constructed again: only the plain
+  // fields are set here, which no stale finger reads (skiplist_read.hpp).
   static leaf* alloc_leaf(state& st) noexcept {
     void* m = st.pool.allocate(0);
     if (m == nullptr) return nullptr;
-    leaf* l = ::new (m) leaf();
+    leaf* l = static_cast<leaf*>(m);
+    l->tower = nullptr;
     unsigned h = S::kDense ? std::min(S::kLevels, 1 + random_level(S::kLevels)) : random_level(S::kLevels);
     // Traits::draw_height (optional): a scripted height (tests), 0 = random.
     if constexpr (requires { S::traits::draw_height(); }) {
@@ -166,8 +170,16 @@ struct sl_write {
   static sl_outcome insert(state& st, const raw& r, leaf*& tok) noexcept {
     const uint64_t end = r.start + r.size;
     for (;;) {
-      rcu::read_guard<Rcu> g;  // keeps the probed leaves alive until locked and validated
-      const probe p = rd::find_leaf(st, r.start);
+      // The read side keeps what a descent reads alive until it is locked
+      // and validated; a finger hit needs none (skiplist_read.hpp), so the
+      // common case of an insert next to the previous one enters it only if
+      // it has to descend later.
+      std::optional<rcu::read_guard<Rcu>> g;
+      probe p;
+      if (!rd::finger_probe(st, r.start, UINT64_MAX, p)) {
+        g.emplace();
+        rd::find_leaf_remember(st, r.start, UINT64_MAX, p);
+      }
       leaf* l = p.self;
       leaf* nx = p.next;
       const bool need_next = nx != nullptr && end > p.next_key;
@@ -194,6 +206,7 @@ struct sl_write {
       } else if (l != &st.head) {
         // An extent that crosses into l's range was inserted while l was
         // locked (we hold it), so this look at the previous leaf is stable.
+        if (!g) g.emplace();
         const uint64_t k = l->key.load(std::memory_order_relaxed);
         if (auto b = rd::last_le(st, k - 1); b && b->start + b->size > r.start) overlap = true;
       }
@@ -209,6 +222,8 @@ struct sl_write {
       // ownership, holes.hpp): its own leaf must cover that gap.
       const bool keep = holes::maintained(st);
       const uint64_t owned = keep && idx == n && nx != nullptr ? r.start - (n > 0 ? l->end_locked(n - 1) : 0) : 0;
+      // Everything below but the plain in-place store may descend.
+      if (!g && (n == kCap || owned != 0)) g.emplace();
       if (n < kCap) {
         // Bounds rise before the change is visible: a search that sees the
         // new owner also finds its bound raised (holes.hpp, search_log).
@@ -321,15 +336,19 @@ struct sl_write {
     // An insert past l's last extent keeps l full and starts nl with it.
     const uint32_t left = idx == kCap ? kCap : total / 2;
     const uint64_t key = buf[left].start;
-    // relaxed (all of nl): nl is unpublished; the release store of l's link 0 publishes it.
-    nl->key.store(key, std::memory_order_relaxed);
-    if (nl->tower != nullptr) nl->tower->key.store(key, std::memory_order_relaxed);
-    for (uint32_t i = left; i < total; ++i) nl->store_release(i - left, buf[i]);
-    nl->count.store(total - left, std::memory_order_relaxed);
+    // nl is recycled memory a stale finger may still probe: it is filled in
+    // its own write section (release stores, seqcount.hpp) while it is dead.
     leaf* const succ = l->next0(std::memory_order_relaxed);  // under l's lock
-    nl->link0.ptr.store(succ, std::memory_order_relaxed);
+    nl->seq.write_begin();
+    nl->key.store(key, std::memory_order_release);
+    for (uint32_t i = left; i < total; ++i) nl->store_release(i - left, buf[i]);
+    nl->count.store(total - left, std::memory_order_release);
+    nl->link0.ptr.store(succ, std::memory_order_release);
     nl->link0.key.store(succ != nullptr ? succ->key.load(std::memory_order_relaxed) : kNoKey,
-                        std::memory_order_relaxed);
+                        std::memory_order_release);
+    nl->seq.write_end();
+    // relaxed: the tower is unpublished (its links publish it).
+    if (nl->tower != nullptr) nl->tower->key.store(key, std::memory_order_relaxed);
     // The gaps before nl's extents were l's (gap-before ownership): nl
     // starts with l's bound. relaxed: under l's lock; nl unpublished.
     nl->gap0.store(std::max(l->gap0.load(std::memory_order_relaxed), owned), std::memory_order_relaxed);
@@ -341,6 +360,11 @@ struct sl_write {
     l->count.store(left, std::memory_order_release);  // seq-protected
     l->set_next0(nl);  // release (both stores): seq-protected and publishing
     l->seq.write_end();
+    // Live from here on (a reader that reached it through l's link a moment
+    // ago saw it dead and started over).
+    nl->seq.write_begin();
+    nl->dead.store(false, std::memory_order_release);  // seq-protected
+    nl->seq.write_end();
     index::link(st, nl);
   }
 
@@ -351,14 +375,18 @@ struct sl_write {
   static std::optional<raw> erase(state& st, uint64_t key, uint64_t size) noexcept {
     const uint64_t end = key + size;
     for (;;) {
-      rcu::read_guard<Rcu> g;
+      // As in insert: no read side unless something descends.
+      std::optional<rcu::read_guard<Rcu>> g;
       const bool keep = holes::maintained(st);
       leaf* l;  // the leaf holding x
       uint32_t idx;
       raw xr;
       lock_set ls;
       probe q;
-      rd::find_leaf_into(st, key, end, q);
+      if (!rd::finger_probe(st, key, end, q)) {
+        g.emplace();
+        rd::find_leaf_remember(st, key, end, q);
+      }
       leaf* p = nullptr;   // l's predecessor, locked when l empties
       leaf* nx = nullptr;  // l's successor, locked when it owns the gap x leaves
       uint64_t expect_seq = 0;
@@ -372,8 +400,12 @@ struct sl_write {
         expect_seq = q.seq;
         fast = true;
         if (keep && idx + 1 == q.n) nx = q.next;
-        if (q.n == 1 && l != &st.head) p = rd::find_leaf(st, l->key.load(std::memory_order_acquire) - 1, 0).self;
+        if (q.n == 1 && l != &st.head) {
+          if (!g) g.emplace();
+          p = rd::find_leaf(st, l->key.load(std::memory_order_acquire) - 1, 0).self;
+        }
       } else {
+        if (!g) g.emplace();
         // General path: x may start after key (maybe in the next leaf) or
         // sit in the previous leaf; lock every leaf involved and re-run the
         // query under the locks.
@@ -444,7 +476,11 @@ struct sl_write {
         }
       }
       // Raised before the change (as every bound raise): see insert.
-      if (keep && holes::raise_leaf(owner, v)) holes::climb(st, owner, v);
+      if (removal && !g) g.emplace();  // index::unlink descends
+      if (keep && holes::raise_leaf(owner, v)) {
+        if (!g) g.emplace();
+        holes::climb(st, owner, v);
+      }
       if (removal) {
         remove_locked(st, p, l, succ);
       } else {
