@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
-#include <source_location>
 
 #include "rcukit/detail/skiplist_leaf.hpp"
 #include "rcukit/detail/skiplist_pool.hpp"
@@ -25,10 +24,11 @@
 namespace rcukit::detail {
 
 // Internal corruption: abort with the place it was detected.
-[[noreturn]] inline void sl_fatal(const char* what,
-                                  std::source_location where = std::source_location::current()) noexcept {
-  std::fprintf(stderr, "rcukit::extent_skiplist: %s (%s:%u)\n", what, where.file_name(),
-               static_cast<unsigned>(where.line()));
+// (Compiler builtins rather than std::source_location: clang 14 with
+// libstdc++ 12 has no std::source_location.)
+[[noreturn]] inline void sl_fatal(const char* what, const char* file = __builtin_FILE(),
+                                  unsigned line = __builtin_LINE()) noexcept {
+  std::fprintf(stderr, "rcukit::extent_skiplist: %s (%s:%u)\n", what, file, line);
   std::abort();
 }
 
