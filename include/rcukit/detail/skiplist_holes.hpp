@@ -458,26 +458,6 @@ struct sl_holes {
     if (!ok) climb_from(st, x, lvl, seen, x->key.load(std::memory_order_seq_cst));
   }
 
-#ifdef RCUKIT_SL_DEBUG_HOLES
-  static void debug_failure(state& st, detail::hole_window w, const hole_request& r, const search_log& log) {
-    auto lin = search_linear(st, w, r);
-    if (!lin) return;
-    std::fprintf(stderr, "HOLEDBG fail window [%lu,%lu) size %lu align %lu dir %d; linear finds %lu\n", w.lo, w.hi, r.size, r.align, (int)r.dir, *lin);
-    for (unsigned i = 0; i < log.nskips; ++i) {
-      const auto& k = log.skips[i];
-      uint64_t key = k.cl == 0 ? static_cast<const leaf*>(k.node)->key.load() : static_cast<const tower*>(k.node)->key.load();
-      std::fprintf(stderr, "  skip cl=%u key=%lu bound=%lu\n", k.cl, key, k.bound->load());
-    }
-    for (unsigned i = 0; i < log.nleaves; ++i) std::fprintf(stderr, "  read leaf key=%lu seq=%lu now=%lu\n", log.leaves[i].l->key.load(), log.leaves[i].seq, log.leaves[i].l->seq.current());
-    for (const leaf* l = &st.head; l; l = l->next0(std::memory_order_acquire)) {
-      std::fprintf(stderr, "  leaf key=%lu gap0=%lu h=%u ext:", l->key.load(), l->gap0.load(), l->height);
-      for (uint32_t i = 0; i < l->count.load(); ++i) std::fprintf(stderr, " [%lu,+%lu)", l->starts[i].load(), l->rest[i].size.load());
-      if (l->tower) { std::fprintf(stderr, " bounds:"); for (unsigned lv = 1; lv < l->height; ++lv) std::fprintf(stderr, " %lu", l->tower->gap(lv).load()); }
-      std::fprintf(stderr, "\n");
-    }
-    std::fprintf(stderr, "  head bounds:"); for (unsigned lv = 1; lv < st.levels.load(); ++lv) std::fprintf(stderr, " %lu", st.head.tower->gap(lv).load()); std::fprintf(stderr, " levels=%u\n", st.levels.load());
-  }
-#endif
 
   // The API.md answer inside one pass window, through the bounds (the
   // linear walk when a span is too wide to list, or with the index off).
@@ -493,9 +473,6 @@ struct sl_holes {
         if (f == found::yes) return out;
         if (f == found::fallback || log.overflow) break;
         if (log.still_holds(r.size)) {
-#ifdef RCUKIT_SL_DEBUG_HOLES
-          debug_failure(st, w, r, log);
-#endif
           return std::nullopt;
         }
         // Something the search relied on changed: search again (a writer made progress).

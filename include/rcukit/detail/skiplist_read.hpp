@@ -162,13 +162,7 @@ struct sl_read {
 
   // The live leaf covering `key`, probed at key (gt_limit: see probe).
   static void find_leaf_into(const state& st, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
-#ifdef RCUKIT_SL_DEBUG_HOLES
-    long restarts = 0;
-#endif
     for (;;) {
-#ifdef RCUKIT_SL_DEBUG_HOLES
-      if (++restarts == 10000000) debug_dump(st, key);
-#endif
       const tower* t = st.head.tower;
       // relaxed: a hint; a stale (lower) value only makes the descent longer.
       const unsigned top = st.levels.load(std::memory_order_relaxed);
@@ -200,27 +194,6 @@ struct sl_read {
       }
     }
   }
-#ifdef RCUKIT_SL_DEBUG_HOLES
-  static void debug_dump(const state& st, uint64_t key) {
-    std::fprintf(stderr, "DESCENT LOOP key %lu levels %u\n", key, st.levels.load());
-    for (const leaf* l = &st.head; l; l = l->next0(std::memory_order_acquire)) {
-      std::fprintf(stderr, "  leaf %p key=%lu dead=%d h=%u l0key=%lu n=%u:", (void*)l, l->key.load(), (int)l->dead.load(), l->height, l->link0.key.load(), l->count.load());
-      for (uint32_t i = 0; i < l->count.load(); ++i) std::fprintf(stderr, " %lu", l->starts[i].load());
-      if (l->tower) { std::fprintf(stderr, " | tkey=%lu rm=%d lk=%d links:", l->tower->key.load(), (int)l->tower->st().removed.load(), (int)l->tower->st().linked.load()); for (unsigned lv = 1; lv < l->height; ++lv) std::fprintf(stderr, " (%p,%lu)", (void*)l->tower->next(lv, std::memory_order_acquire), l->tower->link_at(lv).key.load()); }
-      std::fprintf(stderr, "\n");
-    }
-    if constexpr (S::kBlocks) {
-      for (const tower* t = st.head.tower; t; t = t->next(S::kBlockLevel, std::memory_order_acquire)) {
-        const auto& b = t->index_block();
-        std::fprintf(stderr, "  block of %lu n=%u partial=%u:", t->key.load(), b.n.load(), b.partial.load());
-        for (uint32_t i = 0; i < b.n.load(); ++i) std::fprintf(stderr, " (%lu,%p)", b.e[i].key.load(), (void*)b.e[i].leaf.load());
-        std::fprintf(stderr, "\n");
-      }
-    }
-    std::fprintf(stderr, "  head links:"); for (unsigned lv = 1; lv < st.levels.load(); ++lv) std::fprintf(stderr, " (%p,%lu)", (void*)st.head.tower->next(lv, std::memory_order_acquire), st.head.tower->link_at(lv).key.load()); std::fprintf(stderr, "\n");
-    std::abort();
-  }
-#endif
   // The finger (a search hint, as B-trees keep for sequential access): per
   // thread and per list shape, the last leaf a descent of this thread ended
   // on, with the key range it covered then. A key inside that range probes
