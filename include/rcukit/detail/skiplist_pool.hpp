@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <new>
 
 #if defined(__linux__)
@@ -298,23 +299,29 @@ class sl_pool {
     cur_[g] = cur + need;
     return cur;
   }
+  // A new chunk for group g. Sizes grow with what the pool holds (an eighth
+  // of it, from kFirstChunk up to max_chunk), so the unused tail of the last
+  // chunk stays a small part of the total. Chunks are not over-aligned to
+  // 2 MiB (that slack would count as memory the list holds): the huge
+  // pages that fit inside a large chunk are advised instead.
   bool grow(unsigned g, std::size_t need, std::size_t max_chunk) noexcept {
-    std::size_t sz = next_chunk_[g] < max_chunk ? next_chunk_[g] : max_chunk;
+    const std::size_t held = held_.load(std::memory_order_relaxed);  // under lock_
+    std::size_t sz = std::max<std::size_t>(kFirstChunk, std::min<std::size_t>(max_chunk, held / 8));
     if (sz < need + 64) sz = need + 64;
-    const bool huge = sz >= kHugePage && sz % kHugePage == 0;
-    const std::size_t align = huge ? kHugePage : 64;
-    void* c = Traits::allocate(sz + align + sizeof(void*));
+    void* c = Traits::allocate(sz + 64 + sizeof(void*));
     if (c == nullptr) return false;
-    held_.store(held_.load(std::memory_order_relaxed) + sz + align + sizeof(void*), std::memory_order_relaxed);
+    held_.store(held + sz + 64 + sizeof(void*), std::memory_order_relaxed);
     *static_cast<void**>(c) = chunks_[g];
     chunks_[g] = c;
-    char* base = align_up(static_cast<char*>(c) + sizeof(void*), align);
+    char* base = align_up(static_cast<char*>(c) + sizeof(void*), 64);
     cur_[g] = base;
     end_[g] = base + sz;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (huge) (void)::madvise(base, sz, MADV_HUGEPAGE);  // a hint: ordinary pages where THP is off
+    // A hint (ordinary pages where THP is off): the 2 MiB pages inside.
+    char* h0 = align_up(base, kHugePage);
+    char* h1 = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(base + sz) & ~uintptr_t{kHugePage - 1});
+    if (h1 > h0) (void)::madvise(h0, static_cast<std::size_t>(h1 - h0), MADV_HUGEPAGE);
 #endif
-    if (next_chunk_[g] < max_chunk) next_chunk_[g] *= 2;
     return true;
   }
   static char* align_up(void* p, std::size_t a) noexcept {
@@ -327,7 +334,6 @@ class sl_pool {
   void* chunks_[2] = {};
   char* cur_[2] = {};
   char* end_[2] = {};
-  std::size_t next_chunk_[2] = {kFirstChunk, kFirstChunk};
   void* owned_ = nullptr;
   std::atomic<std::size_t> held_{0};  // written under lock_; relaxed: a statistic
 };
