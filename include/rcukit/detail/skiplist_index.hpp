@@ -63,9 +63,12 @@ struct sl_index {
     // relaxed: nl's key changes only under its level-0 predecessor's lock
     // and its own (a redistribution), and we hold the former.
     const uint64_t key = nl->key.load(std::memory_order_relaxed);
-    tower* preds[kLevels];
-    const unsigned top = std::max<unsigned>(h, st.levels.load(std::memory_order_acquire));
+    tower* preds[kLevels] = {};
+    // One descent: the predecessors at every level nt needs and, at the
+    // block level, the owner of nt's block entry (a hint, validated later).
+    const unsigned top = std::max<unsigned>({h, st.levels.load(std::memory_order_acquire), kB + 1});
     rd::preds_of(st, key, top, preds);
+    tower* const owner_hint = preds[kB];
     const bool keep = holes::maintained(st);
     tower* pred1 = preds[1];  // the level-1 predecessor nt was linked after
     for (unsigned lvl = 1; lvl < h; ++lvl) {
@@ -110,7 +113,7 @@ struct sl_index {
       if (tower::has_block(h)) {
         split_block(st, nt, key, top);
       } else {
-        block_insert(st, nl, pred1->leaf, key, top);
+        block_insert(st, nl, pred1->leaf, owner_hint, key, top);
       }
     }
   }
@@ -149,18 +152,18 @@ struct sl_index {
     if (dt == nullptr) return;
     const unsigned h = d->height;
     const uint64_t key = d->key.load(std::memory_order_relaxed);  // d is locked: stable
-    const unsigned top = std::max<unsigned>(h, st.levels.load(std::memory_order_acquire));
+    const unsigned top = std::max<unsigned>({h, st.levels.load(std::memory_order_acquire), kB + 1});
+    tower* preds[kLevels] = {};
+    rd::preds_of(st, key, top, preds);  // one descent: predecessors and the block owner (hints)
     dt->st().lock.lock();
     // seq_cst: read by holes::heads after a raise (U protocol). Set before
     // the block update, so that a refill of the block leaves dt out.
     dt->st().removed.store(1, std::memory_order_seq_cst);
     dt->st().lock.unlock();
     if constexpr (S::kBlocks) {
-      if (!tower::has_block(h)) block_erase(st, d, key, top);
+      if (!tower::has_block(h)) block_erase(st, d, preds[kB], key, top);
     }
     const bool keep = holes::maintained(st);
-    tower* preds[kLevels];
-    rd::preds_of(st, key, top, preds);
     for (unsigned lvl = h; lvl-- > 1;) {
       tower* p = preds[lvl];
       for (;;) {
@@ -219,7 +222,7 @@ struct sl_index {
     const unsigned h = n->height;
     // One descent gives the predecessors and, at the block level, the owner.
     const unsigned top = std::max<unsigned>({h, st.levels.load(std::memory_order_acquire), kB + 1});
-    tower* preds[kLevels];
+    tower* preds[kLevels] = {};
     rd::preds_of(st, key, top, preds);
     for (unsigned lvl = 1; lvl < h; ++lvl) {
       tower* p = preds[lvl];
@@ -256,7 +259,7 @@ struct sl_index {
 
   // The tower at the block level whose span holds `key` (a recent state).
   static tower* owner_of(const state& st, uint64_t key, unsigned top) noexcept {
-    tower* preds[kLevels];
+    tower* preds[kLevels] = {};
     rd::preds_of(st, key, std::max(top, kB + 1), preds);
     return preds[kB];
   }
@@ -311,8 +314,8 @@ struct sl_index {
   // in non-decreasing order for block_floor. So nl's entry takes
   // max(nl's key, the key before it): never below the real key (a hint
   // that is too high only makes a descent walk level 0 a little longer).
-  static void block_insert(const state& st, leaf* nl, const leaf* after, uint64_t key, unsigned top) noexcept {
-    tower* o = owner_of(st, key, top);
+  static void block_insert(const state& st, leaf* nl, const leaf* after, tower* o, uint64_t key,
+                           unsigned top) noexcept {
     lock_owner_block(st, o, key, top);
     auto& b = o->index_block();
     // relaxed (block fields): written only under the block lock, which we hold.
@@ -348,8 +351,7 @@ struct sl_index {
   }
   // Unlists d (not a block tower, still linked) from its owner's block; a
   // partial block that fell to half is refilled.
-  static void block_erase(const state& st, leaf* d, uint64_t key, unsigned top) noexcept {
-    tower* o = owner_of(st, key, top);
+  static void block_erase(const state& st, leaf* d, tower* o, uint64_t key, unsigned top) noexcept {
     lock_owner_block(st, o, key, top);
     auto& b = o->index_block();
     // relaxed (block fields): written only under the block lock, which we hold.
