@@ -17,6 +17,11 @@
 //                          inserts and erases (50/50) for a fixed time:
 //                          Mops/s against btree_map behind a std::mutex (the
 //                          lock a user of a single-threaded map would pick).
+//   BM_hole_index_cost/T   the write-only mix on two skiplists, the default
+//                          one and one with the hole index compiled out
+//                          (Traits::hole_index = false): what the index
+//                          costs writers that never call insert_hole
+//                          (ratio above 1 = the index's cost).
 //   BM_fill_delete_paired  100k extents [4096 i, 4096 (i + 1)) inserted in
 //                          shuffled order, then erased in shuffled order:
 //                          ms per phase against btree_map behind a mutex.
@@ -245,6 +250,49 @@ void BM_write_mix_paired(benchmark::State& st) {
   rcukit::rcu::barrier();
 }
 BENCHMARK(BM_write_mix_paired)->Arg(1)->Arg(2)->Arg(4)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// --- what the hole index costs writers that never use it ---------------------
+
+struct no_hole_index_traits : rcukit::skiplist_traits {
+  static constexpr bool hole_index = false;
+};
+using skiplist_no_holes = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, no_hole_index_traits>;
+
+void BM_hole_index_cost(benchmark::State& st) {
+  constexpr int kRounds = 6;
+  constexpr double kSeconds = 0.5;
+  const int threads = static_cast<int>(st.range(0));
+  auto space = sparse_keys(kMixSpace, 7);
+  auto with = std::make_unique<skiplist>();
+  auto without = std::make_unique<skiplist_no_holes>();
+  for (size_t i = 0; i < kMixFill; ++i) {
+    (void)with->insert(extent{space[i], 1}, space[i]);
+    (void)without->insert(extent{space[i], 1}, space[i]);
+  }
+  std::vector<double> a, b, ratio;
+  for (auto _ : st) {
+    for (int r = 0; r < kRounds; ++r) {
+      double x, y;
+      if (r % 2 == 0) {
+        x = write_mix(*with, space, threads, kSeconds, 10 * r);
+        y = write_mix(*without, space, threads, kSeconds, 10 * r);
+      } else {
+        y = write_mix(*without, space, threads, kSeconds, 10 * r);
+        x = write_mix(*with, space, threads, kSeconds, 10 * r);
+      }
+      a.push_back(x);
+      b.push_back(y);
+      ratio.push_back(y / x);  // time per op with the index / without it
+    }
+  }
+  st.counters["with_index_mops"] = rcukit::harness::median(a);
+  st.counters["without_index_mops"] = rcukit::harness::median(b);
+  rcukit::harness::set_ratio_counters(st, "ratio_time", ratio);
+  with.reset();
+  without.reset();
+  rcukit::rcu::barrier();
+}
+BENCHMARK(BM_hole_index_cost)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // --- fill / delete of 4 KiB extents in shuffled order ------------------------
 
