@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it (README: second command).
-#   1. release preset: unit + concurrent tests
-#   2. asan preset (ASan + UBSan + LeakSanitizer): unit + concurrent tests
-#   3. tsan preset: concurrent tests (grace periods annotated; canary must fire)
+#   1. release preset: unit + concurrent tests, and the per-component
+#      examples (examples/*.cpp: ctest tests labelled `example concurrent`;
+#      each checks its own results and exits non-zero if one is wrong)
+#   2. asan preset (ASan + UBSan + LeakSanitizer): the same, sanitized
+#   3. tsan preset: concurrent tests and the examples (grace periods
+#      annotated; canary must fire)
 #   3b. fuzz preset (clang): differential libFuzzer targets, bounded runs
 #   4. planted-bug canaries: scripts/canaries.sh ("caught N of N")
 #   5. install the release build and build/run examples/consumer against it
