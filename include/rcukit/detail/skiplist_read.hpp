@@ -58,8 +58,8 @@ struct sl_read {
     bool dead = false;
     bool has_le = false;
     bool has_gt = false;
-    raw le{};
-    raw gt{};
+    raw le;  // valid when has_le (no zeroing: a probe is made per operation)
+    raw gt;  // gt.start valid when has_gt, the rest when gt.start < gt_limit
   };
 
   // The number of keys <= key among key_at(0 .. n-1), sorted, in two rounds
