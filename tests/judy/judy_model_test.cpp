@@ -416,8 +416,12 @@ void allocation_failure_run(std::uint64_t seed) {
       ASSERT_LT(n, 100) << "an update needed more than 100 allocations";  // a split: <= 33 buckets + nodes
     }
   }
-  EXPECT_GT(failures, 1500);  // every insert and assign allocates at least its bucket
-  EXPECT_GT(throws, 300);     // insert_or_assign always allocates; erase often does
+  // Only updates that rebuild a leaf (new, full, shrinking, emptied, changing
+  // encoding) or a node allocate; in-place ones cannot fail. Mixed keys on
+  // a small array still rebuild often enough that failures are injected at
+  // every kind of step many times.
+  EXPECT_GT(failures, 600);
+  EXPECT_GT(throws, 150);
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
   expect_same_contents(a, m);
 }
