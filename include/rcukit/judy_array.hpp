@@ -155,7 +155,7 @@ class judy_array {
   // Also hands the calling thread's pending retired nodes (of any array) to
   // RCU, so that they are freed by the next rcu::barrier().
   ~judy_array() {
-    destroy(root_.load(std::memory_order_relaxed));
+    destroy(root_.load(std::memory_order_relaxed));  // quiescent
     detail::judy_reclaimer<Rcu>::flush();
     detail::judy_reclaimer<Rcu>::drain();
   }
@@ -216,7 +216,12 @@ class judy_array {
   // Same, inside the caller's read side.
   std::optional<T> find_rcu(const rcu::read_guard<Rcu>&, std::uint64_t key) const {
     word w = root_.load(std::memory_order_acquire);  // pairs with the release stores that publish
-    for (unsigned d = 0; w != 0; ++d) {
+    unsigned d = 0;
+    if (is_rec(w)) {  // skipped top bytes: the leaf compares whole keys, so no prefix check here
+      d = as_rec(w)->depth;
+      w = as_rec(w)->top;
+    }
+    for (; w != 0; ++d) {
       if (detail::judy_is_leaf(w)) return leaf_find(as_leaf(w), key);
       w = as_node(w)->child(detail::judy_byte(key, d));
     }
@@ -249,7 +254,15 @@ class judy_array {
   void for_each(std::uint64_t lo, std::uint64_t hi, F&& f) const {
     if (lo > hi) return;
     rcu::read_guard<Rcu> g;
-    walk(root_.load(std::memory_order_acquire), 0, lo, hi, true, true, f);  // as find_rcu
+    const word root = root_.load(std::memory_order_acquire);  // as find_rcu
+    if (!is_rec(root)) {
+      walk(root, 0, lo, hi, true, true, f);
+      return;
+    }
+    const rec* r = as_rec(root);
+    const std::uint64_t first = r->prefix, last = r->prefix | ~prefix_mask(r->depth);
+    if (hi < first || lo > last) return;
+    walk(r->top, r->depth, lo, hi, lo >= first, hi <= last, f);
   }
 
   // Keys present. Exact when no writer runs; relaxed snapshot otherwise.
@@ -298,7 +311,8 @@ class judy_array {
   shape stats() const {
     shape s;
     rcu::read_guard<Rcu> g;
-    count_shape(root_.load(std::memory_order_acquire), s);
+    const word root = root_.load(std::memory_order_acquire);
+    count_shape(is_rec(root) ? as_rec(root)->top : root, s);
     return s;
   }
 
@@ -310,7 +324,16 @@ class judy_array {
     rcu::read_guard<Rcu> g;
     std::size_t keys = 0, bytes = 0;
     std::string err;
-    check(root_.load(std::memory_order_acquire), 0, 0, keys, bytes, err);
+    const word root = root_.load(std::memory_order_acquire);
+    if (is_rec(root)) {
+      const rec* r = as_rec(root);
+      bytes += word_bytes(root);
+      if (r->depth == 0 || r->depth > 6 || (r->prefix & ~prefix_mask(r->depth)) != 0) err = "bad root record";
+      if (r->top == 0 || detail::judy_is_leaf(r->top)) err = "root record over a leaf or nothing";
+      check(r->top, r->depth, r->prefix, keys, bytes, err);
+    } else {
+      check(root, 0, 0, keys, bytes, err);
+    }
     if (err.empty() && keys != size())
       err = "size() " + std::to_string(size()) + " != keys " + std::to_string(keys);
     if (err.empty() && bytes != node_bytes()) {
@@ -334,6 +357,43 @@ class judy_array {
   static node* as_node(word w) noexcept { return reinterpret_cast<node*>(w); }
   static word leaf_word(leaf* l) noexcept { return reinterpret_cast<word>(l) | detail::judy_leaf_tag; }
   static word node_word(node* n) noexcept { return reinterpret_cast<word>(n); }
+
+  // Root-level path compression. When every key shares its first `depth`
+  // bytes (`prefix`), root_ holds a record (tag bit 1) that points at the
+  // node at that depth, so readers and writers skip the single-child nodes
+  // above it (dense keys: five levels). A record is immutable and replaced
+  // as a whole, under the root lock, whenever the top node is; a top leaf
+  // needs no record (leaves hold whole keys or their prefix).
+  struct rec : rcu::retirable {
+    std::uint64_t prefix;  // bytes [0, depth) shared by every key; the rest 0
+    word top;              // a node at depth `depth`
+    std::uint32_t depth;   // 1..6
+  };
+  static constexpr word kRecTag = 2;
+  static bool is_rec(word w) noexcept { return (w & kRecTag) != 0; }
+  static const rec* as_rec(word w) noexcept { return reinterpret_cast<const rec*>(w & ~kRecTag); }
+  static rec* as_rec_mut(word w) noexcept { return reinterpret_cast<rec*>(w & ~kRecTag); }
+  static constexpr std::uint64_t prefix_mask(unsigned depth) noexcept {
+    return depth == 0 ? 0 : ~(~std::uint64_t{0} >> (8 * depth));
+  }
+  // A record word for top at depth (> 0), or 0 on allocation failure.
+  static word make_rec(word top, unsigned depth, std::uint64_t some_key) noexcept {
+    void* mem = detail::judy_alloc::allocate(sizeof(rec));
+    if (mem == nullptr) return 0;
+    rec* r = new (mem) rec();
+    r->prefix = some_key & prefix_mask(depth);
+    r->top = top;
+    r->depth = depth;
+    return reinterpret_cast<word>(r) | kRecTag;
+  }
+  static void free_rec(rec* r) noexcept {
+    r->~rec();
+    detail::judy_alloc::deallocate(r, sizeof(rec));
+  }
+  static void free_rec_remote(rec* r) noexcept {
+    r->~rec();
+    detail::judy_alloc::deallocate_retired_alone(r, sizeof(rec));
+  }
 
   // Planning placeholders (dry runs, never stored): a rebuilt node, and a
   // rebuilt leaf of c keys.
@@ -550,7 +610,19 @@ class judy_array {
       if (root == 0) return std::nullopt;                       // empty at this load
       read_set rs;
       rs.note_word(&root_, root);
-      std::optional<entry> r = bound<Up>(root, 0, key, rs);
+      std::optional<entry> r;
+      if (!is_rec(root)) {
+        r = bound<Up>(root, 0, key, rs);
+      } else {
+        // Immutable record: the whole tree lies in [prefix, prefix | low ones].
+        const rec* rc = as_rec(root);
+        const std::uint64_t kp = key & prefix_mask(rc->depth);
+        if (kp == rc->prefix) {
+          r = bound<Up>(rc->top, rc->depth, key, rs);
+        } else if ((kp < rc->prefix) == Up) {
+          r = extreme(rc->top, Up, rs);  // every key is on the query's side
+        }
+      }
       if (rs.still_current()) return r;
     }
   }
@@ -625,17 +697,34 @@ class judy_array {
   static constexpr int kMaxDepth = 8;
 
   struct path {
-    node* nodes[kMaxDepth];
+    node* nodes[kMaxDepth];  // indexed by depth, from d0 to bottom
     unsigned bytes[kMaxDepth];
-    int bottom = -1;  // depth of the deepest node on the path; -1 = root word
+    int d0 = 0;         // depth of the top node (the root record's depth)
+    int bottom = -1;    // depth of the deepest node on the path; d0 - 1 = the root word
+    word root = 0;      // root_ as read
+    bool diverged = false;  // key's first d0 bytes differ from the record's prefix
+    int root_level() const noexcept { return d0 - 1; }
   };
 
   // Descends (under RCU) to the deepest node on key's path; returns the word
-  // in its slot for key (0 or a leaf).
+  // in its slot for key (0 or a leaf), or the root word if the key lies
+  // outside the root record's prefix (p.diverged).
   word descend(std::uint64_t key, path& p) const {
-    p.bottom = -1;
-    word w = root_.load(std::memory_order_acquire);  // as find_rcu
-    for (unsigned d = 0; w != 0 && !detail::judy_is_leaf(w); ++d) {
+    word w = p.root = root_.load(std::memory_order_acquire);  // as find_rcu
+    p.d0 = 0;
+    p.diverged = false;
+    if (is_rec(w)) {
+      const rec* r = as_rec(w);
+      p.d0 = static_cast<int>(r->depth);
+      if ((key & prefix_mask(r->depth)) != r->prefix) {
+        p.diverged = true;
+        p.bottom = p.d0 - 1;
+        return w;
+      }
+      w = r->top;
+    }
+    p.bottom = p.d0 - 1;
+    for (unsigned d = static_cast<unsigned>(p.d0); w != 0 && !detail::judy_is_leaf(w); ++d) {
       node* n = as_node(w);
       p.nodes[d] = n;
       p.bytes[d] = detail::judy_byte(key, d);
@@ -962,11 +1051,18 @@ class judy_array {
 
   // Block bytes of a node or leaf (what the allocator took from malloc).
   static std::size_t word_bytes(word w) noexcept {
+    if (is_rec(w)) return detail::judy_block_bytes(sizeof(rec));
     return detail::judy_block_bytes(detail::judy_is_leaf(w) ? as_leaf(w)->bytes() : as_node(w)->bytes());
   }
   // Retires a node or leaf that new readers can no longer reach: into the
   // calling thread's batch, or alone if no batch could be allocated.
   static void retire_word(word w) noexcept {
+    if (is_rec(w)) {
+      if (detail::judy_reclaimer<Rcu>::retire(as_rec_mut(w), sizeof(rec))) return;
+      detail::judy_alloc::solo_pending.add(static_cast<long>(word_bytes(w)));
+      rcu::retire_with<&free_rec_remote, Rcu>(as_rec_mut(w));
+      return;
+    }
     void* mem = detail::judy_is_leaf(w) ? static_cast<void*>(as_leaf_mut(w)) : static_cast<void*>(as_node(w));
     if (detail::judy_reclaimer<Rcu>::retire(mem, word_bytes(w))) return;
     detail::judy_alloc::solo_pending.add(static_cast<long>(word_bytes(w)));  // until the callback frees it
@@ -979,6 +1075,10 @@ class judy_array {
   // Frees one unpublished node or leaf (not its children).
   static void free_one(word w) noexcept {
     if (w == 0) return;
+    if (is_rec(w)) {
+      free_rec(as_rec_mut(w));
+      return;
+    }
     if (detail::judy_is_leaf(w)) {
       detail::judy_free_leaf<T>(as_leaf_mut(w));
     } else {
@@ -1009,7 +1109,7 @@ class judy_array {
   }
 
   void lock_level(const path& p, int d) const {
-    if (d < 0) {
+    if (d < p.d0) {
       root_lock_.lock();
     } else {
       p.nodes[d]->lock();
@@ -1017,12 +1117,64 @@ class judy_array {
   }
   void unlock_range(const path& p, int top, int bottom) const {
     for (int d = bottom; d >= top; --d) {
-      if (d < 0) {
+      if (d < p.d0) {
         root_lock_.unlock();
       } else {
         p.nodes[d]->unlock();
       }
     }
+  }
+
+  // Inserts key, whose first p.d0 bytes differ from the root record's
+  // prefix: a new top node at the first differing depth j over a new leaf
+  // for key and a chain of single-child nodes down to the old top (only
+  // the root may skip levels). Caller holds the root lock and checked that
+  // root_ is still p.root. Returns the bytes added, or -1 on allocation
+  // failure (nothing published).
+  std::ptrdiff_t insert_diverged(const path& p, std::uint64_t key, const T* v) {
+    const rec* r = as_rec(p.root);
+    const unsigned j = static_cast<unsigned>(__builtin_clzll((key ^ r->prefix) & prefix_mask(r->depth))) / 8;
+    std::ptrdiff_t bytes = 0;
+    node* built[kMaxDepth];
+    unsigned nbuilt = 0;
+    auto fail = [&]() {
+      while (nbuilt > 0) detail::judy_free_node(built[--nbuilt]);  // each one's child is published or freed next
+      return std::ptrdiff_t{-1};
+    };
+    word chain = r->top;
+    for (unsigned d = r->depth - 1; d > j; --d) {
+      detail::judy_child_list l;
+      l.push(detail::judy_byte(r->prefix, d), chain);
+      node* n = detail::judy_build(kind::lin4, l);
+      if (n == nullptr) return fail();
+      built[nbuilt++] = n;
+      bytes += static_cast<std::ptrdiff_t>(word_bytes(node_word(n)));
+      chain = node_word(n);
+    }
+    leaf* nl = make_sorted(&key, reinterpret_cast<const char*>(v), 1, cap_for(2));
+    if (nl == nullptr) return fail();
+    detail::judy_child_list l;
+    const unsigned kb = detail::judy_byte(key, j), pb = detail::judy_byte(r->prefix, j);
+    if (kb < pb) {
+      l.push(kb, leaf_word(nl));
+      l.push(pb, chain);
+    } else {
+      l.push(pb, chain);
+      l.push(kb, leaf_word(nl));
+    }
+    node* top = detail::judy_build(kind::lin4, l);
+    word root = top == nullptr ? 0 : j == 0 ? node_word(top) : make_rec(node_word(top), j, key);
+    if (root == 0) {
+      if (top != nullptr) detail::judy_free_node(top);
+      detail::judy_free_leaf<T>(nl);
+      return fail();
+    }
+    bytes += static_cast<std::ptrdiff_t>(word_bytes(leaf_word(nl)) + word_bytes(node_word(top)));
+    if (is_rec(root)) bytes += static_cast<std::ptrdiff_t>(word_bytes(root));
+    root_.store(root, std::memory_order_release);  // pairs with the acquire loads of root_
+    bytes -= static_cast<std::ptrdiff_t>(word_bytes(p.root));
+    retire_word(p.root);  // the old record; the old top stays, below the chain
+    return bytes;
   }
 
   // The single writer routine. v != nullptr: insert (assign: or replace),
@@ -1040,6 +1192,22 @@ class judy_array {
       path p;
       word cur = descend(key, p);
       const unsigned s = static_cast<unsigned>(p.bottom + 1);  // depth of the bottom slot
+      const int rl = p.root_level();
+
+      if (p.diverged) {  // the key lies outside the root record's prefix: absent
+        if (v == nullptr) return false;
+        root_lock_.lock();
+        if (root_.load(std::memory_order_relaxed) != p.root) {  // under the root lock
+          root_lock_.unlock();
+          continue;
+        }
+        g.reset();  // the record and its top change only under the root lock
+        const std::ptrdiff_t added = insert_diverged(p, key, v);
+        root_lock_.unlock();
+        if (added < 0) return absl::ResourceExhaustedError("judy_array: allocation failed");
+        count_keys(1, added);
+        return true;
+      }
 
       // 0. The common case: the key's leaf changes in place under its own
       //    lock (judy_leaf.hpp); nothing else is locked or written.
@@ -1065,37 +1233,37 @@ class judy_array {
       word w = 0;
       plan_bottom(cur == 0 ? nullptr : as_leaf(cur), key, v, s, /*dry=*/true, w);
       int top = p.bottom;
-      for (; top >= 0; --top) {
+      for (; top > rl; --top) {
         const effect e = apply(p.nodes[top], p.bytes[top], w, true, nullptr);
         if (e.in_place) break;
         w = e.repl;
       }
 
       // 2. Lock top..bottom in depth order (invariant 1) and validate: the
-      //    top node is live and every locked parent still points to the
-      //    next node, so every locked node is live (invariant 2).
+      //    top node is live, or the root word is as read, and every locked
+      //    parent still points to the next node, so every locked node is
+      //    live (invariant 2).
       bool valid = true;
       int locked = top - 1;
       for (int d = top; d <= p.bottom && valid; ++d) {
         lock_level(p, d);
         locked = d;
-        if (d < 0) continue;  // the root word is never dead
-        if (d == top) {
+        if (d == rl) {
+          valid = root_.load(std::memory_order_relaxed) == p.root;  // under the root lock
+        } else if (d == top) {
           valid = !p.nodes[d]->is_dead();
-        } else {
-          // Parent locked: its slot is stable. Depth 0 hangs off root_ (locked).
-          const word link =
-              d == 0 ? root_.load(std::memory_order_relaxed) : p.nodes[d - 1]->child(p.bytes[d - 1]);
-          valid = link == node_word(p.nodes[d]);
-        }
+        } else if (d > p.d0) {
+          // Parent locked: its slot is stable.
+          valid = p.nodes[d - 1]->child(p.bytes[d - 1]) == node_word(p.nodes[d]);
+        }  // d == p.d0 below the locked root word: the root word is as read, so its top is nodes[d0]
       }
       if (!valid) {
         unlock_range(p, top, locked);
         continue;
       }
       // Re-read the bottom slot under its lock.
-      cur = p.bottom < 0 ? root_.load(std::memory_order_relaxed)  // under the root lock
-                         : p.nodes[p.bottom]->child(p.bytes[p.bottom]);
+      cur = p.bottom == rl ? root_.load(std::memory_order_relaxed)  // under the root lock
+                           : p.nodes[p.bottom]->child(p.bytes[p.bottom]);
       if (cur != 0 && !detail::judy_is_leaf(cur)) {  // a subtree grew below us: descend again
         unlock_range(p, top, p.bottom);
         continue;
@@ -1134,6 +1302,22 @@ class judy_array {
         unlock_all(nullptr);
         return absl::ResourceExhaustedError("judy_array: allocation failed");
       }
+      // A subtree built at the root word (the root leaf split): skip its
+      // chain of single-child nodes (all unpublished) behind a root record.
+      unsigned new_d0 = 0;
+      if (p.bottom == rl && w != 0 && !detail::judy_is_leaf(w)) {
+        while (new_d0 < 6 && as_node(w)->count() == 1) {
+          word only = 0;
+          as_node(w)->template visit<true>(0, 255, [&](unsigned, word c) {
+            only = c;
+            return true;
+          });
+          if (detail::judy_is_leaf(only)) break;
+          detail::judy_free_node(as_node(w));
+          w = only;
+          ++new_d0;
+        }
+      }
       // repl[d]: node d's replacement in its parent (levels level+1 ..
       // bottom are replaced).
       word repl[kMaxDepth];
@@ -1146,7 +1330,7 @@ class judy_array {
       bool failed = false;
       // Never above `top`: those nodes are not locked, and outside the read
       // side they may be freed; needing them means retrying (below).
-      for (; level >= 0 && level >= top; --level) {
+      for (; level > rl && level >= top; --level) {
         const effect e = apply(p.nodes[level], p.bytes[level], w, false, &held);
         if (e.alloc_failed) {
           failed = true;
@@ -1155,6 +1339,15 @@ class judy_array {
         if (e.in_place) break;
         repl[level] = e.repl;
         w = e.repl;
+      }
+      // At the root word, a node below a skipped prefix needs a new record.
+      word new_rec = 0;
+      if (!failed && level == rl && w != 0 && !detail::judy_is_leaf(w)) {
+        const unsigned depth = p.bottom == rl ? new_d0 : static_cast<unsigned>(p.d0);
+        if (depth > 0) {
+          new_rec = make_rec(w, depth, key);
+          failed = new_rec == 0;
+        }
       }
       if (failed || level < top) {
         // Roll back: free everything built; nothing was published. A
@@ -1167,8 +1360,11 @@ class judy_array {
       }
 
       // 4. Commit: one release store at `level` publishes everything built.
-      if (level < 0) {
-        root_.store(w, std::memory_order_release);  // pairs with the acquire loads of root_
+      std::ptrdiff_t delta = 0;
+      if (level == rl) {
+        const word root = new_rec != 0 ? new_rec : w;
+        root_.store(root, std::memory_order_release);  // pairs with the acquire loads of root_
+        if (new_rec != 0) delta += static_cast<std::ptrdiff_t>(word_bytes(new_rec));
       } else {
         store_in_place(p.nodes[level], p.bytes[level], w);
       }
@@ -1178,7 +1374,6 @@ class judy_array {
       // Bytes and reclamation. A node merged into a leaf copied the word
       // set into it (unpublished: freed now) and its other child leaves
       // (published, locked in `held`: retired with it).
-      std::ptrdiff_t delta = 0;
       auto merged = [&](int d) { return repl[d] != 0 && detail::judy_is_leaf(repl[d]); };
       if (fresh != 0) {
         if (p.bottom > level && merged(p.bottom)) {
@@ -1195,9 +1390,10 @@ class judy_array {
           delta += static_cast<std::ptrdiff_t>(word_bytes(repl[d]));
         }
       }
-      word retire_list[kMaxDepth + 1];
+      word retire_list[kMaxDepth + 2];
       int nretire = 0;
       for (int d = level + 1; d <= p.bottom; ++d) retire_list[nretire++] = node_word(p.nodes[d]);
+      if (level == rl && is_rec(p.root)) retire_list[nretire++] = p.root;  // replaced with its top
       bool inserted = true;
       if (bl != nullptr) {
         if (v != nullptr) inserted = !pl.found;
@@ -1228,7 +1424,14 @@ class judy_array {
   }
 
   // ---- quiescent helpers ---------------------------------------------------
-  static void destroy(word w) { free_unpublished(w); }
+  static void destroy(word w) {
+    if (is_rec(w)) {
+      free_unpublished(as_rec(w)->top);
+      free_rec(as_rec_mut(w));
+      return;
+    }
+    free_unpublished(w);
+  }
 
   static void count_shape(word w, shape& s) {
     if (w == 0) return;
