@@ -864,7 +864,10 @@ class judy_array {
   static word build_subtree(const std::uint64_t* keys, const char* values, unsigned n, unsigned s,
                             unsigned slack) {
     if (n <= BucketCap) {
-      leaf* l = make_sorted(keys, values, n, cap_for(n + slack));
+      // At the last level a growing leaf doubles: dense keys reach the
+      // bitmap leaf after a few copies instead of one per two keys.
+      const unsigned want = s >= 7 && slack == 1 && 2 * n - 2 > n + slack ? 2 * n - 2 : n + slack;
+      leaf* l = make_sorted(keys, values, n, cap_for(want));
       return l == nullptr ? 0 : leaf_word(l);
     }
     if (s >= 7) {

@@ -175,7 +175,7 @@ inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
 // thread exit.
 // ---------------------------------------------------------------------------
 inline constexpr std::size_t judy_cache_classes = 133;  // 16-byte classes up to 2112 bytes (a bitmap leaf of 8-byte values)
-inline constexpr std::size_t judy_cache_max_bytes = 2 * 1024 * 1024;
+inline constexpr std::size_t judy_cache_max_bytes = 256 * 1024;
 
 struct judy_block_cache {
   void* heads[judy_cache_classes];  // free blocks, linked through their first word
@@ -340,7 +340,7 @@ struct judy_alloc {
 // Not supported: a thread that retired objects and then never updates any
 // judy_array again keeps up to one open batch (judy_batch_cap objects) until
 // it exits or destroys a judy_array, and its returned batches until then;
-// and each thread's block cache keeps up to judy_cache_max_bytes (2 MiB) of
+// and each thread's block cache keeps up to judy_cache_max_bytes (256 KiB) of
 // free blocks until the thread exits: memory is bounded, not returned
 // promptly (judy_array::memory_bytes() reports it).
 // ---------------------------------------------------------------------------
@@ -648,9 +648,20 @@ struct judy_node : rcu::retirable {
     const unsigned base = seg * in.segcap;
     const unsigned n = seg_counts()[seg];
     const std::uint8_t* k = keys() + base;
-    for (unsigned i = 0; i < n; ++i) {
+    // Eight key bytes at a time (immutable: invariant (1)): the lowest zero
+    // byte of k ^ b is the first match (the has-zero test is exact for it).
+    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const std::uint64_t pat = ones * b;
+    unsigned i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t x;
+      std::memcpy(&x, k + i, 8);
+      x ^= pat;
+      const std::uint64_t z = (x - ones) & ~x & highs;
+      if (z != 0) return static_cast<int>(base + i + static_cast<unsigned>(__builtin_ctzll(z)) / 8);
+    }
+    for (; i < n; ++i) {
       if (k[i] == b) return static_cast<int>(base + i);
-      if (k[i] > b) break;  // sorted (invariant 3)
     }
     return -1;
   }
