@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "common/paired.hpp"
+#include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/judy_array.hpp"
 #include "rcukit/rcu.hpp"
 
@@ -545,6 +547,85 @@ void BM_judy_writers_disjoint(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(2 * state.iterations()));
 }
 
+
+// ---- mixed workload, threads vs JudyL behind a spin lock ---------------------
+// 10^6 keys prefilled from the key space [0, 2*10^6) (half full), then every
+// thread draws uniform keys from that space: "read90" is 90% find, 5% insert,
+// 5% erase; "write" is 50% insert, 50% erase (the fill stays near half).
+// JudyL is not thread-safe: it runs behind one spin lock (readers included),
+// the lock a user would pick for short critical sections. Items/s is the sum
+// over the threads (real time).
+constexpr std::uint64_t kMixedSpace = 2 * kN;
+
+template <class Map>
+Map& mixed_map() {
+  static Map* m = [] {
+    auto* p = new Map();
+    std::vector<std::uint64_t> all(kMixedSpace);
+    for (std::uint64_t i = 0; i < kMixedSpace; ++i) all[i] = i;
+    std::mt19937_64 rng(4242);
+    std::shuffle(all.begin(), all.end(), rng);
+    for (std::size_t i = 0; i < kN; ++i) p->insert(all[i], all[i]);
+    return p;
+  }();
+  return *m;
+}
+
+struct judyl_spin {
+  judyl j;
+  mutable rcukit::detail::spin_lock lock;
+  void insert(std::uint64_t k, std::uint64_t v) {
+    lock.lock();
+    j.insert(k, v);
+    lock.unlock();
+  }
+  void erase(std::uint64_t k) {
+    lock.lock();
+    JudyLDel(&j.arr, static_cast<Word_t>(k), PJE0);
+    lock.unlock();
+  }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    lock.lock();
+    const bool r = j.find(k, v);
+    lock.unlock();
+    return r;
+  }
+};
+struct judy_mixed {
+  rcukit::judy_array<std::uint64_t> a;
+  void insert(std::uint64_t k, std::uint64_t v) { (void)a.insert(k, v); }
+  void erase(std::uint64_t k) { (void)a.erase(k); }
+  bool find(std::uint64_t k, std::uint64_t& v) const {
+    auto r = a.find(k);
+    if (r) v = *r;
+    return r.has_value();
+  }
+};
+
+// Arg: percentage of reads (90 or 0).
+template <class Map>
+void BM_mixed(benchmark::State& state) {
+  Map& m = mixed_map<Map>();
+  const unsigned reads = static_cast<unsigned>(state.range(0));
+  std::mt19937_64 rng(9000 + state.thread_index());
+  std::uint64_t v = 0, found = 0;
+  for (auto _ : state) {
+    const std::uint64_t r = rng();
+    const std::uint64_t k = (r >> 8) % kMixedSpace;
+    const unsigned op = static_cast<unsigned>(r & 0xff) % 100;
+    if (op < reads) {
+      found += m.find(k, v);
+    } else if ((op & 1) == 0) {
+      m.insert(k, k);
+    } else {
+      m.erase(k);
+    }
+  }
+  benchmark::DoNotOptimize(found);
+  benchmark::DoNotOptimize(v);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -573,6 +654,19 @@ int main(int argc, char** argv) {
       ->Iterations(1)
       ->UseRealTime()
       ->Unit(benchmark::kSecond);
+  for (int reads : {90, 0}) {
+    const std::string w = reads == 90 ? "read90" : "write";
+    benchmark::RegisterBenchmark(("mixed/" + w + "/rcukit_judy").c_str(), BM_mixed<judy_mixed>)
+        ->Arg(reads)
+        ->ThreadRange(1, 8)
+        ->UseRealTime()
+        ->MinTime(0.5);
+    benchmark::RegisterBenchmark(("mixed/" + w + "/libJudy_JudyL_spin").c_str(), BM_mixed<judyl_spin>)
+        ->Arg(reads)
+        ->ThreadRange(1, 8)
+        ->UseRealTime()
+        ->MinTime(0.5);
+  }
   benchmark::RegisterBenchmark("judy_writers_disjoint", BM_judy_writers_disjoint)
       ->Threads(1)
       ->Threads(2)

@@ -414,6 +414,117 @@ void bound_implication_run(bound_layout lay) {
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
 }
 
+// Leaves change in place (judy_leaf.hpp): an insert or erase shifts the
+// entries of a sorted leaf, an assignment rewrites a value, a bitmap leaf
+// sets and clears slots. Values here are eight words that must agree
+// ({key, x, x, ..., key ^ x}), so a reader that used a torn read (a value
+// half rewritten, or a key paired with its neighbour's value during a
+// shift) reports it. Stable keys are present throughout, with values
+// assigned over and over; writers insert and erase other keys in the same
+// leaf. Everything happens in one leaf, so readers and writers meet there
+// constantly: a sorted leaf (the root leaf, shifted by every insert and
+// erase), or a bitmap leaf (dense keys at the last level).
+struct octet {
+  std::uint64_t key, x, pad[5], check;
+  bool operator==(const octet&) const = default;
+};
+octet octet_for(std::uint64_t key, std::uint64_t x) {
+  octet o{key, x, {x, x, x, x, x}, key ^ x};
+  return o;
+}
+bool octet_ok(std::uint64_t key, const octet& o) {
+  for (std::uint64_t p : o.pad) {
+    if (p != o.x) return false;
+  }
+  return o.key == key && o.check == (key ^ o.x);
+}
+
+enum class hot_leaf { sorted, bitmap };
+
+void in_place_run(hot_leaf kind) {
+  judy_array<octet> a;
+  // sorted: 12 stable keys 0, 10, .., 110 and writer keys between them (at
+  // most 24 keys in all: one root leaf); bitmap: 128 stable even keys of one
+  // last-level leaf, writer keys odd.
+  const std::uint64_t base = 0x7700000000000000ull;
+  std::vector<std::uint64_t> stable, mine;
+  if (kind == hot_leaf::sorted) {
+    for (std::uint64_t i = 0; i < 12; ++i) stable.push_back(base + 10 * i);
+    for (std::uint64_t i = 0; i < 12; ++i) mine.push_back(base + 10 * i + 5);
+  } else {
+    for (std::uint64_t i = 0; i < 128; ++i) stable.push_back(base + 2 * i);
+    for (std::uint64_t i = 0; i < 128; ++i) mine.push_back(base + 2 * i + 1);
+  }
+  for (std::uint64_t k : stable) ASSERT_TRUE(a.insert(k, octet_for(k, 0)).ok());
+  ASSERT_EQ(a.stats().buckets, 1u);
+  ASSERT_EQ(a.stats().bitmaps, kind == hot_leaf::bitmap ? 1u : 0u);
+  std::atomic<bool> stop{false};
+  std::atomic<long> torn{0}, missing{0}, reads{0}, writes{0};  // relaxed: read after join
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    std::mt19937_64 rng(40);
+    long n = 0;
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
+      const std::uint64_t r = rng();
+      if (r % 2 == 0) {  // reassign a stable key in place
+        const std::uint64_t k = stable[(r >> 8) % stable.size()];
+        (void)a.insert_or_assign(k, octet_for(k, r));
+      } else {  // insert or erase a key between stable ones (shifts the sorted leaf)
+        const std::uint64_t k = mine[(r >> 8) % mine.size()];
+        if ((r >> 4) % 2 == 0) {
+          (void)a.insert_or_assign(k, octet_for(k, r));
+        } else {
+          (void)a.erase(k);
+        }
+      }
+      ++n;
+    }
+    writes.fetch_add(n, std::memory_order_relaxed);
+  });
+  threads.emplace_back([&] {
+    std::mt19937_64 rng(80);
+    long n = 0;
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
+      const std::uint64_t k = stable[rng() % stable.size()];
+      const unsigned op = static_cast<unsigned>(rng() % 8);
+      if (op < 5) {
+        const auto f = a.find(k);
+        if (!f) missing.fetch_add(1, std::memory_order_relaxed);
+        if (f && !octet_ok(k, *f)) torn.fetch_add(1, std::memory_order_relaxed);
+      } else if (op == 5) {
+        const auto le = a.lower_equal(k);
+        if (!le || le->first != k) missing.fetch_add(1, std::memory_order_relaxed);
+        if (le && !octet_ok(le->first, le->second)) torn.fetch_add(1, std::memory_order_relaxed);
+      } else if (op == 6) {
+        const auto ue = a.upper_equal(k + 1);
+        if (ue && !octet_ok(ue->first, ue->second)) torn.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        a.for_each(base, base + 1000, [&](std::uint64_t kk, const octet& o) {
+          if (!octet_ok(kk, o)) torn.fetch_add(1, std::memory_order_relaxed);
+        });
+      }
+      ++n;
+    }
+    reads.fetch_add(n, std::memory_order_relaxed);
+  });
+  std::this_thread::sleep_for(std::chrono::duration<double>(test_seconds()));
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& t : threads) t.join();
+  std::printf("in-place: %ld writes, %ld reads\n", writes.load(), reads.load());
+  EXPECT_GT(writes.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(torn.load(), 0) << "a reader returned a value that was never written for its key";
+  EXPECT_EQ(missing.load(), 0) << "a reader missed a stable key";
+  ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
+  for (std::uint64_t k : stable) {
+    const auto f = a.find(k);
+    ASSERT_TRUE(f.has_value() && octet_ok(k, *f));
+  }
+}
+
+TEST_F(JudyConcurrent, InPlaceChangesNeverTearValuesSortedLeaf) { in_place_run(hot_leaf::sorted); }
+TEST_F(JudyConcurrent, InPlaceChangesNeverTearValuesBitmapLeaf) { in_place_run(hot_leaf::bitmap); }
+
 TEST_F(JudyConcurrent, BoundNeverSkipsAnImpliedKeyPigeonRoot) {
   bound_implication_run<32>(bound_layout::pigeon_root);
 }

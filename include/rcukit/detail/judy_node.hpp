@@ -174,8 +174,8 @@ inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
 // other thread-locals are destroyed; a guard empties and disables it at
 // thread exit.
 // ---------------------------------------------------------------------------
-inline constexpr std::size_t judy_cache_classes = 131;  // 16-byte classes up to 2080 bytes
-inline constexpr std::size_t judy_cache_max_bytes = 2 * 1024 * 1024;
+inline constexpr std::size_t judy_cache_classes = 133;  // 16-byte classes up to 2112 bytes (a bitmap leaf of 8-byte values)
+inline constexpr std::size_t judy_cache_max_bytes = 256 * 1024;
 
 struct judy_block_cache {
   void* heads[judy_cache_classes];  // free blocks, linked through their first word
@@ -340,7 +340,7 @@ struct judy_alloc {
 // Not supported: a thread that retired objects and then never updates any
 // judy_array again keeps up to one open batch (judy_batch_cap objects) until
 // it exits or destroys a judy_array, and its returned batches until then;
-// and each thread's block cache keeps up to judy_cache_max_bytes (2 MiB) of
+// and each thread's block cache keeps up to judy_cache_max_bytes (256 KiB) of
 // free blocks until the thread exits: memory is bounded, not returned
 // promptly (judy_array::memory_bytes() reports it).
 // ---------------------------------------------------------------------------
@@ -596,87 +596,6 @@ inline unsigned judy_byte(std::uint64_t key, unsigned depth) noexcept {
   return static_cast<unsigned>(key >> (56 - 8 * depth)) & 0xffu;
 }
 
-// A bucket: 1..cap keys (sorted) with their values, hung in a slot at depth
-// s (its keys share bytes [0, s)); judy_array picks cap. Buckets are
-// immutable after publication: every change builds a new one (copy-on-write),
-// so readers never see a torn value. Layout: 32-byte header, the keys, then
-// the values (memcpy'd: T is trivially copyable). A "narrow" bucket (slot
-// depth 7: keys differ only in their last byte) stores the shared 7-byte
-// prefix once and one byte per key; full, it is indexed directly by that
-// byte (libJudy's bitmap/immediate leaves play this role there).
-template <class T>
-struct judy_bucket : rcu::retirable {
-  std::uint32_t n = 0;       // immutable, >= 1
-  std::uint32_t narrow = 0;  // immutable: 1 = one key byte each, after `prefix`
-  std::uint64_t prefix = 0;  // narrow: the shared high 7 bytes (low byte 0)
-
-  static constexpr std::size_t header = 32;
-  static constexpr std::size_t values_off(std::size_t n, bool narrow) noexcept {
-    return (header + (narrow ? n : 8 * n) + alignof(T) - 1) / alignof(T) * alignof(T);
-  }
-  static constexpr std::size_t bytes_for(std::size_t n, bool narrow) noexcept {
-    return values_off(n, narrow) + sizeof(T) * n;
-  }
-  std::size_t bytes() const noexcept { return bytes_for(n, narrow != 0); }
-  const char* key_base() const noexcept { return reinterpret_cast<const char*>(this) + header; }
-  char* key_base() noexcept { return reinterpret_cast<char*>(this) + header; }
-
-  std::uint64_t key_at(std::size_t i) const noexcept {
-    if (narrow != 0) return prefix | static_cast<std::uint8_t>(key_base()[i]);
-    std::uint64_t k;
-    std::memcpy(&k, key_base() + 8 * i, 8);
-    return k;
-  }
-  void set_key(std::size_t i, std::uint64_t k) noexcept {  // before publication only
-    if (narrow != 0) {
-      key_base()[i] = static_cast<char>(k & 0xff);
-    } else {
-      std::memcpy(key_base() + 8 * i, &k, 8);
-    }
-  }
-  char* value_ptr(std::size_t i) noexcept {
-    return reinterpret_cast<char*>(this) + values_off(n, narrow != 0) + sizeof(T) * i;
-  }
-  const char* value_ptr(std::size_t i) const noexcept {
-    return reinterpret_cast<const char*>(this) + values_off(n, narrow != 0) + sizeof(T) * i;
-  }
-  T value(std::size_t i) const noexcept {
-    T out;
-    std::memcpy(static_cast<void*>(&out), value_ptr(i), sizeof(T));
-    return out;
-  }
-  // First index whose key is >= k (n if none).
-  std::uint32_t lower_index(std::uint64_t k) const noexcept {
-    std::uint32_t lo = 0, hi = n;
-    if (narrow != 0) {
-      const std::uint64_t kp = k & ~std::uint64_t{0xff};
-      if (kp != prefix) return kp < prefix ? 0 : n;
-      const unsigned b = static_cast<unsigned>(k & 0xff);
-      if (n == 256) return b;  // full: direct index
-      const auto* kb = reinterpret_cast<const std::uint8_t*>(key_base());
-      while (lo < hi) {
-        const std::uint32_t mid = (lo + hi) / 2;
-        if (kb[mid] < b) {
-          lo = mid + 1;
-        } else {
-          hi = mid;
-        }
-      }
-      return lo;
-    }
-    while (lo < hi) {
-      const std::uint32_t mid = (lo + hi) / 2;
-      if (key_at(mid) < k) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo;
-  }
-};
-static_assert(sizeof(judy_bucket<char>) == 32, "judy_bucket header must stay 32 bytes");
-
 // Inner node header; the key bytes and child words follow in the same
 // allocation (offsets in judy_kinds).
 struct judy_node : rcu::retirable {
@@ -729,9 +648,20 @@ struct judy_node : rcu::retirable {
     const unsigned base = seg * in.segcap;
     const unsigned n = seg_counts()[seg];
     const std::uint8_t* k = keys() + base;
-    for (unsigned i = 0; i < n; ++i) {
+    // Eight key bytes at a time (immutable: invariant (1)): the lowest zero
+    // byte of k ^ b is the first match (the has-zero test is exact for it).
+    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const std::uint64_t pat = ones * b;
+    unsigned i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t x;
+      std::memcpy(&x, k + i, 8);
+      x ^= pat;
+      const std::uint64_t z = (x - ones) & ~x & highs;
+      if (z != 0) return static_cast<int>(base + i + static_cast<unsigned>(__builtin_ctzll(z)) / 8);
+    }
+    for (; i < n; ++i) {
       if (k[i] == b) return static_cast<int>(base + i);
-      if (k[i] > b) break;  // sorted (invariant 3)
     }
     return -1;
   }
@@ -844,32 +774,6 @@ inline void judy_free_node_remote(judy_node* n) noexcept {
   const std::size_t bytes = n->bytes();
   n->~judy_node();
   judy_alloc::deallocate_retired_alone(n, bytes);
-}
-
-// Allocates a bucket for n entries (keys and values left for the caller).
-// narrow: keys share `prefix` (the high 7 bytes of any of them).
-template <class T>
-judy_bucket<T>* judy_new_bucket(std::uint32_t n, bool narrow, std::uint64_t prefix) noexcept {
-  void* mem = judy_alloc::allocate(judy_bucket<T>::bytes_for(n, narrow));
-  if (mem == nullptr) return nullptr;
-  auto* b = new (mem) judy_bucket<T>();
-  b->n = n;
-  b->narrow = narrow ? 1 : 0;
-  b->prefix = narrow ? (prefix & ~std::uint64_t{0xff}) : 0;
-  return b;
-}
-
-template <class T>
-void judy_free_bucket(judy_bucket<T>* b) noexcept {
-  const std::size_t bytes = b->bytes();
-  b->~judy_bucket<T>();
-  judy_alloc::deallocate(b, bytes);
-}
-template <class T>
-void judy_free_bucket_remote(judy_bucket<T>* b) noexcept {
-  const std::size_t bytes = b->bytes();
-  b->~judy_bucket<T>();
-  judy_alloc::deallocate_retired_alone(b, bytes);
 }
 
 // A sorted list of (byte, word) children, the input from which new nodes are
