@@ -123,12 +123,10 @@
 #include <vector>
 #include <version>
 
-#if __has_include(<source_location>)
-#include <source_location>
-#endif
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/backoff.hpp"
+#include "rcukit/detail/fatal.hpp"
 
 namespace rcukit {
 
@@ -138,27 +136,6 @@ struct executor_worker;
 template <class Node>
 class mpsc_list;
 
-// Where a call was made, for fatal reports: std::source_location where the
-// standard library provides it, the same compiler builtins otherwise (clang
-// 14 with libstdc++ 12 has no std::source_location).
-#if defined(__cpp_lib_source_location)
-using call_site = std::source_location;
-#else
-class call_site {
- public:
-  static constexpr call_site current(const char* file = __builtin_FILE(),
-                                     std::uint_least32_t line = __builtin_LINE()) noexcept {
-    return call_site(file, line);
-  }
-  constexpr const char* file_name() const noexcept { return file_; }
-  constexpr std::uint_least32_t line() const noexcept { return line_; }
-
- private:
-  constexpr call_site(const char* file, std::uint_least32_t line) noexcept : file_(file), line_(line) {}
-  const char* file_;
-  std::uint_least32_t line_;
-};
-#endif
 }  // namespace detail
 
 // A set of CPU ids. Any int may be stored; whether the process may use a CPU
@@ -376,7 +353,8 @@ namespace detail {
 // from before its check until it sleeps. Lifetime: add_one() touches the
 // counter after K1, so the final wait_all() also waits until `exited` (each
 // notifier's last access, E1) has counted every notifier out; that wait is a
-// bounded spin over the few instructions left in add_one(), not a park.
+// bounded spin (detail/backoff.hpp) over the few instructions left in
+// add_one(), not a park.
 struct completion_counter {
   std::mutex mu;
   std::condition_variable cv;
@@ -409,7 +387,7 @@ struct completion_counter {
     wait_for(t);
     // (E2) acquire: pairs with E1. Bounded: a notifier past K1 has only K2
     // and possibly a mutex hand-off left.
-    while (exited.load(std::memory_order_acquire) < t) std::this_thread::yield();
+    spin_until([&] { return exited.load(std::memory_order_acquire) >= t; });
   }
 };
 

@@ -1154,8 +1154,8 @@ TEST(ExecutorDeathTest, SecondDoneAbortsWithTheCallersFileAndLine) {
         done_twice_job j;
         if (ex.submit(j, *test_cpus().begin()).ok()) ex.drain();
       },
-      "done\\(\\) called twice for one submission of a job \\(called at .*ordered_executor_test\\.cpp:" +
-          std::to_string(done_twice_job::kSecondDoneLine) + "\\)");
+      "done\\(\\) called twice for one submission of a job \\(called from .*ordered_executor_test\\.cpp:" +
+          std::to_string(done_twice_job::kSecondDoneLine) + ", in ");
 }
 #endif
 

@@ -53,31 +53,18 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
+#include "rcukit/detail/backoff.hpp"
 #include "rcukit/detail/executor_queue.hpp"
-#include "rcukit/detail/spin_lock.hpp"  // cpu_relax()
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
 namespace detail {
 
 using executor_rcu = rcu::memb;
-
-[[noreturn]] inline void executor_fatal(const char* what) noexcept {
-  std::fprintf(stderr, "rcukit::ordered_executor: %s\n", what);
-  std::abort();
-}
-
-// A misuse by the caller at `where` (the caller's file and line).
-[[noreturn]] inline void executor_fatal_at(const char* what, const call_site& where) noexcept {
-  std::fprintf(stderr, "rcukit::ordered_executor: %s (called at %s:%u)\n", what, where.file_name(),
-               static_cast<unsigned>(where.line()));
-  std::abort();
-}
 
 // One entry of the reorder ring (invariants 1 and 7).
 struct ring_slot {
@@ -373,7 +360,7 @@ class executor_core {
   // executor's state.
   void duplicate_done(const call_site& where) {
 #ifndef NDEBUG
-    executor_fatal_at("done() called twice for one submission of a job", where);
+    fatal("ordered_executor", "done() called twice for one submission of a job", where);
 #else
     (void)where;
     duplicate_dones_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -399,7 +386,8 @@ class executor_core {
     // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
     // whose clear happens before this job's reservation (see the file header).
     if (slot.load(std::memory_order_relaxed) != nullptr) {
-      executor_fatal("reorder slot busy: a job completed twice, or submitted again while in flight");
+      fatal("ordered_executor",
+            "reorder slot busy: a job completed twice, or submitted again while in flight");
     }
     // (R1) release: publishes the job (and what parallel() wrote) to the
     // drainer's acquire load (R2). From here on j may be released, run and
@@ -423,7 +411,7 @@ class executor_core {
 
  public:
   void drain() {
-    if (on_own_thread()) executor_fatal("drain() called from one of the executor's own threads");
+    if (on_own_thread()) fatal("ordered_executor", "drain() called from one of the executor's own threads");
     // acquire: pairs with S1; every job numbered below target has been assigned.
     const std::uint64_t target = next_seq_.load(std::memory_order_acquire);
     wait_until(drain_waiters_, [&] {
@@ -454,14 +442,15 @@ class executor_core {
     // An idle worker polls its lists for up to kSpinFor before it sleeps: long
     // enough to cover a submitter's wake-up latency between bursts, short
     // enough not to steal a loaded machine's CPU for long.
+    using clock = std::chrono::steady_clock;
     constexpr auto kSpinFor = std::chrono::microseconds(50);
-    unsigned idle = 0;
-    std::chrono::steady_clock::time_point idle_since{};
+    bool idle = false;
+    backoff idle_wait;
+    clock::time_point idle_since{};
     for (;;) {
       bool worked = run_serials(w) != 0;
       if (ordered_job* j = w.par_q.take_all()) {
         worked = true;
-        using clock = std::chrono::steady_clock;
         const clock::time_point t0 = clock::now();
         std::uint64_t steps = 0;  // parallel and serial steps run in this list
         while (j != nullptr) {
@@ -484,24 +473,23 @@ class executor_core {
                        std::memory_order_relaxed);  // relaxed: heuristic
       }
       if (worked) {
-        idle = 0;
+        idle = false;
         continue;
       }
       if (w.quit.load(std::memory_order_acquire)) return;  // acquire: pairs with W4
-      if (idle++ == 0) idle_since = std::chrono::steady_clock::now();
-      if ((idle & 63) != 0) {
-        cpu_relax();
-        continue;
+      if (!idle) {
+        idle = true;
+        idle_wait.reset();
+        idle_since = clock::now();
       }
-      if (std::chrono::steady_clock::now() - idle_since < kSpinFor) {
-        // Every 64 polls, let a runnable thread sharing this CPU (typically
-        // the submitter: workers are pinned, submitters are not) run instead
-        // of us: an idle poll must not take CPU time from the thread that
-        // feeds it. Returns at once when nothing else is runnable.
-        std::this_thread::yield();
-        continue;
-      }
-      idle = 0;
+      // Poll again after a pause. Every backoff::kSpins polls the pause yields
+      // instead, so that a runnable thread sharing this CPU (typically the
+      // submitter: workers are pinned, submitters are not) runs instead of us:
+      // an idle poll must not take CPU time from the thread that feeds it
+      // (the yield returns at once when nothing else is runnable). Only then
+      // is the clock read.
+      if (!idle_wait.pause() || clock::now() - idle_since < kSpinFor) continue;
+      idle = false;
       // (W1) seq_cst: announce sleep before the final look (W2); pairs with
       // the pushers' Q1 + W3 (store-buffering: one side sees the other).
       w.sleeping.store(1, std::memory_order_seq_cst);
@@ -833,7 +821,9 @@ inline cpu_set cpu_set::all() {
 }
 
 inline void ordered_job::done(detail::call_site where) {
-  if (core_ == nullptr) detail::executor_fatal_at("done() called on a job that was never submitted", where);
+  if (core_ == nullptr) {
+    detail::fatal("ordered_executor", "done() called on a job that was never submitted", where);
+  }
   core_->done(this, where);
 }
 

@@ -45,8 +45,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <new>
 #include <optional>
@@ -56,6 +54,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/rbtree_core.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 
@@ -198,7 +197,9 @@ class rb_extent_map_impl {
       if (start) {
         n->range.start = *start;
         const bool linked = link_locked(n);
-        if (!linked) corrupt("insert_hole found a hole that overlaps");
+        if (!linked) {
+          fatal("rbtree_extent_map", "internal corruption: insert_hole found a hole that overlaps");
+        }
       }
     }
     if (!start) {
@@ -299,12 +300,6 @@ class rb_extent_map_impl {
   }
 
  private:
-  [[noreturn]] static void corrupt(const char* what) noexcept {
-    std::fprintf(stderr, "rcukit rbtree_extent_map: internal corruption: %s (%s:%d)\n", what, __FILE__,
-                 __LINE__);
-    std::abort();
-  }
-
   static node_t* make_node(extent e, const T& v) noexcept {
     void* mem = Alloc::allocate(sizeof(node_t));
     if (mem == nullptr) return nullptr;
