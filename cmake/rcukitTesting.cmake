@@ -1,30 +1,9 @@
 # Project-internal helpers for tests, stress harnesses, benchmarks, examples.
-# Warnings and sanitizers are attached to these targets only (never global
-# flags, never to the exported library targets).
+# Warnings and sanitizers (rcukitFlags.cmake) are attached to these targets
+# and to the compiled part of the library, never through global flags.
 include_guard(GLOBAL)
 
-add_library(rcukit_internal_flags INTERFACE)
-target_compile_options(rcukit_internal_flags INTERFACE
-  -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wno-interference-size>)
-if(RCUKIT_SANITIZER STREQUAL "address")
-  target_compile_options(rcukit_internal_flags INTERFACE
-    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
-elseif(RCUKIT_SANITIZER STREQUAL "thread")
-  target_compile_options(rcukit_internal_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=thread)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_TSAN=1)
-elseif(RCUKIT_SANITIZER STREQUAL "fuzzer")
-  # libFuzzer builds (clang): instrument everything for coverage, ASan and
-  # UBSan; only fuzz targets link the libFuzzer driver.
-  target_compile_options(rcukit_internal_flags INTERFACE
-    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
-elseif(NOT RCUKIT_SANITIZER STREQUAL "")
-  message(FATAL_ERROR "RCUKIT_SANITIZER must be '', address or thread (got '${RCUKIT_SANITIZER}')")
-endif()
+include(rcukitFlags)  # rcukit_internal_flags: warnings and the preset's sanitizer
 
 # rcukit_add_executable(<name> SOURCES ... [LIBS ...])
 function(rcukit_add_executable name)
