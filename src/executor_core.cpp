@@ -19,8 +19,9 @@
 
 namespace rcukit::detail {
 
-executor_core::executor_core(const executor_options& o)
-    : max_(o.max_in_flight),
+executor_core::executor_core(const executor_options& o, worker_loop loop)
+    : loop_(loop),
+      max_(o.max_in_flight),
       resume_at_(o.max_in_flight - 1 - o.max_in_flight / 4),
       on_full_(o.on_full),
       next_seq_(o.first_seq),

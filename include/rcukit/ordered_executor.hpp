@@ -10,10 +10,11 @@
 //   cpu_set.hpp, ordered_job.hpp      the vocabulary (CPU sets, the job, the options)
 //   executor_front_ends.hpp           ordered_transform, parallel_chunks
 //   detail/executor_core.hpp          the engine: submit, done, the reorder step
+//   detail/executor_worker.hpp        the loop each worker thread runs
 //   detail/executor_queue.hpp         the lists between the threads
 //   detail/ordered_executor_impl.hpp  this class's member definitions
 //   src/executor_core.cpp             construction, CPU-set changes, drain, teardown
-//   src/executor_worker.cpp           the worker threads and their loop
+//   src/executor_threads.cpp          creating, pinning and stopping the worker threads
 //   src/cpu_topology.cpp              cpu_set::all(), thread pinning
 //
 // The engine:

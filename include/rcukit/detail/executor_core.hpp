@@ -2,9 +2,10 @@
 //
 // What every job pays for (submit, submit_batch, done and the reorder step a
 // done() may run) is defined here, inline, so it compiles into the caller's
-// code; the rest (construction, CPU-set changes, drain, the worker threads
-// and their loop) is declared here and compiled once in src/ (rcukit::runtime,
-// built per preset so the sanitizers see it instrumented; docs/DESIGN.md).
+// code, and so is the workers' loop (detail/executor_worker.hpp), which runs
+// the user's parallel() and serial(); the rest (construction, CPU-set
+// changes, drain, creating and pinning the worker threads) is declared here
+// and compiled once in src/ (rcukit::runtime, docs/DESIGN.md).
 // Includes only the vocabulary headers (cpu_set, ordered_job, rcu) and
 // other detail files.
 //
@@ -129,8 +130,13 @@ class executor_core {
   // what tiny jobs pay for; big jobs are still spread evenly.
   static constexpr std::uint64_t kRun = 8;
 
+  // What a worker thread runs once pinned: run_worker
+  // (detail/executor_worker.hpp), handed over by the facade so that the
+  // loop is compiled with the caller's code, not in src/.
+  using worker_loop = void (*)(executor_worker&);
+
   // Compiled (src/executor_core.cpp): construction and teardown are cold.
-  explicit executor_core(const executor_options& o);
+  executor_core(const executor_options& o, worker_loop loop);
   // The owner drained before. Invariant 5.
   ~executor_core();
 
@@ -360,8 +366,8 @@ class executor_core {
   // (the facade's drain()). Compiled (src/executor_core.cpp).
   void drain();
 
-  // A worker thread's loop (src/executor_worker.cpp): runs w's serial list,
-  // then its parallel list, and sleeps when both stay empty (W1/W2).
+  // A worker thread's loop (detail/executor_worker.hpp): runs w's serial
+  // list, then its parallel list, and sleeps when both stay empty (W1/W2).
   void run(executor_worker& w);
 
   std::size_t in_flight() const {
@@ -500,7 +506,7 @@ class executor_core {
   static constexpr std::uint64_t kGiveBack = 32;
 
   // Runs the serial list taken in one exchange; returns how many serial
-  // steps ran. Worker w only (src/executor_worker.cpp).
+  // steps ran. Worker w only (detail/executor_worker.hpp, as the two below).
   std::uint64_t run_serials(executor_worker& w);
   // Publishes that n more serial steps of w returned (D0, D1).
   void give_back(executor_worker& w, std::uint64_t n);
@@ -541,13 +547,14 @@ class executor_core {
     }
   }
 
-  // Creates the worker thread for `cpu` and waits until it is pinned there
-  // (src/executor_worker.cpp). InvalidArgument if it cannot be pinned,
+  // Creates the worker thread for `cpu`, waits until it is pinned there,
+  // then lets it run loop_ (src/executor_threads.cpp). InvalidArgument if it cannot be pinned,
   // Internal if no thread can be created; nothing is left behind either way.
   absl::StatusOr<std::unique_ptr<executor_worker>> make_worker(int cpu);
   // Makes w's thread leave its loop once its lists are empty, and joins it.
   static void stop_worker(executor_worker& w);
 
+  const worker_loop loop_;
   const std::size_t max_;
   const std::uint64_t resume_at_;  // a blocked submit resumes when in_flight <= this
   const when_full on_full_;

@@ -1,6 +1,7 @@
 // rcukit/detail/ordered_executor_impl.hpp -- the member definitions of
 // ordered_executor and ordered_job::done(), over the engine
-// (detail/executor_core.hpp). Inline, so that submit() and done(), which
+// (detail/executor_core.hpp) and its workers' loop
+// (detail/executor_worker.hpp). Inline, so that submit() and done(), which
 // every job pays for, compile into the caller's code (docs/DESIGN.md).
 //
 // An implementation file: <rcukit/ordered_executor.hpp> includes it after
@@ -17,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rcukit/detail/executor_core.hpp"
+#include "rcukit/detail/executor_worker.hpp"
 #include "rcukit/detail/fatal.hpp"
 
 namespace rcukit {
@@ -36,7 +38,7 @@ inline ordered_executor::ordered_executor(cpu_set cpus, executor_options opts) {
     init_status_ = absl::InvalidArgumentError("ordered_executor: max_in_flight must be in 1 .. 2^20");
     opts.max_in_flight = executor_options{}.max_in_flight;
   }
-  core_ = std::make_unique<detail::executor_core>(opts);
+  core_ = std::make_unique<detail::executor_core>(opts, &detail::run_worker);
   if (init_status_.ok()) {
     init_status_ = core_->update_cpus([&](const cpu_set&) -> absl::StatusOr<cpu_set> { return cpus; });
   }

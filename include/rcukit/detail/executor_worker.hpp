@@ -1,27 +1,28 @@
-// src/executor_worker.cpp -- the ordered executor's worker threads: how
-// one is created and pinned to its CPU, and the loop it runs until the
-// executor is destroyed (serial list first, then parallel list, then a short
-// poll, then sleep). The numbered invariants are in
-// <rcukit/ordered_executor.hpp>, the tags (Q2, W1, D0, ...) in
-// detail/executor_core.hpp.
+// rcukit/detail/executor_worker.hpp -- the loop every worker thread of an
+// ordered executor runs: its serial list first (that gives in-flight slots
+// back), then its parallel list, then a short poll, then sleep (W1/W2). The
+// numbered invariants are in <rcukit/ordered_executor.hpp>, the tags (Q2,
+// W1, D0, ...) in detail/executor_core.hpp.
+//
+// Inline, not in src/: the loop calls the user's parallel() and serial()
+// and (through done()) the reorder step, and compiled with the code that
+// defines the jobs it can devirtualize and inline them (docs/DESIGN.md has
+// the measurement). The facade hands run_worker to the engine, whose thread
+// creation (src/executor_threads.cpp) starts each worker in it.
+#pragma once
+
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <memory>
 #include <mutex>
-#include <string>
-#include <system_error>
-#include <thread>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "rcukit/detail/backoff.hpp"
-#include "rcukit/detail/cpu_affinity.hpp"
 #include "rcukit/detail/executor_core.hpp"
+#include "rcukit/ordered_job.hpp"
 
 namespace rcukit::detail {
 
-void executor_core::run(executor_worker& w) {
+inline void executor_core::run(executor_worker& w) {
   // An idle worker polls its lists for up to kSpinFor before it sleeps: long
   // enough to cover a submitter's wake-up latency between bursts, short
   // enough not to steal a loaded machine's CPU for long.
@@ -88,7 +89,7 @@ void executor_core::run(executor_worker& w) {
 
 // In-flight slots and the ser_done count are given back once per kGiveBack
 // serial steps and at the end of the list (see kGiveBack).
-std::uint64_t executor_core::run_serials(executor_worker& w) {
+inline std::uint64_t executor_core::run_serials(executor_worker& w) {
   ordered_job* j = w.ser_q.take_all();  // (Q2)
   if (j == nullptr) return 0;
   std::uint64_t ran = 0;
@@ -112,7 +113,7 @@ std::uint64_t executor_core::run_serials(executor_worker& w) {
   return ran;
 }
 
-void executor_core::give_back(executor_worker& w, std::uint64_t n) {
+inline void executor_core::give_back(executor_worker& w, std::uint64_t n) {
   // (D0) seq_cst: single writer; read by drain() (Dekker with drain_waiters_).
   w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + n, std::memory_order_seq_cst);
   // (D1) seq_cst: gives the slots back; release for the ring argument, and
@@ -122,7 +123,7 @@ void executor_core::give_back(executor_worker& w, std::uint64_t n) {
   if (left <= resume_at_) notify_if(submit_waiters_);
 }
 
-void executor_core::run_parallel(ordered_job* j) {
+inline void executor_core::run_parallel(ordered_job* j) {
   // Read first: once done() has been called, on whatever thread, the job
   // may reach serial() and be freed while parallel() still runs.
   const std::uint64_t seq = j->seq_;
@@ -141,44 +142,7 @@ void executor_core::run_parallel(ordered_job* j) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<executor_worker>> executor_core::make_worker(int cpu) {
-  auto w = std::make_unique<executor_worker>();
-  w->core = this;
-  w->cpu = cpu;
-  executor_worker* raw = w.get();
-  try {
-    raw->thread = std::thread([raw] {
-      const int rc = pin_this_thread(raw->cpu);
-      {
-        std::lock_guard<std::mutex> g(raw->mu);
-        raw->pin_rc = rc;
-        raw->pinned = true;
-      }
-      raw->cv.notify_all();
-      if (rc != 0) return;
-      tls_worker = raw;
-      raw->core->run(*raw);
-    });
-  } catch (const std::system_error& e) {
-    return absl::InternalError(std::string("ordered_executor: cannot create a worker thread: ") + e.what());
-  }
-  int rc;
-  {
-    std::unique_lock<std::mutex> l(raw->mu);
-    raw->cv.wait(l, [&] { return raw->pinned; });
-    rc = raw->pin_rc;
-  }
-  if (rc != 0) {
-    raw->thread.join();
-    return absl::InvalidArgumentError("ordered_executor: cannot pin a thread to CPU " + std::to_string(cpu));
-  }
-  return w;
-}
-
-void executor_core::stop_worker(executor_worker& w) {
-  w.quit.store(true, std::memory_order_seq_cst);  // (W4)
-  rouse(w);
-  w.thread.join();
-}
+// A worker thread's body after it was pinned (executor_core::worker_loop).
+inline void run_worker(executor_worker& w) { w.core->run(w); }
 
 }  // namespace rcukit::detail
