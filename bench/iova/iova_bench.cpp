@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/rbtree.hpp"
 

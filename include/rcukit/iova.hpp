@@ -80,27 +80,19 @@
 #include "absl/status/statusor.h"
 #include "rcukit/detail/iova_magazine.hpp"
 #include "rcukit/extent.hpp"
-#include "rcukit/rbtree.hpp"
-
-#if __has_include("rcukit/extent_skiplist.hpp")
-#include "rcukit/extent_skiplist.hpp"
-#define RCUKIT_IOVA_HAVE_SKIPLIST 1
-#else
-#define RCUKIT_IOVA_HAVE_SKIPLIST 0
-#endif
+#include "rcukit/rcu.hpp"
 
 namespace rcukit {
 
-namespace detail {
-#if RCUKIT_IOVA_HAVE_SKIPLIST
-using iova_default_index = extent_skiplist<uint64_t>;
-#else
-// Fallback while <rcukit/extent_skiplist.hpp> is absent from the tree.
-using iova_default_index = rbtree_extent_map_augmented<uint64_t>;
-#endif
-}  // namespace detail
+// The default index (API.md), declared but not included: iova_domain sees
+// its index only through rcukit::extent_index, and the caller includes the
+// index it uses (<rcukit/extent_skiplist.hpp> for the default one,
+// <rcukit/rbtree.hpp> for the rbtree maps).
+struct skiplist_traits;
+template <class T, class Rcu, class Traits>
+class extent_skiplist;
 
-template <class Index = detail::iova_default_index>
+template <class Index = extent_skiplist<uint64_t, rcu::default_flavor, skiplist_traits>>
 requires extent_index<Index>
 class iova_domain {
  public:
