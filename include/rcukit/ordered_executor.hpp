@@ -23,65 +23,29 @@
 //   ring[seq mod capacity] -> the one "reorderer" moves every consecutive
 //   ready job, in seq order, to its callback worker's serial list -> that
 //   worker runs serial() -> the in-flight slot is given back.
-// Per-job cost is what tiny jobs pay, so every hand-off is batched where the
-// semantics allow: the front ends submit up to 16 jobs with one reservation,
-// one sequence fetch_add and one list push; the reorderer pushes each run of
-// consecutive jobs with the same callback CPU as one chain; a worker takes
-// its whole list with one exchange and gives in-flight slots back once per
-// 32 serial steps. Dealing: submit() deals runs of 8 consecutive sequence
-// numbers round-robin (padata deals one by one); a front-end batch of tiny
-// jobs goes to the callback CPU's worker while its parallel backlog (jobs
-// queued times its measured time per job) is under 50 us (tiny jobs then stay
-// on one CPU, where the reorder and serial steps run too), else to the
-// least-backlogged worker; a batch of long jobs is split into chunks of about
-// 20 us of work, each dealt to the worker with the fewest jobs waiting
-// (round-robin on ties), so a worker whose CPU another process shares gets
-// fewer chunks instead of holding up the serial order.
+// Every hand-off is batched where the order allows: the front ends submit up
+// to 16 jobs with one reservation, one sequence fetch_add and one list push;
+// the reorderer pushes each run of consecutive jobs with one callback CPU as
+// one chain; a worker takes its whole list with one exchange and gives
+// in-flight slots back once per 32 serial steps. Dealing: submit() deals
+// runs of 8 consecutive sequence numbers round-robin; a front-end batch of
+// tiny jobs goes to the callback CPU's worker while its parallel backlog
+// (jobs queued times its measured time per job) is under 50 us, else to the
+// least-backlogged worker; a batch of long jobs is split into chunks of
+// about 20 us of work, each dealt to the worker with the fewest jobs waiting.
 //
-// How each historical padata bug is made impossible by construction:
-//  * Orphaned jobs from a missing barrier (2019) and the lost wake-up the
-//    1-second timer papered over (removed 2019). padata elected the reorderer
-//    with a trylock and relied on a full barrier between "unlock" and
-//    "look at the next slot again"; when the barrier was missing nobody
-//    looked. Here election is a counter: done() stores its job, then
-//    increments `pending`; only the caller that moves it from 0 drains, and
-//    the drainer leaves only when its fetch_sub brings `pending` back to 0
-//    exactly, otherwise it drains again. Every done() either becomes the
-//    drainer or its increment is observed by the current drainer's final
-//    read-modify-write, which (being acq_rel on one atomic) also makes its
-//    ring store visible. No fence, no timer, no window.
-//  * Sequence wraparound deadlock (2024). Sequence numbers are 64-bit and
-//    are only ever compared for equality and through unsigned differences,
-//    never with `<`; ring indices are seq mod a power of two that divides
-//    2^64. A settable first sequence (executor_options::first_seq) lets the
-//    tests cross 2^64 - 1 -> 0.
-//  * Use-after-free of the reorder state at teardown (2025). A thread in
-//    done() may still be inside the reorder code after the last serial() it
-//    released has run. done() from a foreign thread therefore runs entirely
-//    inside an RCU read-side critical section (rcu::read_guard<rcu::memb>),
-//    and the destructor, after drain(), waits for a grace period before it
-//    frees anything. done() on one of the workers skips the read side (two
-//    out-of-line liburcu calls per job): workers are joined before anything
-//    they can reach (ring, queues) is freed.
-//  * Completing a job twice (found in rcukit, issue 16; padata has no
-//    exceptions). parallel() may hand its job to another thread, whose
-//    done() can come before, during or after a throw from parallel(); a
-//    per-thread note of "done() ran here" cannot see the other thread, and
-//    a second completion put the job into a released ring slot and twice on
-//    a serial list, which became a cycle. Instead each sequence number has a
-//    claim word next to its ring slot: the first done() and the executor's
-//    completion after a throw race for it with one compare-exchange, and
-//    the loser returns without touching the job (invariant 7). A second
-//    done() by the user is caught earlier, by the job's own done flag.
-//  * CPU-set changes while jobs are in flight. The CPU list used by submit()
-//    is an immutable snapshot published through an atomic pointer and
-//    reclaimed with rcu::retire, as padata swaps its parallel data under
-//    RCU. Worker threads are never destroyed while the executor lives: a
-//    removed CPU's worker stops receiving new work but still runs what is
-//    already queued to it (parallel halves and serial halves of jobs that
-//    named it as callback CPU), so nothing is lost and no callback CPU ever
-//    has two threads (serial() stays one-at-a-time and in order). Adding the
-//    CPU back reuses the same thread.
+// The mechanisms behind the invariants below: the reorderer is elected by a
+// counter (`pending`: only the done() that moves it from 0 drains, and the
+// drainer leaves only when its fetch_sub brings it back to exactly 0);
+// sequence numbers are 64-bit and compared only for equality and by unsigned
+// difference (wraparound is harmless; executor_options::first_seq lets tests
+// cross it); done() from a foreign thread runs inside an RCU read side and
+// the destructor waits a grace period after drain(); each sequence number
+// has a claim word beside its ring slot that exactly one completion wins;
+// the CPU list is an immutable snapshot published through an atomic pointer
+// and retired through RCU, and a removed CPU's worker finishes what is
+// queued to it. docs/DESIGN.md tells which padata bug each one rules out,
+// and why every hand-off is batched.
 //
 // Numbered invariants (referred to in detail/executor_core.hpp):
 //  (1) in_flight <= max_in_flight <= ring capacity; a job's ring slot is empty
