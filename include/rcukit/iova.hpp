@@ -34,10 +34,7 @@
 // piece), again after it: an unchanged even count means no multi-piece
 // reserve overlapped the search and the outcome stands; otherwise it waits
 // for the reserve (blocking on the mutex) and searches again.
-// Rejected alternatives: a lock taken by every allocation (a write to one
-// shared location on the hot path), and merging a reservation with its
-// neighbours into one extent (erasing them first would briefly free
-// reserved space).
+// docs/DESIGN.md says which alternatives were rejected and why.
 //
 // iova_magazine_cache puts the kernel's per-CPU range caches
 // (detail/iova_magazine.hpp) in front of a domain: per-thread loaded and
