@@ -2,35 +2,47 @@
 # installed rcukitConfig.cmake, so a consumer needs nothing extra.
 # A missing dependency stops configure naming the Debian package to install.
 include_guard(GLOBAL)
-include(CMakeFindDependencyMacro)
 
-find_package(Threads REQUIRED)
-
-find_package(PkgConfig QUIET)
-if(NOT PKG_CONFIG_FOUND)
-  message(FATAL_ERROR "rcukit: pkg-config not found. Install it: sudo apt-get install pkg-config")
-endif()
-
-# _rcukit_pkg(<prefix> <module> <debian package>)
-macro(_rcukit_pkg prefix module debpkg)
-  if(NOT TARGET PkgConfig::${prefix})
-    pkg_check_modules(${prefix} QUIET IMPORTED_TARGET GLOBAL ${module})
-    if(NOT ${prefix}_FOUND)
-      message(FATAL_ERROR "rcukit: pkg-config module '${module}' not found. "
-                          "Install it: sudo apt-get install ${debpkg}")
+# rcukit_find_or_fail(<name> <debian package> [find_package options...])
+# rcukit_find_or_fail(<name> <debian package> PKGCONFIG <module>)
+# rcukit_find_or_fail(<name> <debian package> LIBRARY <library> HEADER <header>)
+#   find_package(<name> QUIET <options>) (skipped once <name>_FOUND);
+#   pkg_check_modules(<name> ... <module>), giving PkgConfig::<name>; or, for
+#   a library that ships no CMake package, <name>_LIBRARY and
+#   <name>_INCLUDE_DIR. Whatever is missing stops configure, naming the
+#   Debian package to install. A macro, so the results land in the caller's
+#   scope.
+macro(rcukit_find_or_fail name debpkg)
+  cmake_parse_arguments(_rcukit_ff "" "PKGCONFIG;LIBRARY;HEADER" "" ${ARGN})
+  set(_rcukit_ff_what "${name}")
+  if(_rcukit_ff_PKGCONFIG)
+    set(_rcukit_ff_what "pkg-config module '${_rcukit_ff_PKGCONFIG}'")
+    if(NOT TARGET PkgConfig::${name})
+      pkg_check_modules(${name} QUIET IMPORTED_TARGET GLOBAL ${_rcukit_ff_PKGCONFIG})
     endif()
+  elseif(_rcukit_ff_LIBRARY)
+    find_library(${name}_LIBRARY ${_rcukit_ff_LIBRARY})
+    find_path(${name}_INCLUDE_DIR ${_rcukit_ff_HEADER})
+    if(${name}_LIBRARY AND ${name}_INCLUDE_DIR)
+      set(${name}_FOUND TRUE)
+    endif()
+  elseif(NOT ${name}_FOUND)
+    find_package(${name} QUIET ${_rcukit_ff_UNPARSED_ARGUMENTS})
+  endif()
+  if(NOT ${name}_FOUND AND NOT TARGET PkgConfig::${name})
+    message(FATAL_ERROR "rcukit: ${_rcukit_ff_what} not found. Install it: sudo apt-get install ${debpkg}")
   endif()
 endmacro()
 
-_rcukit_pkg(RCUKIT_URCU_MEMB liburcu-memb liburcu-dev)
-_rcukit_pkg(RCUKIT_URCU_MB liburcu-mb liburcu-dev)
-_rcukit_pkg(RCUKIT_URCU_BP liburcu-bp liburcu-dev)
-_rcukit_pkg(RCUKIT_URCU_QSBR liburcu-qsbr liburcu-dev)
-_rcukit_pkg(RCUKIT_URCU_CDS liburcu-cds liburcu-dev)
+find_package(Threads REQUIRED)
+rcukit_find_or_fail(PkgConfig pkg-config)
 
-if(NOT TARGET absl::status)
-  find_package(absl CONFIG QUIET)
-  if(NOT absl_FOUND)
-    message(FATAL_ERROR "rcukit: Abseil not found. Install it: sudo apt-get install libabsl-dev")
-  endif()
+rcukit_find_or_fail(RCUKIT_URCU_MEMB liburcu-dev PKGCONFIG liburcu-memb)
+rcukit_find_or_fail(RCUKIT_URCU_MB liburcu-dev PKGCONFIG liburcu-mb)
+rcukit_find_or_fail(RCUKIT_URCU_BP liburcu-dev PKGCONFIG liburcu-bp)
+rcukit_find_or_fail(RCUKIT_URCU_QSBR liburcu-dev PKGCONFIG liburcu-qsbr)
+rcukit_find_or_fail(RCUKIT_URCU_CDS liburcu-dev PKGCONFIG liburcu-cds)
+
+if(NOT TARGET absl::status)   # not when a parent project builds Abseil itself
+  rcukit_find_or_fail(absl libabsl-dev CONFIG)
 endif()

@@ -1,30 +1,9 @@
 # Project-internal helpers for tests, stress harnesses, benchmarks, examples.
-# Warnings and sanitizers are attached to these targets only (never global
-# flags, never to the exported library targets).
+# Warnings and sanitizers (rcukitFlags.cmake) are attached to these targets
+# and to the compiled part of the library, never through global flags.
 include_guard(GLOBAL)
 
-add_library(rcukit_internal_flags INTERFACE)
-target_compile_options(rcukit_internal_flags INTERFACE
-  -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wno-interference-size>)
-if(RCUKIT_SANITIZER STREQUAL "address")
-  target_compile_options(rcukit_internal_flags INTERFACE
-    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
-elseif(RCUKIT_SANITIZER STREQUAL "thread")
-  target_compile_options(rcukit_internal_flags INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=thread)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_TSAN=1)
-elseif(RCUKIT_SANITIZER STREQUAL "fuzzer")
-  # libFuzzer builds (clang): instrument everything for coverage, ASan and
-  # UBSan; only fuzz targets link the libFuzzer driver.
-  target_compile_options(rcukit_internal_flags INTERFACE
-    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(rcukit_internal_flags INTERFACE -fsanitize=address,undefined)
-  target_compile_definitions(rcukit_internal_flags INTERFACE RCUKIT_ASAN=1)
-elseif(NOT RCUKIT_SANITIZER STREQUAL "")
-  message(FATAL_ERROR "RCUKIT_SANITIZER must be '', address or thread (got '${RCUKIT_SANITIZER}')")
-endif()
+include(rcukitFlags)  # rcukit_internal_flags: warnings and the preset's sanitizer
 
 # rcukit_add_executable(<name> SOURCES ... [LIBS ...])
 function(rcukit_add_executable name)
@@ -36,18 +15,10 @@ endfunction()
 # rcukit_add_test(<name> SOURCES ... [LIBS ...] LABELS unit|concurrent|stress...
 #                 [ARGS ...] [TIMEOUT s] [WILL_FAIL])
 # Builds a GoogleTest binary and registers it as one ctest test, labelled.
+# tests/CMakeLists.txt finds GoogleTest first.
 # Concurrent tests read RCUKIT_TEST_SECONDS (set per preset) for bounded runs.
 function(rcukit_add_test name)
   cmake_parse_arguments(ARG "WILL_FAIL" "TIMEOUT" "SOURCES;LIBS;LABELS;ARGS" ${ARGN})
-  if(NOT GTest_FOUND)
-    find_package(GTest CONFIG QUIET)
-    if(NOT GTest_FOUND)
-      find_package(GTest QUIET)
-    endif()
-    if(NOT GTest_FOUND)
-      message(FATAL_ERROR "rcukit: GoogleTest not found. Install it: sudo apt-get install libgtest-dev libgmock-dev")
-    endif()
-  endif()
   rcukit_add_executable(${name} SOURCES ${ARG_SOURCES}
     LIBS ${ARG_LIBS} GTest::gtest GTest::gtest_main)
   add_test(NAME ${name} COMMAND ${name} ${ARG_ARGS})
@@ -76,15 +47,5 @@ function(rcukit_test_properties name)
   elseif(RCUKIT_SANITIZER STREQUAL "address" OR RCUKIT_SANITIZER STREQUAL "fuzzer")
     set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1" "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
-  endif()
-endfunction()
-
-# Benchmarks: Google Benchmark, found lazily.
-function(rcukit_require_benchmark)
-  if(NOT TARGET benchmark::benchmark)
-    find_package(benchmark CONFIG QUIET)
-    if(NOT benchmark_FOUND)
-      message(FATAL_ERROR "rcukit: Google Benchmark not found. Install it: sudo apt-get install libbenchmark-dev")
-    endif()
   endif()
 endfunction()

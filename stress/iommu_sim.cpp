@@ -64,6 +64,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/report.hpp"
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/rbtree.hpp"
 

@@ -63,10 +63,8 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "common/report.hpp"
+#include "harness/report.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/judy_array.hpp"
@@ -846,17 +844,16 @@ outcome torture_executor(const context& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  auto fmt = harness::parse_command_line(
+      argc, argv,
       "rcutorture-style torture for rcukit structures.\n"
-      "Example: rcukit-torture --structure rcu,skiplist --threads 4 --seconds 30 --yield");
-  harness::normalize_flag_names(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+      "Example: rcukit-torture --structure rcu,skiplist --threads 4 --seconds 30 --yield",
+      FLAGS_format);
+  if (!fmt.ok()) return harness::fail(fmt.status().message());
   const std::vector<std::string> all = {"rcu",  "skiplist", "rbtree",  "rbtree-augmented",
                                         "judy", "iova",     "executor"};
   auto chosen = harness::parse_name_list(absl::GetFlag(FLAGS_structure), all);
   if (!chosen.ok()) return harness::fail(absl::StrCat("--structure: ", chosen.status().message()));
-  auto fmt = harness::parse_format(absl::GetFlag(FLAGS_format));
-  if (!fmt.ok()) return harness::fail(fmt.status().message());
   context ctx{absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_yield),
               absl::GetFlag(FLAGS_seed)};
   if (ctx.seconds <= 0 || ctx.threads < 2) return harness::fail("--seconds must be > 0 and --threads >= 2");

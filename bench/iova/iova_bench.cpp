@@ -37,8 +37,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/paired.hpp"
-
+#include "harness/paired.hpp"
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/rbtree.hpp"
 

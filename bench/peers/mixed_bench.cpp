@@ -24,7 +24,7 @@
 // clang-format on
 #include <oneapi/tbb/concurrent_map.h>
 
-#include "common/peers.hpp"
+#include "harness/peers.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/rbtree.hpp"
 

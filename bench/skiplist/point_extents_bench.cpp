@@ -46,8 +46,8 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
-#include "common/paired.hpp"
-#include "common/peers.hpp"
+#include "harness/paired.hpp"
+#include "harness/peers.hpp"
 #include "rcukit/extent_skiplist.hpp"
 
 namespace {

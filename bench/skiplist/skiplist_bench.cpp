@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
-#include "common/paired.hpp"
-#include "common/peers.hpp"
+#include "harness/paired.hpp"
+#include "harness/peers.hpp"
 #include "rcukit/extent_skiplist.hpp"
 
 namespace {
@@ -60,7 +60,7 @@ struct small_page_traits : rcukit::skiplist_traits {
 };
 using skiplist_no_blocks = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, no_block_traits>;
 using skiplist_small_pages = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, small_page_traits>;
-// The peers shared with the harnesses (stress/common/peers.hpp): insert_hole
+// The peers shared with the harnesses (src/harness/peers.hpp): insert_hole
 // there is the plain linear gap walk a sorted map offers.
 using std_map_spin = rcukit::harness::std_map_spinlock<uint64_t>;
 using btree_mutex = rcukit::harness::btree_mutex<uint64_t>;

@@ -34,10 +34,7 @@
 // piece), again after it: an unchanged even count means no multi-piece
 // reserve overlapped the search and the outcome stands; otherwise it waits
 // for the reserve (blocking on the mutex) and searches again.
-// Rejected alternatives: a lock taken by every allocation (a write to one
-// shared location on the hot path), and merging a reservation with its
-// neighbours into one extent (erasing them first would briefly free
-// reserved space).
+// docs/DESIGN.md says which alternatives were rejected and why.
 //
 // iova_magazine_cache puts the kernel's per-CPU range caches
 // (detail/iova_magazine.hpp) in front of a domain: per-thread loaded and
@@ -80,27 +77,19 @@
 #include "absl/status/statusor.h"
 #include "rcukit/detail/iova_magazine.hpp"
 #include "rcukit/extent.hpp"
-#include "rcukit/rbtree.hpp"
-
-#if __has_include("rcukit/extent_skiplist.hpp")
-#include "rcukit/extent_skiplist.hpp"
-#define RCUKIT_IOVA_HAVE_SKIPLIST 1
-#else
-#define RCUKIT_IOVA_HAVE_SKIPLIST 0
-#endif
+#include "rcukit/rcu.hpp"
 
 namespace rcukit {
 
-namespace detail {
-#if RCUKIT_IOVA_HAVE_SKIPLIST
-using iova_default_index = extent_skiplist<uint64_t>;
-#else
-// Fallback while <rcukit/extent_skiplist.hpp> is absent from the tree.
-using iova_default_index = rbtree_extent_map_augmented<uint64_t>;
-#endif
-}  // namespace detail
+// The default index (API.md), declared but not included: iova_domain sees
+// its index only through rcukit::extent_index, and the caller includes the
+// index it uses (<rcukit/extent_skiplist.hpp> for the default one,
+// <rcukit/rbtree.hpp> for the rbtree maps).
+struct skiplist_traits;
+template <class T, class Rcu, class Traits>
+class extent_skiplist;
 
-template <class Index = detail::iova_default_index>
+template <class Index = extent_skiplist<uint64_t, rcu::default_flavor, skiplist_traits>>
 requires extent_index<Index>
 class iova_domain {
  public:

@@ -49,14 +49,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <new>
 #include <type_traits>
-#include <version>
-#if defined(__cpp_lib_source_location)
-#include <source_location>
-#endif
 
 #include <urcu/urcu-bp.h>
 #include <urcu/urcu-mb.h>
@@ -88,6 +82,7 @@ void urcu_qsbr_barrier(void);
 #define RCUKIT_TSAN_ENABLED 0
 #endif
 
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/rcu_tsan.hpp"
 
 namespace rcukit::rcu {
@@ -173,37 +168,9 @@ struct retirable {
 
 namespace detail {
 
-[[noreturn]] inline void fatal(const char* what) noexcept {
-  std::fprintf(stderr, "rcukit::rcu: %s\n", what);
-  std::abort();
-}
-
-// Misuse by the caller at `where` (invariant 6).
-// The caller's file and line, taken by default arguments:
-// std::source_location where the standard library has it; clang 14 with
-// libstdc++ 12 lacks it, and the same builtins serve instead.
-#if defined(__cpp_lib_source_location)
-using call_site = std::source_location;
-#else
-struct call_site {
-  static constexpr call_site current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
-                                     const char* function = __builtin_FUNCTION()) noexcept {
-    return call_site{file, line, function};
-  }
-  constexpr const char* file_name() const noexcept { return file_; }
-  constexpr unsigned line() const noexcept { return line_; }
-  constexpr const char* function_name() const noexcept { return function_; }
-  const char* file_ = "";
-  unsigned line_ = 0;
-  const char* function_ = "";
-};
-#endif
-
-[[noreturn]] inline void fatal(const char* what, const call_site& where) noexcept {
-  std::fprintf(stderr, "rcukit::rcu: %s (called from %s:%u, in %s)\n", what, where.file_name(),
-               static_cast<unsigned>(where.line()), where.function_name());
-  std::abort();
-}
+// The caller's file and line for the misuse reports of invariant 6
+// (rcukit::detail::fatal, detail/fatal.hpp).
+using ::rcukit::detail::call_site;
 
 // --- ThreadSanitizer hand-off (invariant 5; detail/rcu_tsan.hpp). ---------
 template <class F>
@@ -290,7 +257,7 @@ inline bool in_read_side() noexcept {
 template <class F>
 inline void check_outside_read_side(const char* what, const call_site& where) noexcept {
   if (in_read_side<F>()) [[unlikely]] {
-    fatal(what, where);
+    ::rcukit::detail::fatal("rcu", what, where);
   }
 }
 
@@ -536,7 +503,9 @@ void retire(T* p) noexcept {
     if (box == nullptr) {
       // An online qsbr thread outside a read_guard may wait here (invariant 6
       // tells a guard from "online").
-      if (detail::in_read_side<F>()) detail::fatal("retire(): out of memory inside a read side");
+      if (detail::in_read_side<F>()) {
+        ::rcukit::detail::fatal("rcu", "retire(): out of memory inside a read side");
+      }
       synchronize<F>();
       delete p;
       return;

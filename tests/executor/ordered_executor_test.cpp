@@ -722,43 +722,51 @@ struct parked_job : ordered_job {
   void serial() override { serials->fetch_add(1); }
 };
 
+// Where the parked_jobs of one test park, in arrival order, until the test
+// calls their done().
+struct parking_lot {
+  std::mutex mu;
+  std::vector<ordered_job*> parked;
+  std::atomic<int> serials{0};
+
+  void wire(parked_job& j) {
+    j.mu = &mu;
+    j.parked = &parked;
+    j.serials = &serials;
+  }
+  // Waits until exactly n jobs have parked; returns them.
+  std::vector<ordered_job*> wait_for(size_t n) {
+    for (;;) {
+      std::lock_guard<std::mutex> g(mu);
+      if (parked.size() == n) return parked;
+    }
+  }
+  void clear() {
+    std::lock_guard<std::mutex> g(mu);
+    parked.clear();
+  }
+};
+
 TEST_F(ExecutorTest, BackpressureFailPolicyReturnsResourceExhausted) {
   const int cb = *test_cpus().begin();
   executor_options o;
   o.max_in_flight = 8;
   o.on_full = rcukit::when_full::fail;
   ordered_executor ex(test_cpus(), o);
-  std::mutex mu;
-  std::vector<ordered_job*> parked;
-  std::atomic<int> serials{0};
+  parking_lot lot;
   std::vector<parked_job> jobs(9);
-  for (auto& j : jobs) {
-    j.mu = &mu;
-    j.parked = &parked;
-    j.serials = &serials;
-  }
+  for (auto& j : jobs) lot.wire(j);
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(ex.submit(jobs[i], cb).ok());
   EXPECT_EQ(ex.in_flight(), 8u);
   EXPECT_EQ(ex.submit(jobs[8], cb).code(), absl::StatusCode::kResourceExhausted);
-  for (;;) {
-    std::lock_guard<std::mutex> g(mu);
-    if (parked.size() == 8) break;
-  }
-  for (ordered_job* j : parked) j->done();
+  for (ordered_job* j : lot.wait_for(8)) j->done();
   ex.drain();
-  EXPECT_EQ(serials.load(), 8);
-  {
-    std::lock_guard<std::mutex> g(mu);
-    parked.clear();
-  }
+  EXPECT_EQ(lot.serials.load(), 8);
+  lot.clear();
   EXPECT_TRUE(ex.submit(jobs[8], cb).ok()) << "room again after the serial steps ran";
-  for (;;) {
-    std::lock_guard<std::mutex> g(mu);
-    if (parked.size() == 1) break;
-  }
-  parked[0]->done();
+  lot.wait_for(1)[0]->done();
   ex.drain();
-  EXPECT_EQ(serials.load(), 9);
+  EXPECT_EQ(lot.serials.load(), 9);
 }
 
 TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
@@ -766,15 +774,9 @@ TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
   executor_options o;
   o.max_in_flight = 8;  // default policy: block
   ordered_executor ex(test_cpus(), o);
-  std::mutex mu;
-  std::vector<ordered_job*> parked;
-  std::atomic<int> serials{0};
+  parking_lot lot;
   std::vector<parked_job> jobs(9);
-  for (auto& j : jobs) {
-    j.mu = &mu;
-    j.parked = &parked;
-    j.serials = &serials;
-  }
+  for (auto& j : jobs) lot.wire(j);
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(ex.submit(jobs[i], cb).ok());
   std::atomic<bool> returned{false};
   absl::Status blocked_status;
@@ -782,18 +784,10 @@ TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
     blocked_status = ex.submit(jobs[8], cb);
     returned.store(true);
   });
-  for (;;) {
-    std::lock_guard<std::mutex> g(mu);
-    if (parked.size() == 8) break;
-  }
+  const std::vector<ordered_job*> first8 = lot.wait_for(8);
   std::this_thread::sleep_for(20ms);
   // Nothing completed yet, so a correct submit cannot have returned.
   EXPECT_FALSE(returned.load()) << "submit() past max_in_flight returned instead of blocking";
-  std::vector<ordered_job*> first8;
-  {
-    std::lock_guard<std::mutex> g(mu);
-    first8 = parked;
-  }
   // A blocked submit resumes once in-flight <= 8 - 1 - 8 / 4 = 5: finish the
   // three oldest jobs (their serial steps run in order and give slots back).
   for (int i = 0; i < 3; ++i) jobs[i].done();
@@ -802,13 +796,9 @@ TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
   for (ordered_job* j : first8) {
     if (j != &jobs[0] && j != &jobs[1] && j != &jobs[2]) j->done();
   }
-  for (;;) {
-    std::lock_guard<std::mutex> g(mu);
-    if (parked.size() == 9) break;
-  }
-  parked[8]->done();
+  lot.wait_for(9)[8]->done();
   ex.drain();
-  EXPECT_EQ(serials.load(), 9);
+  EXPECT_EQ(lot.serials.load(), 9);
 
   // From one of the executor's own threads a full executor fails instead of
   // blocking (waiting there could wait for itself).
@@ -826,28 +816,20 @@ TEST_F(ExecutorTest, BackpressureBlockPolicyWaitsForRoom) {
     void serial() override {}
   };
   std::vector<parked_job> fill(7);
-  parked.clear();
+  lot.clear();
   for (auto& j : fill) {
-    j.mu = &mu;
-    j.parked = &parked;
-    j.serials = &serials;
+    lot.wire(j);
     ASSERT_TRUE(ex.submit(j, cb).ok());
   }
   parked_job inner;
-  inner.mu = &mu;
-  inner.parked = &parked;
-  inner.serials = &serials;
+  lot.wire(inner);
   nested_job nj;
   nj.ex = &ex;
   nj.inner = &inner;
   nj.cb = cb;
   ASSERT_TRUE(ex.submit(nj, cb).ok());  // the 8th slot
   while (!nj.ran.load(std::memory_order_acquire)) std::this_thread::yield();
-  for (;;) {
-    std::lock_guard<std::mutex> g(mu);
-    if (parked.size() == 7) break;
-  }
-  for (ordered_job* j : std::vector<ordered_job*>(parked)) j->done();
+  for (ordered_job* j : lot.wait_for(7)) j->done();
   ex.drain();
   EXPECT_EQ(nj.got.code(), absl::StatusCode::kResourceExhausted) << nj.got;
   EXPECT_EQ(ex.in_flight(), 0u);
@@ -1154,8 +1136,8 @@ TEST(ExecutorDeathTest, SecondDoneAbortsWithTheCallersFileAndLine) {
         done_twice_job j;
         if (ex.submit(j, *test_cpus().begin()).ok()) ex.drain();
       },
-      "done\\(\\) called twice for one submission of a job \\(called at .*ordered_executor_test\\.cpp:" +
-          std::to_string(done_twice_job::kSecondDoneLine) + "\\)");
+      "done\\(\\) called twice for one submission of a job \\(called from .*ordered_executor_test\\.cpp:" +
+          std::to_string(done_twice_job::kSecondDoneLine) + ", in ");
 }
 #endif
 

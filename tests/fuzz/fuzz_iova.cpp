@@ -12,7 +12,9 @@
 #include <map>
 
 #include "fuzz_input.hpp"
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
+#include "rcukit/rbtree.hpp"
 
 namespace {
 

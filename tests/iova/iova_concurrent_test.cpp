@@ -39,14 +39,9 @@ class IovaConcurrent : public ::testing::Test {
  protected:
   void TearDown() override { rcukit::rcu::barrier(); }
 };
-#if RCUKIT_IOVA_HAVE_SKIPLIST
 using Domains = ::testing::Types<iova_domain<rcukit::rbtree_extent_map<uint64_t>>,
                                  iova_domain<rcukit::rbtree_extent_map_augmented<uint64_t>>,
                                  iova_domain<rcukit::extent_skiplist<uint64_t>>>;
-#else
-using Domains = ::testing::Types<iova_domain<rcukit::rbtree_extent_map<uint64_t>>,
-                                 iova_domain<rcukit::rbtree_extent_map_augmented<uint64_t>>>;
-#endif
 TYPED_TEST_SUITE(IovaConcurrent, Domains);
 
 constexpr uint64_t kStart = 16;
@@ -318,11 +313,9 @@ TEST(IovaReserve, AtomicOverRbtree) { reserve_is_atomic<rcukit::rbtree_extent_ma
 TEST(IovaReserve, AtomicOverAugmentedRbtree) {
   reserve_is_atomic<rcukit::rbtree_extent_map_augmented<uint64_t>>();
 }
-#if RCUKIT_IOVA_HAVE_SKIPLIST
 TEST(IovaReserve, AtomicOverSkiplist) {
   reserve_is_atomic<rcukit::extent_skiplist<uint64_t>>();
   rcukit::rcu::barrier();
 }
-#endif
 
 }  // namespace

@@ -186,11 +186,7 @@ void run_differential(uint64_t seed, uint64_t start_pfn, uint64_t end_pfn, int o
 }
 
 using ref_domain = iova_domain<model_index<uint64_t>>;
-#if RCUKIT_IOVA_HAVE_SKIPLIST
 #define UNDER_TEST iova_domain<rb_base>, iova_domain<rb_aug>, iova_domain<rcukit::extent_skiplist<uint64_t>>
-#else
-#define UNDER_TEST iova_domain<rb_base>, iova_domain<rb_aug>
-#endif
 
 TEST(IovaDomain, DifferentialSmallDomain) {
   // A tiny domain fills up: exercises failure and the wrap-around pass.
@@ -255,11 +251,9 @@ void top_down_fresh() {
 
 TEST(IovaDomain, TopDownOnFreshDomainBaseline) { top_down_fresh<iova_domain<rb_base>>(); }
 TEST(IovaDomain, TopDownOnFreshDomainAugmented) { top_down_fresh<iova_domain<rb_aug>>(); }
-#if RCUKIT_IOVA_HAVE_SKIPLIST
 TEST(IovaDomain, TopDownOnFreshDomainSkiplist) {
   top_down_fresh<iova_domain<rcukit::extent_skiplist<uint64_t>>>();
 }
-#endif
 
 // Separate hints (the kernel's cached32_node and cached_node): one
 // allocation limited to 4 GiB must not pull the following wide allocations
@@ -309,11 +303,9 @@ void wide_requests_keep_their_hint() {
 
 TEST(IovaDomain, WideRequestsKeepTheirHintBaseline) { wide_requests_keep_their_hint<iova_domain<rb_base>>(); }
 TEST(IovaDomain, WideRequestsKeepTheirHintAugmented) { wide_requests_keep_their_hint<iova_domain<rb_aug>>(); }
-#if RCUKIT_IOVA_HAVE_SKIPLIST
 TEST(IovaDomain, WideRequestsKeepTheirHintSkiplist) {
   wide_requests_keep_their_hint<iova_domain<rcukit::extent_skiplist<uint64_t>>>();
 }
-#endif
 
 TEST(IovaDomain, ReservationsAreNeverHandedOut) {
   iova_domain<rb_aug> d(4096, 0, 256);

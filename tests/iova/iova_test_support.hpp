@@ -15,6 +15,7 @@
 #include <optional>
 #include <thread>
 
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/rbtree.hpp"
 #include "support/extent_model.hpp"

@@ -1,8 +1,13 @@
 // rcukit/detail/executor_core.hpp -- the padata engine behind <rcukit/ordered_executor.hpp>.
 //
-// Header-only so that sanitizer builds instrument the engine together with
-// the code that uses it (a separately compiled library would hide its
-// atomics from ThreadSanitizer).
+// What every job pays for (submit, submit_batch, done and the reorder step a
+// done() may run) is defined here, inline, so it compiles into the caller's
+// code, and so is the workers' loop (detail/executor_worker.hpp), which runs
+// the user's parallel() and serial(); the rest (construction, CPU-set
+// changes, drain, creating and pinning the worker threads) is declared here
+// and compiled once in src/ (rcukit::runtime, docs/DESIGN.md).
+// Includes only the vocabulary headers (cpu_set, ordered_job, rcu) and
+// other detail files.
 //
 // The idea, the source and the numbered invariants (1)-(7) are in the header
 // essay; this file refers to them. Atomic accesses are tagged (S1), (R1), ...
@@ -46,38 +51,31 @@
 // and the executor's completion after a throw, exactly one succeeds.
 #pragma once
 
-#include "rcukit/ordered_executor.hpp"
-
-#include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "rcukit/cpu_set.hpp"
 #include "rcukit/detail/executor_queue.hpp"
-#include "rcukit/detail/spin_lock.hpp"  // cpu_relax()
+#include "rcukit/detail/fatal.hpp"
+#include "rcukit/ordered_job.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
 namespace detail {
 
 using executor_rcu = rcu::memb;
-
-[[noreturn]] inline void executor_fatal(const char* what) noexcept {
-  std::fprintf(stderr, "rcukit::ordered_executor: %s\n", what);
-  std::abort();
-}
-
-// A misuse by the caller at `where` (the caller's file and line).
-[[noreturn]] inline void executor_fatal_at(const char* what, const call_site& where) noexcept {
-  std::fprintf(stderr, "rcukit::ordered_executor: %s (called at %s:%u)\n", what, where.file_name(),
-               static_cast<unsigned>(where.line()));
-  std::abort();
-}
 
 // One entry of the reorder ring (invariants 1 and 7).
 struct ring_slot {
@@ -96,7 +94,7 @@ struct executor_worker {
   std::atomic<bool> quit{false};
   std::mutex mu;  // guards the sleep hand-shake and the pin result
   std::condition_variable cv;
-  int pin_rc = -1;      // guarded by mu: result of pthread_setaffinity_np
+  int pin_rc = -1;      // guarded by mu: result of pin_this_thread()
   bool pinned = false;  // guarded by mu
 
   // Parallel backlog estimate for submit_batch's dealing (a heuristic: any
@@ -132,44 +130,15 @@ class executor_core {
   // what tiny jobs pay for; big jobs are still spread evenly.
   static constexpr std::uint64_t kRun = 8;
 
-  explicit executor_core(const executor_options& o)
-      : max_(o.max_in_flight),
-        resume_at_(o.max_in_flight - 1 - o.max_in_flight / 4),
-        on_full_(o.on_full),
-        next_seq_(o.first_seq),
-        release_seq_(o.first_seq) {
-    std::size_t cap = 1;
-    while (cap < max_) cap <<= 1;
-    mask_ = cap - 1;
-    ring_ = std::make_unique<ring_slot[]>(cap);
-    for (std::size_t i = 0; i < cap; ++i) {
-      // Invariant 7: before its first lap, index i holds "completed" for the
-      // job one lap before the first job numbered there.
-      const std::uint64_t first_here = o.first_seq + ((i - o.first_seq) & mask_);
-      // relaxed: not shared yet (the workers start later, in update_cpus).
-      ring_[i].claimed.store(first_here - cap, std::memory_order_relaxed);
-    }
-    next_release_ = o.first_seq;
-    by_cpu_.assign(CPU_SETSIZE, nullptr);
-    config_.store(new exec_config, std::memory_order_relaxed);  // relaxed: not shared yet
-  }
+  // What a worker thread runs once pinned: run_worker
+  // (detail/executor_worker.hpp), handed over by the facade so that the
+  // loop is compiled with the caller's code, not in src/.
+  using worker_loop = void (*)(executor_worker&);
 
+  // Compiled (src/executor_core.cpp): construction and teardown are cold.
+  executor_core(const executor_options& o, worker_loop loop);
   // The owner drained before. Invariant 5.
-  ~executor_core() {
-    // A done() that released one of our jobs (or a late done() that was
-    // absorbed) may still be running: wait for their read sides to end.
-    rcu::synchronize<executor_rcu>();
-    for (auto& w : all_) {
-      w->quit.store(true, std::memory_order_seq_cst);  // (W4) read by the worker's sleep check (W2)
-      {
-        std::lock_guard<std::mutex> g(w->mu);
-        w->sleeping.store(0, std::memory_order_relaxed);  // relaxed: under mu, read under mu
-      }
-      w->cv.notify_one();
-    }
-    for (auto& w : all_) w->thread.join();
-    delete config_.load(std::memory_order_relaxed);  // relaxed: no other thread is left
-  }
+  ~executor_core();
 
   bool running() const { return running_.load(std::memory_order_relaxed); }
   void set_running(bool on) {
@@ -190,42 +159,12 @@ class executor_core {
   }
 
  private:
-  absl::Status set_cpus_locked(const cpu_set& s) {
-    if (s.empty()) return absl::InvalidArgumentError("ordered_executor: empty CPU set");
-    const cpu_set allowed = cpu_set::all();
-    for (int c : s) {
-      if (c < 0 || c >= CPU_SETSIZE || !allowed.contains(c)) {
-        return absl::InvalidArgumentError("ordered_executor: CPU " + std::to_string(c) +
-                                          " is not usable by this process");
-      }
-    }
-    std::vector<std::unique_ptr<executor_worker>> fresh;
-    for (int c : s) {
-      if (by_cpu_[static_cast<std::size_t>(c)] != nullptr) continue;
-      absl::StatusOr<std::unique_ptr<executor_worker>> w = make_worker(c);
-      if (!w.ok()) {
-        for (auto& f : fresh) stop_worker(*f);
-        return w.status();
-      }
-      fresh.push_back(*std::move(w));
-    }
-    auto* nc = new exec_config;
-    nc->cpus = s.ids();
-    for (auto& f : fresh) by_cpu_[static_cast<std::size_t>(f->cpu)] = f.get();
-    for (auto& f : fresh) all_.push_back(std::move(f));
-    for (int c : s) nc->workers.push_back(by_cpu_[static_cast<std::size_t>(c)]);
-    // (C2) release: publishes nc's contents; pairs with C1 in submit().
-    exec_config* old = config_.exchange(nc, std::memory_order_acq_rel);
-    rcu::retire<executor_rcu>(old);
-    cpus_ = s;
-    return absl::OkStatus();
-  }
+  // Validates s, creates and pins the workers it lacks, publishes the new
+  // snapshot (C2). Under cfg_mu_. Compiled (src/executor_core.cpp).
+  absl::Status set_cpus_locked(const cpu_set& s);
 
  public:
-  cpu_set cpus() const {
-    std::lock_guard<std::mutex> g(cfg_mu_);
-    return cpus_;
-  }
+  cpu_set cpus() const;  // compiled (src/executor_core.cpp)
 
   bool on_own_thread() const { return tls_worker != nullptr && tls_worker->core == this; }
 
@@ -373,7 +312,7 @@ class executor_core {
   // executor's state.
   void duplicate_done(const call_site& where) {
 #ifndef NDEBUG
-    executor_fatal_at("done() called twice for one submission of a job", where);
+    fatal("ordered_executor", "done() called twice for one submission of a job", where);
 #else
     (void)where;
     duplicate_dones_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -399,7 +338,8 @@ class executor_core {
     // relaxed: a sanity check of invariant 1; the slot was cleared by a drainer
     // whose clear happens before this job's reservation (see the file header).
     if (slot.load(std::memory_order_relaxed) != nullptr) {
-      executor_fatal("reorder slot busy: a job completed twice, or submitted again while in flight");
+      fatal("ordered_executor",
+            "reorder slot busy: a job completed twice, or submitted again while in flight");
     }
     // (R1) release: publishes the job (and what parallel() wrote) to the
     // drainer's acquire load (R2). From here on j may be released, run and
@@ -422,98 +362,13 @@ class executor_core {
   }
 
  public:
-  void drain() {
-    if (on_own_thread()) executor_fatal("drain() called from one of the executor's own threads");
-    // acquire: pairs with S1; every job numbered below target has been assigned.
-    const std::uint64_t target = next_seq_.load(std::memory_order_acquire);
-    wait_until(drain_waiters_, [&] {
-      // seq_cst: pairs with the seq_cst store (R3) and the drain_waiters_ Dekker.
-      const std::uint64_t r = release_seq_.load(std::memory_order_seq_cst);
-      return static_cast<std::int64_t>(r - target) >= 0;  // wrap-safe (64-bit sequence)
-    });
-    // Every job below target is on a serial list now; wait for those lists.
-    std::vector<std::pair<executor_worker*, std::uint64_t>> snap;
-    {
-      std::lock_guard<std::mutex> g(cfg_mu_);
-      for (auto& w : all_) {
-        // acquire: ordered after R3 (read above), which the drainer stored after
-        // these counters.
-        snap.emplace_back(w.get(), w->ser_pushed.load(std::memory_order_acquire));
-      }
-    }
-    wait_until(drain_waiters_, [&] {
-      for (auto& [w, n] : snap) {
-        // seq_cst: pairs with D0 and the drain_waiters_ Dekker.
-        if (w->ser_done.load(std::memory_order_seq_cst) < n) return false;
-      }
-      return true;
-    });
-  }
+  // Blocks until every job submitted before the call has finished serial()
+  // (the facade's drain()). Compiled (src/executor_core.cpp).
+  void drain();
 
-  void run(executor_worker& w) {
-    // An idle worker polls its lists for up to kSpinFor before it sleeps: long
-    // enough to cover a submitter's wake-up latency between bursts, short
-    // enough not to steal a loaded machine's CPU for long.
-    constexpr auto kSpinFor = std::chrono::microseconds(50);
-    unsigned idle = 0;
-    std::chrono::steady_clock::time_point idle_since{};
-    for (;;) {
-      bool worked = run_serials(w) != 0;
-      if (ordered_job* j = w.par_q.take_all()) {
-        worked = true;
-        using clock = std::chrono::steady_clock;
-        const clock::time_point t0 = clock::now();
-        std::uint64_t steps = 0;  // parallel and serial steps run in this list
-        while (j != nullptr) {
-          ordered_job* next = j->next_;  // read before user code (queue invariant 3)
-          run_parallel(j);
-          ++steps;
-          // relaxed: single writer, heuristic (pick_worker).
-          w.par_run.store(w.par_run.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-          j = next;
-          if (w.ser_q.maybe_nonempty()) steps += run_serials(w);  // serial first: frees in-flight slots
-        }
-        // Time per step in this list, smoothed: pick_worker's estimate of how
-        // long a backlog takes to drain (a parallel job dealt to the callback
-        // worker brings its serial step along, so steps are the right unit).
-        // Two clock reads per list, none per job.
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0);
-        const std::uint64_t per = static_cast<std::uint64_t>(ns.count()) / steps;
-        const std::uint64_t old = w.par_ns.load(std::memory_order_relaxed);  // relaxed: single writer
-        w.par_ns.store(old == 0 ? per : (3 * old + per) / 4,
-                       std::memory_order_relaxed);  // relaxed: heuristic
-      }
-      if (worked) {
-        idle = 0;
-        continue;
-      }
-      if (w.quit.load(std::memory_order_acquire)) return;  // acquire: pairs with W4
-      if (idle++ == 0) idle_since = std::chrono::steady_clock::now();
-      if ((idle & 63) != 0) {
-        cpu_relax();
-        continue;
-      }
-      if (std::chrono::steady_clock::now() - idle_since < kSpinFor) {
-        // Every 64 polls, let a runnable thread sharing this CPU (typically
-        // the submitter: workers are pinned, submitters are not) run instead
-        // of us: an idle poll must not take CPU time from the thread that
-        // feeds it. Returns at once when nothing else is runnable.
-        std::this_thread::yield();
-        continue;
-      }
-      idle = 0;
-      // (W1) seq_cst: announce sleep before the final look (W2); pairs with
-      // the pushers' Q1 + W3 (store-buffering: one side sees the other).
-      w.sleeping.store(1, std::memory_order_seq_cst);
-      // (W2)
-      if (!w.par_q.empty_seq_cst() || !w.ser_q.empty_seq_cst() || w.quit.load(std::memory_order_seq_cst)) {
-        w.sleeping.store(0, std::memory_order_relaxed);  // relaxed: only this thread's own flag
-        continue;
-      }
-      std::unique_lock<std::mutex> l(w.mu);
-      while (w.sleeping.load(std::memory_order_relaxed) != 0) w.cv.wait(l);  // relaxed: under mu
-    }
-  }
+  // A worker thread's loop (detail/executor_worker.hpp): runs w's serial
+  // list, then its parallel list, and sleeps when both stay empty (W1/W2).
+  void run(executor_worker& w);
 
   std::size_t in_flight() const {
     return static_cast<std::size_t>(in_flight_.load(std::memory_order_relaxed));  // relaxed: diagnostic
@@ -650,71 +505,27 @@ class executor_core {
   // jobs late while a list is still running.
   static constexpr std::uint64_t kGiveBack = 32;
 
-  // Returns how many serial steps ran.
-  std::uint64_t run_serials(executor_worker& w) {
-    ordered_job* j = w.ser_q.take_all();  // (Q2)
-    if (j == nullptr) return 0;
-    std::uint64_t ran = 0;
-    std::uint64_t finished = 0;
-    while (j != nullptr) {
-      ordered_job* next = j->next_;  // queue invariant 3
-      try {
-        j->serial();
-      } catch (...) {
-        serial_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-      }
-      // Invariant 4: j is the user's again.
-      j = next;
-      ++ran;
-      if (++finished == kGiveBack) {
-        give_back(w, finished);
-        finished = 0;
-      }
-    }
-    if (finished != 0) give_back(w, finished);
-    return ran;
-  }
-
-  // Publishes that n more serial steps of w returned.
-  void give_back(executor_worker& w, std::uint64_t n) {
-    // (D0) seq_cst: single writer; read by drain() (Dekker with drain_waiters_).
-    w.ser_done.store(w.ser_done.load(std::memory_order_relaxed) + n, std::memory_order_seq_cst);
-    // (D1) seq_cst: gives the slots back; release for the ring argument, and
-    // Dekker with a blocked submitter's predicate.
-    const std::uint64_t left = in_flight_.fetch_sub(n, std::memory_order_seq_cst) - n;
-    notify_if(drain_waiters_);
-    if (left <= resume_at_) notify_if(submit_waiters_);
-  }
-
-  void run_parallel(ordered_job* j) {
-    // Read first: once done() has been called, on whatever thread, the job
-    // may reach serial() and be freed while parallel() still runs.
-    const std::uint64_t seq = j->seq_;
-    try {
-      j->parallel();
-    } catch (...) {
-      parallel_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-      // Invariant 7. Lost: a done() (on any thread, before or during the
-      // throw) completed the job, which is no longer ours: drop the
-      // exception, touch nothing. Won: no done() has completed it and none
-      // will (a later one is absorbed), so the job is still ours.
-      if (claim(seq)) {
-        j->error_ = std::current_exception();
-        complete_unguarded(j);  // a worker: no read side needed (see done())
-      }
-    }
-  }
+  // Runs the serial list taken in one exchange; returns how many serial
+  // steps ran. Worker w only (detail/executor_worker.hpp, as the two below).
+  std::uint64_t run_serials(executor_worker& w);
+  // Publishes that n more serial steps of w returned (D0, D1).
+  void give_back(executor_worker& w, std::uint64_t n);
+  // Runs j's parallel(); completes j itself if parallel() throws and no
+  // done() claimed it first (invariant 7). Workers only.
+  void run_parallel(ordered_job* j);
 
   // Wakes w if it announced sleep. Called after a push (Q1).
   static void wake(executor_worker& w) {
     // (W3) seq_cst: pairs with W1 (the push's Q1 precedes this load).
-    if (w.sleeping.load(std::memory_order_seq_cst) != 0) {
-      {
-        std::lock_guard<std::mutex> g(w.mu);
-        w.sleeping.store(0, std::memory_order_relaxed);  // relaxed: under mu
-      }
-      w.cv.notify_one();
+    if (w.sleeping.load(std::memory_order_seq_cst) != 0) rouse(w);
+  }
+  // Ends w's sleep, or its announcement of one, whatever it is doing.
+  static void rouse(executor_worker& w) {
+    {
+      std::lock_guard<std::mutex> g(w.mu);
+      w.sleeping.store(0, std::memory_order_relaxed);  // relaxed: under mu, read under mu
     }
+    w.cv.notify_one();
   }
 
   template <class Pred>
@@ -736,54 +547,14 @@ class executor_core {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<executor_worker>> make_worker(int cpu) {
-    auto w = std::make_unique<executor_worker>();
-    w->core = this;
-    w->cpu = cpu;
-    executor_worker* raw = w.get();
-    try {
-      raw->thread = std::thread([raw] {
-        cpu_set_t m;
-        CPU_ZERO(&m);
-        CPU_SET(raw->cpu, &m);
-        const int rc = pthread_setaffinity_np(pthread_self(), sizeof m, &m);
-        {
-          std::lock_guard<std::mutex> g(raw->mu);
-          raw->pin_rc = rc;
-          raw->pinned = true;
-        }
-        raw->cv.notify_all();
-        if (rc != 0) return;
-        tls_worker = raw;
-        raw->core->run(*raw);
-      });
-    } catch (const std::system_error& e) {
-      return absl::InternalError(std::string("ordered_executor: cannot create a worker thread: ") + e.what());
-    }
-    int rc;
-    {
-      std::unique_lock<std::mutex> l(raw->mu);
-      raw->cv.wait(l, [&] { return raw->pinned; });
-      rc = raw->pin_rc;
-    }
-    if (rc != 0) {
-      raw->thread.join();
-      return absl::InvalidArgumentError("ordered_executor: cannot pin a thread to CPU " +
-                                        std::to_string(cpu));
-    }
-    return w;
-  }
+  // Creates the worker thread for `cpu`, waits until it is pinned there,
+  // then lets it run loop_ (src/executor_threads.cpp). InvalidArgument if it cannot be pinned,
+  // Internal if no thread can be created; nothing is left behind either way.
+  absl::StatusOr<std::unique_ptr<executor_worker>> make_worker(int cpu);
+  // Makes w's thread leave its loop once its lists are empty, and joins it.
+  static void stop_worker(executor_worker& w);
 
-  static void stop_worker(executor_worker& w) {
-    w.quit.store(true, std::memory_order_seq_cst);  // (W4)
-    {
-      std::lock_guard<std::mutex> g(w.mu);
-      w.sleeping.store(0, std::memory_order_relaxed);
-    }
-    w.cv.notify_one();
-    w.thread.join();
-  }
-
+  const worker_loop loop_;
   const std::size_t max_;
   const std::uint64_t resume_at_;  // a blocked submit resumes when in_flight <= this
   const when_full on_full_;
@@ -812,93 +583,4 @@ class executor_core {
 };
 
 }  // namespace detail
-
-// ---------------------------------------------------------------------------
-inline cpu_set cpu_set::all() {
-  cpu_set out;
-  cpu_set_t m;
-  CPU_ZERO(&m);
-  if (pthread_getaffinity_np(pthread_self(), sizeof m, &m) == 0) {
-    for (int i = 0; i < CPU_SETSIZE; ++i) {
-      if (CPU_ISSET(i, &m)) out.insert(i);
-    }
-  }
-  CPU_ZERO(&m);
-  if (sched_getaffinity(getpid(), sizeof m, &m) == 0) {
-    for (int i = 0; i < CPU_SETSIZE; ++i) {
-      if (CPU_ISSET(i, &m)) out.insert(i);
-    }
-  }
-  return out;
-}
-
-inline void ordered_job::done(detail::call_site where) {
-  if (core_ == nullptr) detail::executor_fatal_at("done() called on a job that was never submitted", where);
-  core_->done(this, where);
-}
-
-inline ordered_executor::ordered_executor(cpu_set cpus)
-    : ordered_executor(std::move(cpus), executor_options{}) {}
-
-inline ordered_executor::ordered_executor(cpu_set cpus, executor_options opts) {
-  if (opts.max_in_flight < 1 || opts.max_in_flight > (std::size_t{1} << 20)) {
-    init_status_ = absl::InvalidArgumentError("ordered_executor: max_in_flight must be in 1 .. 2^20");
-    opts.max_in_flight = executor_options{}.max_in_flight;
-  }
-  core_ = std::make_unique<detail::executor_core>(opts);
-  if (init_status_.ok()) {
-    init_status_ = core_->update_cpus([&](const cpu_set&) -> absl::StatusOr<cpu_set> { return cpus; });
-  }
-}
-
-inline absl::StatusOr<std::unique_ptr<ordered_executor>> ordered_executor::create(cpu_set cpus,
-                                                                                  executor_options opts) {
-  auto ex = std::make_unique<ordered_executor>(std::move(cpus), opts);
-  if (!ex->status().ok()) return ex->status();
-  return ex;
-}
-
-inline ordered_executor::~ordered_executor() {
-  core_->drain();
-  core_.reset();
-}
-
-inline void ordered_executor::start() { core_->set_running(true); }
-inline void ordered_executor::stop() { core_->set_running(false); }
-inline absl::Status ordered_executor::set_cpus(cpu_set cpus) {
-  return core_->update_cpus([&](const cpu_set&) -> absl::StatusOr<cpu_set> { return cpus; });
-}
-
-inline absl::Status ordered_executor::add_cpu(int cpu) {
-  return core_->update_cpus([&](cpu_set s) -> absl::StatusOr<cpu_set> {
-    s.insert(cpu);
-    return s;
-  });
-}
-
-inline absl::Status ordered_executor::remove_cpu(int cpu) {
-  return core_->update_cpus([&](cpu_set s) -> absl::StatusOr<cpu_set> {
-    if (!s.erase(cpu)) {
-      return absl::InvalidArgumentError("ordered_executor: CPU " + std::to_string(cpu) +
-                                        " is not in the set");
-    }
-    return s;
-  });
-}
-
-inline std::size_t detail::submit_batch(ordered_executor& ex, ordered_job* const* js, std::size_t n,
-                                        int cb_cpu) {
-  return ex.core_->submit_batch(js, n, cb_cpu);
-}
-
-inline cpu_set ordered_executor::cpus() const { return core_->cpus(); }
-inline absl::Status ordered_executor::submit(ordered_job& j, int cb_cpu) { return core_->submit(j, cb_cpu); }
-inline void ordered_executor::drain() { core_->drain(); }
-inline std::size_t ordered_executor::in_flight() const { return core_->in_flight(); }
-inline std::size_t ordered_executor::max_in_flight() const { return core_->max_in_flight(); }
-inline std::uint64_t ordered_executor::parallel_errors() const { return core_->parallel_errors(); }
-inline std::uint64_t ordered_executor::serial_errors() const { return core_->serial_errors(); }
-inline std::uint64_t ordered_executor::duplicate_dones() const { return core_->duplicate_dones(); }
-inline bool ordered_executor::on_worker_thread() const { return core_->on_own_thread(); }
-
 }  // namespace rcukit

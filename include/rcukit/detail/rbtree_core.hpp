@@ -1,4 +1,6 @@
-// rcukit/detail/rbtree_core.hpp -- the intrusive red-black tree core.
+// rcukit/detail/rbtree_core.hpp -- the intrusive red-black tree core: the
+// implementation of rcukit::rb, whose contract <rcukit/rbtree.hpp> states
+// (it brings these names into rcukit::rb with using-declarations).
 //
 // The idea. A red-black tree whose node is embedded in the user's struct (the
 // user finds the struct again with container_of-style arithmetic), whose
@@ -13,20 +15,12 @@
 // textbook algorithm (Guibas & Sedgewick 1978; CLRS chapter 13) in that
 // interface.
 //
-// Augmentation. Subtree summaries (for example the largest free gap below a
-// node) stay exact through three callbacks, called by the core exactly where
-// the tree changes shape:
-//   rotate(old, new)      `new` took `old`'s place as the subtree root after a
-//                         rotation: new inherits old's summary, old recomputes.
-//   copy(old, new)        `new` (an erase successor) takes `old`'s place.
-//   propagate(n, stop)    recompute summaries from n upwards until `stop`
-//                         (exclusive; nullptr = the root).
-// Insertion: the caller links the node, updates the summaries on the path to
-// the root (propagate from the new node's parent), then calls insert_color.
+// Augmentation. The callbacks' contract (rotate, copy, propagate) is stated
+// in rbtree.hpp; the core calls them exactly where the tree changes shape.
 // The plain tree is the augmented core called with `no_augment`, whose empty
 // callbacks the compiler removes: one implementation for both.
 //
-// Invariants (checked by tests/rbtree/rbtree_test.cpp after every operation):
+// Invariants (checked by tests/rbtree/rb_core_test.cpp after every operation):
 //  (1) Every node is red or black; the root is black; null leaves are black.
 //  (2) A red node has no red child.
 //  (3) Every path from a node down to a null leaf has the same number of
@@ -45,10 +39,10 @@
 
 #include <cstdint>
 
-namespace rcukit::rb {
+namespace rcukit::detail::rb {
 
-// Embedded in the user's struct. Word-aligned so bit 0 of parent_color is
-// free for the colour (0 = red, 1 = black).
+// Word-aligned so bit 0 of parent_color is free for the colour (0 = red,
+// 1 = black).
 struct alignas(sizeof(std::uintptr_t) >= 2 ? sizeof(std::uintptr_t) : 2) node {
   std::uintptr_t parent_color = 0;
   node* right = nullptr;
@@ -323,9 +317,7 @@ node* erase_unlink(node* n, root* r, const Aug& aug) noexcept {
 
 }  // namespace core
 
-// Hangs n (a fresh, unlinked node) at *link, a null child slot of p found by
-// the caller's search (p == nullptr and link == &root.top for an empty
-// tree). n is red; call insert_color next.
+// --- The public operations (contracts: rbtree.hpp). --------------------------
 inline void link_node(node* n, node* p, node** link) noexcept {
   n->parent_color = reinterpret_cast<std::uintptr_t>(p);  // red
   n->left = nullptr;
@@ -333,25 +325,17 @@ inline void link_node(node* n, node* p, node** link) noexcept {
   *link = n;
 }
 
-// Rebalances after link_node. For an augmented tree, first bring the new
-// node's summary and its ancestors' up to date (aug.propagate(n, nullptr)).
-// O(log n), at most two rotations. Never fails.
 template <class Aug = no_augment>
 void insert_color(node* n, root* r, const Aug& aug = Aug{}) noexcept {
   core::insert_fixup(n, r, aug);
 }
 
-// Removes n from the tree. O(log n), at most three rotations. Never fails.
-// n's own fields are left unspecified.
 template <class Aug = no_augment>
 void erase(node* n, root* r, const Aug& aug = Aug{}) noexcept {
   node* rebalance = core::erase_unlink(n, r, aug);
   if (rebalance != nullptr) core::erase_fixup(rebalance, r, aug);
 }
 
-// Puts fresh node `repl` exactly where `victim` is (same position, colour,
-// children). The caller guarantees repl sorts the same; summaries are the
-// caller's (copy them first). O(1).
 inline void replace(node* victim, node* repl, root* r) noexcept {
   node* p = parent(victim);
   *repl = *victim;
@@ -360,8 +344,6 @@ inline void replace(node* victim, node* repl, root* r) noexcept {
   core::change_child(victim, repl, p, r);
 }
 
-// In-order navigation. first/last O(log n); next/prev amortised O(1), worst
-// O(log n). nullptr at either end.
 inline node* first(const root* r) noexcept {
   node* n = r->top;
   if (n == nullptr) return nullptr;
@@ -401,8 +383,6 @@ inline node* prev(const node* n) noexcept {
   return p;
 }
 
-// Post-order first/next: visits children before parents, so a whole tree can
-// be freed without rebalancing.
 inline node* first_postorder(const root* r) noexcept {
   node* n = r->top;
   if (n == nullptr) return nullptr;
@@ -433,4 +413,4 @@ inline node* next_postorder(const node* n) noexcept {
   return p;
 }
 
-}  // namespace rcukit::rb
+}  // namespace rcukit::detail::rb

@@ -1,6 +1,7 @@
 // rcukit/detail/rbtree_extent_map.hpp -- extents in an intrusive rbtree
 // behind one global spinlock: the 2013 kernel baseline and its augmented
 // (subtree max-gap) variant, one class template with a compile-time switch.
+// The implementation of the maps whose contract <rcukit/rbtree.hpp> states.
 //
 // The idea. Every extent [start, start + size) is one rbtree node keyed by
 // start. One spinlock (detail/spin_lock.hpp) serialises everything,
@@ -45,9 +46,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <string>
@@ -56,10 +56,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/rbtree_core.hpp"
 #include "rcukit/detail/spin_lock.hpp"
-
-#include <mutex>
 #include "rcukit/extent.hpp"
 #include "rcukit/rcu.hpp"
 
@@ -128,10 +127,10 @@ class rb_extent_map_impl {
   rb_extent_map_impl& operator=(const rb_extent_map_impl&) = delete;
   ~rb_extent_map_impl() { free_all(root_.top); }
 
-  // Inserts [e.start, e.end()) -> v. InvalidArgument for an invalid extent,
-  // AlreadyExists if it overlaps an extent, ResourceExhausted if the node
-  // cannot be allocated (allocation happens before the lock). Blocking (global
-  // lock), O(log n). Nothing changes on failure.
+  // The members' contracts are stated in <rcukit/rbtree.hpp>
+  // (basic_rbtree_extent_map); the comments here are about how.
+
+  // The node is allocated before the lock is taken.
   absl::Status insert(extent e, const T& v) {
     if (auto s = validate_extent(e); !s.ok()) return s;
     node_t* n = make_node(e, v);
@@ -148,9 +147,6 @@ class rb_extent_map_impl {
     return absl::OkStatus();
   }
 
-  // Lowest extent overlapping [key, key + size); nullopt for none or for an
-  // empty/overflowing query. Takes the global lock (the baseline's readers
-  // lock too), O(log n). The result is a copy.
   std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
     if (!is_valid_query(key, size)) return std::nullopt;
     std::lock_guard<spin_lock> g(lock_);
@@ -159,14 +155,12 @@ class rb_extent_map_impl {
     return entry{n->range, n->value};
   }
 
-  // Same as lookup(): the baseline has no lockless read path, so it takes the
-  // global lock even inside the caller's read side (which it does not need).
+  // The baseline has no lockless read path: the global lock, as lookup().
   std::optional<entry> lookup_rcu(const rcu::read_guard<Rcu>&, uint64_t key, uint64_t size = 1) const {
     return lookup(key, size);
   }
 
-  // Removes and returns the lowest extent overlapping [key, key + size).
-  // Blocking, O(log n). The node is freed after the lock is dropped.
+  // The node is freed after the lock is dropped.
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
     if (!is_valid_query(key, size)) return std::nullopt;
     node_t* n;
@@ -181,11 +175,8 @@ class rb_extent_map_impl {
     return out;
   }
 
-  // Finds the free aligned range API.md specifies, inserts it with value v
-  // and returns its start. InvalidArgument for a malformed request,
-  // ResourceExhausted when nothing fits or the node cannot be allocated;
-  // nothing changes on failure. Blocking; baseline O(number of extents
-  // walked), augmented O(log n) typical.
+  // Both passes of API.md (the hint window, then the whole window) under one
+  // lock hold; the node is allocated before it.
   absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
     if (auto s = validate_hole_request(r); !s.ok()) return s;
     node_t* n = make_node(extent{0, r.size}, v);
@@ -198,7 +189,9 @@ class rb_extent_map_impl {
       if (start) {
         n->range.start = *start;
         const bool linked = link_locked(n);
-        if (!linked) corrupt("insert_hole found a hole that overlaps");
+        if (!linked) {
+          fatal("rbtree_extent_map", "internal corruption: insert_hole found a hole that overlaps");
+        }
       }
     }
     if (!start) {
@@ -208,8 +201,6 @@ class rb_extent_map_impl {
     return *start;
   }
 
-  // Calls f(const entry&) for every extent overlapping [lo, hi), ascending.
-  // f runs with the global lock held: it must not call into this map.
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (hi <= lo) return;
@@ -226,7 +217,6 @@ class rb_extent_map_impl {
     }
   }
 
-  // First extent with start >= key. Blocking, O(log n).
   std::optional<entry> lower_bound(uint64_t key) const {
     std::lock_guard<spin_lock> g(lock_);
     const rb::node* n = root_.top;
@@ -243,7 +233,6 @@ class rb_extent_map_impl {
     return entry{as_extent<T>(best)->range, as_extent<T>(best)->value};
   }
 
-  // Last extent with start < key. Blocking, O(log n).
   std::optional<entry> prev_extent(uint64_t key) const {
     if (key == 0) return std::nullopt;
     std::lock_guard<spin_lock> g(lock_);
@@ -258,7 +247,7 @@ class rb_extent_map_impl {
   }
   bool empty() const { return size() == 0; }
 
-  // Removes every extent. Blocking; nodes are freed after the lock is dropped.
+  // Nodes are freed after the lock is dropped.
   void clear() {
     rb::node* top;
     {
@@ -270,7 +259,7 @@ class rb_extent_map_impl {
     free_all(top);
   }
 
-  // Test/debug: verifies invariants (1)-(4) under the lock. O(n).
+  // Invariants (1)-(4), under the lock.
   absl::Status check_invariants() const {
     std::lock_guard<spin_lock> g(lock_);
     std::string err;
@@ -299,12 +288,6 @@ class rb_extent_map_impl {
   }
 
  private:
-  [[noreturn]] static void corrupt(const char* what) noexcept {
-    std::fprintf(stderr, "rcukit rbtree_extent_map: internal corruption: %s (%s:%d)\n", what, __FILE__,
-                 __LINE__);
-    std::abort();
-  }
-
   static node_t* make_node(extent e, const T& v) noexcept {
     void* mem = Alloc::allocate(sizeof(node_t));
     if (mem == nullptr) return nullptr;

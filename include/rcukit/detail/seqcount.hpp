@@ -28,25 +28,23 @@
 
 #include <atomic>
 #include <cstdint>
-#include <thread>
+
+#include "rcukit/detail/backoff.hpp"
 
 namespace rcukit::detail {
 
 class seqcount {
  public:
-  // Reader: spins (yielding) while a write section is open, returns the even
-  // value to hand to retry(). Lock-free, not wait-free.
+  // Reader: waits (detail/backoff.hpp) while a write section is open,
+  // returns the even value to hand to retry(). Lock-free, not wait-free.
   uint64_t read_begin() const noexcept {
-    int spins = 0;
+    backoff b;
     for (;;) {
       // acquire: pairs with the release store in write_end(); the writer's
       // field stores before it are visible to our field loads.
       const uint64_t s = seq_.load(std::memory_order_acquire);
       if ((s & 1) == 0) return s;
-      if (++spins > 64) {
-        std::this_thread::yield();
-        spins = 0;
-      }
+      b.pause();
     }
   }
   // True when the fields read since read_begin(s) may be torn. relaxed: the

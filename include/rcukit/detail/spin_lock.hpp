@@ -2,9 +2,9 @@
 //
 // The idea: the kernel's leaf locks are spinlocks held for a handful of
 // stores; a user-space mutex would cost a syscall on contention. We spin on a
-// relaxed load (no cache-line ping-pong while the lock is held) and yield the
-// CPU after a bounded number of spins, because in user space the holder can be
-// preempted (lock-holder preemption is real on a 2-core machine).
+// relaxed load (no cache-line ping-pong while the lock is held) with the
+// common backoff (detail/backoff.hpp: relax, then yield the CPU, because in
+// user space the holder can be preempted).
 //
 // Invariants: (1) lock() returns only once the flag went false->true by this
 // thread's exchange (acquire); (2) unlock() is a release store of false, so
@@ -13,21 +13,10 @@
 #pragma once
 
 #include <atomic>
-#include <thread>
+
+#include "rcukit/detail/backoff.hpp"
 
 namespace rcukit::detail {
-
-// One pause of a spin-wait loop: tells the core we are spinning (x86 PAUSE,
-// arm64 YIELD) so the sibling hyperthread and the lock holder run faster.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#else
-  std::this_thread::yield();
-#endif
-}
 
 class spin_lock {
  public:
@@ -36,16 +25,8 @@ class spin_lock {
     for (;;) {
       // acquire: pairs with the release store in unlock().
       if (!flag_.exchange(true, std::memory_order_acquire)) return;
-      int spins = 0;
       // relaxed: only a hint that the lock may be free; the exchange above orders.
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins > 64) {
-          std::this_thread::yield();
-          spins = 0;
-        } else {
-          cpu_relax();
-        }
-      }
+      spin_until([&] { return !flag_.load(std::memory_order_relaxed); });
     }
   }
   bool try_lock() noexcept {

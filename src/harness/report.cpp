@@ -9,9 +9,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "rcukit/detail/fatal.hpp"
 
 namespace rcukit::harness {
 
@@ -58,9 +61,9 @@ table::table(std::string title, std::vector<column> columns)
 
 void table::add_row(std::vector<std::string> cells) {
   if (cells.size() != columns_.size()) {
-    std::fprintf(stderr, "%s:%d: table '%s': %zu cells for %zu columns\n", __FILE__, __LINE__, title_.c_str(),
-                 cells.size(), columns_.size());
-    std::abort();
+    rcukit::detail::fatal("harness", absl::StrCat("table '", title_, "': ", cells.size(), " cells for ",
+                                                  columns_.size(), " columns")
+                                         .c_str());
   }
   rows_.push_back(std::move(cells));
 }
@@ -202,6 +205,14 @@ void normalize_flag_names(int argc, char** argv) {
       if (*p == '-') *p = '_';
     }
   }
+}
+
+absl::StatusOr<format> parse_command_line(int argc, char** argv, absl::string_view usage,
+                                          const absl::Flag<std::string>& format_flag) {
+  absl::SetProgramUsageMessage(usage);
+  normalize_flag_names(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  return parse_format(absl::GetFlag(format_flag));
 }
 
 int fail(absl::string_view msg) {
