@@ -5,6 +5,6 @@
 rcukit_component(rbtree DEPS rcukit::extent)
 rcukit_component(judy DEPS rcukit::rcu)
 rcukit_component(extent_skiplist DEPS rcukit::extent)
-rcukit_component(iova DEPS rcukit::extent)
+rcukit_component(iova DEPS rcukit::extent_skiplist)
 # Order-preserving parallel executor (padata): headers plus rcukit::runtime.
 rcukit_component(executor DEPS rcukit::rcu rcukit::runtime)

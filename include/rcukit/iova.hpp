@@ -77,19 +77,15 @@
 #include "absl/status/statusor.h"
 #include "rcukit/detail/iova_magazine.hpp"
 #include "rcukit/extent.hpp"
+// The default index (API.md: iova_domain<> works after including this header
+// alone). The domain itself sees any index only through rcukit::extent_index;
+// callers of the rbtree maps include <rcukit/rbtree.hpp> themselves.
+#include "rcukit/extent_skiplist.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
 
-// The default index (API.md), declared but not included: iova_domain sees
-// its index only through rcukit::extent_index, and the caller includes the
-// index it uses (<rcukit/extent_skiplist.hpp> for the default one,
-// <rcukit/rbtree.hpp> for the rbtree maps).
-struct skiplist_traits;
-template <class T, class Rcu, class Traits>
-class extent_skiplist;
-
-template <class Index = extent_skiplist<uint64_t, rcu::default_flavor, skiplist_traits>>
+template <class Index = extent_skiplist<uint64_t>>
 requires extent_index<Index>
 class iova_domain {
  public:

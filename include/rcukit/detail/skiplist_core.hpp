@@ -17,19 +17,16 @@
 #include <cstdlib>
 #include <new>
 
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/skiplist_leaf.hpp"
 #include "rcukit/detail/skiplist_pool.hpp"
 #include "rcukit/detail/skiplist_tower.hpp"
 
 namespace rcukit::detail {
 
-// Internal corruption: abort with the place it was detected.
-// (Compiler builtins rather than std::source_location: clang 14 with
-// libstdc++ 12 has no std::source_location.)
-[[noreturn]] inline void sl_fatal(const char* what, const char* file = __builtin_FILE(),
-                                  unsigned line = __builtin_LINE()) noexcept {
-  std::fprintf(stderr, "rcukit::extent_skiplist: %s (%s:%u)\n", what, file, line);
-  std::abort();
+// Internal corruption: abort with the place it was detected (detail/fatal.hpp).
+[[noreturn]] inline void sl_fatal(const char* what, const call_site& where = call_site::current()) noexcept {
+  fatal("extent_skiplist", what, where);
 }
 
 // Points where a test can hold a thread to force an interleaving
