@@ -216,38 +216,47 @@ double write_mix(M& m, const std::vector<uint64_t>& space, int threads, double s
   return static_cast<double>(total) / seconds / 1e6;
 }
 
-void BM_write_mix_paired(benchmark::State& st) {
-  constexpr int kRounds = 5;
+// The write-only mix on two maps A and B (prefilled alike) in `rounds`
+// alternating rounds: per-side medians of Mops/s, and the median of the
+// per-round ratios A/B (or B/A with `invert`, i.e. time per op of A over B).
+template <class A, class B>
+void write_mix_rounds(benchmark::State& st, int rounds, const char* name_a, const char* name_b,
+                      const char* ratio_name, bool invert) {
   constexpr double kSeconds = 0.5;
   const int threads = static_cast<int>(st.range(0));
   auto space = sparse_keys(kMixSpace, 7);
-  auto sl = std::make_unique<skiplist>();
-  auto bt = std::make_unique<btree_mutex>();
+  auto ma = std::make_unique<A>();
+  auto mb = std::make_unique<B>();
   for (size_t i = 0; i < kMixFill; ++i) {
-    (void)sl->insert(extent{space[i], 1}, space[i]);
-    (void)bt->insert(extent{space[i], 1}, space[i]);
+    (void)ma->insert(extent{space[i], 1}, space[i]);
+    (void)mb->insert(extent{space[i], 1}, space[i]);
   }
   std::vector<double> a, b, ratio;
   for (auto _ : st) {
-    for (int r = 0; r < kRounds; ++r) {
+    for (int r = 0; r < rounds; ++r) {
       double x, y;
       if (r % 2 == 0) {
-        x = write_mix(*sl, space, threads, kSeconds, 10 * r);
-        y = write_mix(*bt, space, threads, kSeconds, 10 * r);
+        x = write_mix(*ma, space, threads, kSeconds, 10 * r);
+        y = write_mix(*mb, space, threads, kSeconds, 10 * r);
       } else {
-        y = write_mix(*bt, space, threads, kSeconds, 10 * r);
-        x = write_mix(*sl, space, threads, kSeconds, 10 * r);
+        y = write_mix(*mb, space, threads, kSeconds, 10 * r);
+        x = write_mix(*ma, space, threads, kSeconds, 10 * r);
       }
       a.push_back(x);
       b.push_back(y);
-      ratio.push_back(x / y);
+      ratio.push_back(invert ? y / x : x / y);
     }
   }
-  st.counters["skiplist_mops"] = rcukit::harness::median(a);
-  st.counters["btree_mutex_mops"] = rcukit::harness::median(b);
-  rcukit::harness::set_ratio_counters(st, "ratio_mops", ratio);
-  sl.reset();
+  st.counters[name_a] = rcukit::harness::median(a);
+  st.counters[name_b] = rcukit::harness::median(b);
+  rcukit::harness::set_ratio_counters(st, ratio_name, ratio);
+  ma.reset();
+  mb.reset();
   rcukit::rcu::barrier();
+}
+
+void BM_write_mix_paired(benchmark::State& st) {
+  write_mix_rounds<skiplist, btree_mutex>(st, 5, "skiplist_mops", "btree_mutex_mops", "ratio_mops", false);
 }
 BENCHMARK(BM_write_mix_paired)->Arg(1)->Arg(2)->Arg(4)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -259,38 +268,9 @@ struct no_hole_index_traits : rcukit::skiplist_traits {
 using skiplist_no_holes = rcukit::extent_skiplist<uint64_t, rcukit::rcu::default_flavor, no_hole_index_traits>;
 
 void BM_hole_index_cost(benchmark::State& st) {
-  constexpr int kRounds = 6;
-  constexpr double kSeconds = 0.5;
-  const int threads = static_cast<int>(st.range(0));
-  auto space = sparse_keys(kMixSpace, 7);
-  auto with = std::make_unique<skiplist>();
-  auto without = std::make_unique<skiplist_no_holes>();
-  for (size_t i = 0; i < kMixFill; ++i) {
-    (void)with->insert(extent{space[i], 1}, space[i]);
-    (void)without->insert(extent{space[i], 1}, space[i]);
-  }
-  std::vector<double> a, b, ratio;
-  for (auto _ : st) {
-    for (int r = 0; r < kRounds; ++r) {
-      double x, y;
-      if (r % 2 == 0) {
-        x = write_mix(*with, space, threads, kSeconds, 10 * r);
-        y = write_mix(*without, space, threads, kSeconds, 10 * r);
-      } else {
-        y = write_mix(*without, space, threads, kSeconds, 10 * r);
-        x = write_mix(*with, space, threads, kSeconds, 10 * r);
-      }
-      a.push_back(x);
-      b.push_back(y);
-      ratio.push_back(y / x);  // time per op with the index / without it
-    }
-  }
-  st.counters["with_index_mops"] = rcukit::harness::median(a);
-  st.counters["without_index_mops"] = rcukit::harness::median(b);
-  rcukit::harness::set_ratio_counters(st, "ratio_time", ratio);
-  with.reset();
-  without.reset();
-  rcukit::rcu::barrier();
+  // ratio_time: time per op with the index / without it.
+  write_mix_rounds<skiplist, skiplist_no_holes>(st, 6, "with_index_mops", "without_index_mops", "ratio_time",
+                                                true);
 }
 BENCHMARK(BM_hole_index_cost)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

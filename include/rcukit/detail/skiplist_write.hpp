@@ -267,6 +267,17 @@ struct sl_write {
     }
   }
 
+  // l is locked and full: buf gets its kCap extents with r at slot idx.
+  static void merge_locked(const leaf* l, uint32_t idx, const raw& r, raw (&buf)[kCap + 1]) noexcept {
+    for (uint32_t i = 0, j = 0; i < kCap + 1; ++i) {
+      if (i == idx) {
+        buf[i] = r;
+      } else {
+        l->load_locked(j++, buf[i]);
+      }
+    }
+  }
+
   // l (full) and its successor nx (with room) are locked; r goes to slot
   // idx of l's merged sequence. The top of that sequence moves to the front
   // of nx, whose key goes down to the first extent moved (never up: readers
@@ -278,13 +289,7 @@ struct sl_write {
   static uint64_t redistribute_locked(state& st, leaf* l, leaf* nx, uint32_t idx, const raw& r, bool keep) noexcept {
     constexpr uint32_t total = kCap + 1;
     raw buf[total];
-    for (uint32_t i = 0, j = 0; i < total; ++i) {
-      if (i == idx) {
-        buf[i] = r;
-      } else {
-        l->load_locked(j++, buf[i]);
-      }
-    }
+    merge_locked(l, idx, r, buf);
     // relaxed (count, slots): under nx's lock.
     const uint32_t m = nx->count.load(std::memory_order_relaxed);
     const uint32_t keep_n = (total + m + 1) / 2 < total ? (total + m + 1) / 2 : total - 1;
@@ -326,13 +331,7 @@ struct sl_write {
   static void split_locked(state& st, leaf* l, uint32_t idx, const raw& r, leaf* nl, uint64_t owned) noexcept {
     constexpr uint32_t total = kCap + 1;
     raw buf[total];
-    for (uint32_t i = 0, j = 0; i < total; ++i) {
-      if (i == idx) {
-        buf[i] = r;
-      } else {
-        l->load_locked(j++, buf[i]);
-      }
-    }
+    merge_locked(l, idx, r, buf);
     // An insert past l's last extent keeps l full and starts nl with it.
     const uint32_t left = idx == kCap ? kCap : total / 2;
     const uint64_t key = buf[left].start;
