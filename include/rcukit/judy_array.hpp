@@ -118,14 +118,16 @@
 #include <new>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/judy_block_cache.hpp"
 #include "rcukit/detail/judy_leaf.hpp"
 #include "rcukit/detail/judy_node.hpp"
+#include "rcukit/detail/spin_lock.hpp"
+#include "rcukit/detail/striped_counter.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
@@ -267,9 +269,7 @@ class judy_array {
 
   // Keys present. Exact when no writer runs; relaxed snapshot otherwise.
   std::size_t size() const noexcept {
-    std::ptrdiff_t n = 0;
-    for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
-    return static_cast<std::size_t>(n);
+    return static_cast<std::size_t>(counts_.load(count_keys_field));  // statistic: relaxed sum
   }
   // Bytes the process holds from malloc for judy arrays, seen from this
   // array: node_bytes() (its reachable nodes and leaves) plus
@@ -296,9 +296,7 @@ class judy_array {
   // Block bytes of this array's reachable nodes and leaves (0 when empty).
   // Exact when no writer runs; relaxed snapshot otherwise. Wait-free.
   std::size_t node_bytes() const noexcept {
-    std::ptrdiff_t n = 0;
-    for (const stripe& st : stripes_) n += st.bytes.load(std::memory_order_relaxed);  // statistic
-    return static_cast<std::size_t>(n);
+    return static_cast<std::size_t>(counts_.load(count_bytes_field));  // statistic: relaxed sum
   }
 
   // Node population by kind (lin4, lin11, lin25, pool, pigeon) and leaves
@@ -807,9 +805,8 @@ class judy_array {
   // share a cache line; relaxed: summed by size()/node_bytes(), which are
   // exact only when no writer runs.
   void count_keys(std::ptrdiff_t keys, std::ptrdiff_t bytes) noexcept {
-    stripe& st = stripes_[detail::judy_stripe_index()];
-    if (keys != 0) st.size.fetch_add(keys, std::memory_order_relaxed);
-    if (bytes != 0) st.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (keys != 0) counts_.add(keys, count_keys_field);
+    if (bytes != 0) counts_.add(bytes, count_bytes_field);
   }
 
   // ---- building unpublished subtrees (plain stores: published later) -----
@@ -1525,27 +1522,12 @@ class judy_array {
     });
   }
 
-  // Writers' lock for the root word (depth -1).
-  struct root_lock {
-    mutable std::atomic<std::uint8_t> f{0};
-    void lock() const noexcept {
-      for (unsigned spins = 0;; ++spins) {
-        if (f.exchange(1, std::memory_order_acquire) == 0) return;  // pairs with unlock()
-        while (f.load(std::memory_order_relaxed) != 0) {
-          if (++spins > 64) std::this_thread::yield();
-        }
-      }
-    }
-    void unlock() const noexcept { f.store(0, std::memory_order_release); }  // pairs with lock()
-  };
-
   alignas(64) std::atomic<word> root_{0};  // release-published by update(), acquired by readers
-  root_lock root_lock_;
-  struct alignas(64) stripe {
-    std::atomic<std::ptrdiff_t> size{0};   // keys inserted - erased by this stripe's threads
-    std::atomic<std::ptrdiff_t> bytes{0};  // node/leaf bytes allocated - freed, likewise
-  };
-  stripe stripes_[detail::judy_stripes];
+  mutable detail::spin_lock root_lock_;    // writers' lock for the root word (depth -1)
+  // Keys inserted - erased, and node/leaf bytes allocated - freed, by the
+  // threads of each stripe (one cache line per stripe for both).
+  static constexpr unsigned count_keys_field = 0, count_bytes_field = 1;
+  alignas(64) detail::striped_counter<2> counts_;
 };
 
 }  // namespace rcukit
