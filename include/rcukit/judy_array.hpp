@@ -2,12 +2,11 @@
 // mapping 64-bit keys (the whole range, 0 and UINT64_MAX included) to values.
 //
 // The idea. Mathieu Desnoyers' RCU Judy arrays (liburcu rcuja branches,
-// 2012-2016; after Doug Baskins' libJudy): a radix-256 tree whose nodes
-// change encoding with their fan-out (detail/judy_node.hpp), read without
-// locks under RCU, updated under per-node locks. This is a re-derivation,
-// not a port: keys live in small copy-on-write buckets hung as high as
-// possible (split when full, merged back below half), and the locking
-// protocol is the one below.
+// 2012-2016; after Doug Baskins' libJudy), re-derived: a radix-256 tree
+// whose nodes change encoding with their fan-out (detail/judy_node.hpp),
+// read without locks under RCU, updated under per-node locks. Keys live in
+// leaves hung as high as possible (detail/judy_leaf.hpp). Why this shape,
+// and the history of the design: docs/DESIGN.md, "Judy array".
 //
 // Readers (find, lower_equal, upper_equal, for_each) run inside one RCU read
 // side and never lock, never write shared memory. Every word they read is
@@ -36,9 +35,7 @@
 // If nothing changed, every word read held its value at one instant (the
 // end of the walk, inside the call): the result is that instant's answer.
 // A query retries only when an update changed a node it read (lock-free),
-// and waits only for a writer inside a pigeon slot store (two stores). The
-// cost falls on bound queries alone: find reads no seqcount, and writers
-// add two stores to a pigeon line they already write.
+// and waits only for a writer inside a pigeon slot store (two stores).
 //
 // Writers. A change to key k rebuilds k's bucket (or splits it into a new
 // subtree) and becomes "set slot b of node N to word w" at the deepest node
@@ -67,25 +64,15 @@
 // locked and validated its nodes: from then on everything it reads is a
 // locked live node, a child of one, or an object it replaces and alone
 // retires, so it leaves its read side before allocating, copying and
-// committing. Writers run back to back; with liburcu's memb flavour, a
-// grace period that finds a writer inside a long read side sleeps and is
-// woken (futex, then a membarrier IPI) at every read_unlock until it
-// clears, so long writer read sides made two writers trigger ~75x more
-// membarrier calls than one.
+// committing.
 //
-// Reclamation (detail/judy_node.hpp). Nearly every update replaces one
-// bucket. Retiring each through its own call_rcu, and letting liburcu's
-// callback thread free() what the writers malloc()ed, made a second writer
-// on a disjoint subtree cost as much CPU per update as the first one saved:
-// glibc's arena locks bounced between the writers and the callback thread.
-// So each thread batches what it retires (one rcu::retire_with per 64
-// objects), the callback hands the batch back to the retiring thread, and
-// that thread frees the memory itself into a per-thread block cache that
-// its next allocations reuse. The only shared writes left per update are
-// to the node locked at the top level. Memory of a retired object is
+// Reclamation. Each thread batches what it retires (detail/rcu_batch.hpp:
+// one rcu::retire_with per batch), the callback hands the batch back to the
+// retiring thread, and that thread frees the memory itself into its block
+// cache (detail/judy_block_cache.hpp). Memory of a retired object is
 // reclaimed after its grace period and after its retiring thread's next
-// update (or its exit, or its destruction of a judy_array): see the
-// judy_node.hpp essay for the bound on what an idle thread holds.
+// update (or its exit, or its destruction of a judy_array); what an idle
+// thread may hold is bounded (judy_block_cache.hpp, "Not supported").
 //
 // Allocation failure. insert, try_insert_or_assign and try_erase return
 // ResourceExhausted; insert_or_assign and erase (API.md gives them no error

@@ -32,7 +32,7 @@ namespace rcukit::detail {
 // ---------------------------------------------------------------------------
 // Memory accounting. Every byte the judy allocator takes from malloc is, at
 // any time, in exactly one of these states:
-//   (M1) a node or bucket: counted by its judy_array (node_bytes(), once
+//   (M1) a node or leaf: counted by its judy_array (node_bytes(), once
 //        published; an update's unpublished objects are in flight);
 //   (M2) a free block in a thread's block cache: that cache's holding;
 //   (M3) retired and not yet back in a cache or freed (in a batch waiting
@@ -176,7 +176,7 @@ inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Allocation hook. Every node and bucket of every judy_array is allocated here,
+// Allocation hook. Every node and leaf of every judy_array is allocated here,
 // so tests can make the n-th allocation of the calling thread fail.
 // ---------------------------------------------------------------------------
 struct judy_alloc {
@@ -219,7 +219,7 @@ struct judy_alloc {
     judy_sys_free(p, judy_block_bytes(bytes));
   }
 
-  // Bytes held besides nodes and buckets (M2 and M3), in the whole process:
+  // Bytes held besides nodes and leaves (M2 and M3), in the whole process:
   // every thread's block cache, every pending retired object and batch
   // structure. Exact when no judy_array update, drain or RCU callback of
   // an exited thread's batch runs. Blocking (a process-wide lock, held for

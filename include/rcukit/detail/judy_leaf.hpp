@@ -2,14 +2,13 @@
 // in place under a lock and read under a sequence count.
 //
 // The idea. A leaf holds the keys of one slot of the digital tree with their
-// values. Copying a leaf on every update (the first design: immutable
-// buckets) made each insert copy up to 256 entries and allocate and retire a
-// block; most updates now change the leaf in place, as libJudy does, and the
-// price moves to readers, which validate what they read with the leaf's
-// sequence count (Lameter's seqcount, fence-free form of seqcount.hpp) and
-// read again if a writer changed it meanwhile. A leaf is replaced (copy on
-// write) only when its shape changes: it is full, it falls well below its
-// capacity, or it turns from one encoding into the other. Two encodings:
+// values. Most updates change the leaf in place, as libJudy does, under the
+// leaf's lock; readers validate what they read with the leaf's sequence
+// count (Lameter's seqcount, fence-free form of seqcount.hpp) and read again
+// if a writer changed it meanwhile (docs/DESIGN.md: why not copy-on-write).
+// A leaf is replaced (copy on write) only when its shape changes: it is
+// full, it falls well below its capacity, or it turns from one encoding
+// into the other. Two encodings:
 //
 //   sorted  24-byte header, cap keys (8 bytes each, ascending), cap values.
 //           cap is a capacity class (even, up to the array's BucketCap), so a

@@ -2,16 +2,14 @@
 //
 // The idea. A 256-way digital tree over 64-bit keys: the node at depth d
 // (0 = root) discriminates key byte d, most significant first. Child slots
-// hold tagged words: 0 = empty, bit 0 set = a bucket (a small sorted array
-// of full keys and values, judy_bucket below), otherwise an inner node. Keys
-// live in buckets hung as high as possible: a slot holds a bucket until it
-// overflows, then splits into a node of smaller buckets, and a node whose
-// children are all buckets holding at most half a bucket merges back (the
-// split/merge gap is the bucket hysteresis). This replaces libJudy's
-// compressed leaves and costs no path of single-child nodes for sparse keys.
-// The node encodings follow Mathieu Desnoyers' RCU Judy arrays (rcuja,
-// liburcu branches, 2012-2016), re-derived here, sized to cache lines with a
-// 24-byte header (rcu_head, lock, kind, count):
+// hold tagged words: 0 = empty, bit 0 set = a leaf (judy_leaf.hpp: the keys
+// of that slot with their values), otherwise an inner node. Keys live in
+// leaves hung as high as possible: a slot holds a leaf until it overflows,
+// then splits into a node of smaller leaves, and a node whose children are
+// all leaves holding at most half a leaf merges back (the split/merge gap
+// is the leaf hysteresis). The node encodings follow Mathieu Desnoyers' RCU
+// Judy arrays (rcuja), sized to cache lines with a 24-byte header
+// (rcu_head, lock, kind, count); docs/DESIGN.md says why:
 //
 //   kind      bytes  children  layout
 //   lin4        64     1..4    sorted key bytes, then child words
@@ -39,16 +37,17 @@
 //      changed in between; count_ is atomic.
 //  (3) Keys are sorted inside every segment; a pool key sits in segment b>>6.
 //  (4) A node's kind matches its child count (table above); no node is empty;
-//      no node's children are all buckets with <= cap/2 keys in total (it
-//      would have merged); buckets hold 1..cap sorted keys on their path.
+//      no node's children are all leaves with <= cap/2 keys in total (it
+//      would have merged); leaves hold 1..cap sorted keys on their path.
 //  (5) A node is never modified after dead_ is set (it has been replaced).
 //
 // Nodes are allocated from judy_alloc (detail/judy_block_cache.hpp) and
 // retired in batches (detail/rcu_batch.hpp).
 //
 // Not supported here: path compression of inner-node chains (a long shared
-// prefix over more than a bucket of keys costs one lin4 node per shared
-// byte), key-suffix compression in buckets (keys are stored whole: 8 bytes).
+// prefix over more than a leaf of keys below the root costs one lin4 node
+// per shared byte), key-suffix compression in sorted leaves (keys are
+// stored whole: 8 bytes).
 #pragma once
 
 #include <atomic>
@@ -94,7 +93,7 @@ static_assert(judy_kinds[0].bytes == 64 && judy_kinds[1].bytes == 128 && judy_ki
 static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2080);
 static_assert(sizeof(seqcount) == 8, "a pigeon node's seqcount fills the 8 bytes before its child words");
 
-// Tagged child word: 0, a node, or a bucket (bit 0). Allocations are
+// Tagged child word: 0, a node, or a leaf (bit 0). Allocations are
 // 16-byte aligned (malloc), so bits 1..3 are free for planning placeholders.
 using judy_word = std::uintptr_t;
 inline constexpr judy_word judy_leaf_tag = 1;
