@@ -1169,7 +1169,7 @@ class judy_array {
   // v == nullptr: erase, returning true and filling *erased if removed.
   absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
     // Free (on this thread) what this thread retired before, now past its
-    // grace period (detail/judy_node.hpp, batched reclamation).
+    // grace period (detail/rcu_batch.hpp, drain()).
     detail::judy_reclaimer<Rcu>::drain();
     for (;;) {
       // The read side covers the lock-free part (descend, plan, lock,
