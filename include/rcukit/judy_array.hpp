@@ -2,12 +2,11 @@
 // mapping 64-bit keys (the whole range, 0 and UINT64_MAX included) to values.
 //
 // The idea. Mathieu Desnoyers' RCU Judy arrays (liburcu rcuja branches,
-// 2012-2016; after Doug Baskins' libJudy): a radix-256 tree whose nodes
-// change encoding with their fan-out (detail/judy_node.hpp), read without
-// locks under RCU, updated under per-node locks. This is a re-derivation,
-// not a port: keys live in small copy-on-write buckets hung as high as
-// possible (split when full, merged back below half), and the locking
-// protocol is the one below.
+// 2012-2016; after Doug Baskins' libJudy), re-derived: a radix-256 tree
+// whose nodes change encoding with their fan-out (detail/judy_node.hpp),
+// read without locks under RCU, updated under per-node locks. Keys live in
+// leaves hung as high as possible (detail/judy_leaf.hpp). Why this shape,
+// and the history of the design: docs/DESIGN.md, "Judy array".
 //
 // Readers (find, lower_equal, upper_equal, for_each) run inside one RCU read
 // side and never lock, never write shared memory. Every word they read is
@@ -36,9 +35,7 @@
 // If nothing changed, every word read held its value at one instant (the
 // end of the walk, inside the call): the result is that instant's answer.
 // A query retries only when an update changed a node it read (lock-free),
-// and waits only for a writer inside a pigeon slot store (two stores). The
-// cost falls on bound queries alone: find reads no seqcount, and writers
-// add two stores to a pigeon line they already write.
+// and waits only for a writer inside a pigeon slot store (two stores).
 //
 // Writers. A change to key k rebuilds k's bucket (or splits it into a new
 // subtree) and becomes "set slot b of node N to word w" at the deepest node
@@ -67,25 +64,15 @@
 // locked and validated its nodes: from then on everything it reads is a
 // locked live node, a child of one, or an object it replaces and alone
 // retires, so it leaves its read side before allocating, copying and
-// committing. Writers run back to back; with liburcu's memb flavour, a
-// grace period that finds a writer inside a long read side sleeps and is
-// woken (futex, then a membarrier IPI) at every read_unlock until it
-// clears, so long writer read sides made two writers trigger ~75x more
-// membarrier calls than one.
+// committing.
 //
-// Reclamation (detail/judy_node.hpp). Nearly every update replaces one
-// bucket. Retiring each through its own call_rcu, and letting liburcu's
-// callback thread free() what the writers malloc()ed, made a second writer
-// on a disjoint subtree cost as much CPU per update as the first one saved:
-// glibc's arena locks bounced between the writers and the callback thread.
-// So each thread batches what it retires (one rcu::retire_with per 64
-// objects), the callback hands the batch back to the retiring thread, and
-// that thread frees the memory itself into a per-thread block cache that
-// its next allocations reuse. The only shared writes left per update are
-// to the node locked at the top level. Memory of a retired object is
+// Reclamation. Each thread batches what it retires (detail/rcu_batch.hpp:
+// one rcu::retire_with per batch), the callback hands the batch back to the
+// retiring thread, and that thread frees the memory itself into its block
+// cache (detail/judy_block_cache.hpp). Memory of a retired object is
 // reclaimed after its grace period and after its retiring thread's next
-// update (or its exit, or its destruction of a judy_array): see the
-// judy_node.hpp essay for the bound on what an idle thread holds.
+// update (or its exit, or its destruction of a judy_array); what an idle
+// thread may hold is bounded (judy_block_cache.hpp, "Not supported").
 //
 // Allocation failure. insert, try_insert_or_assign and try_erase return
 // ResourceExhausted; insert_or_assign and erase (API.md gives them no error
@@ -118,14 +105,16 @@
 #include <new>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/judy_block_cache.hpp"
 #include "rcukit/detail/judy_leaf.hpp"
 #include "rcukit/detail/judy_node.hpp"
+#include "rcukit/detail/spin_lock.hpp"
+#include "rcukit/detail/striped_counter.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
@@ -267,9 +256,7 @@ class judy_array {
 
   // Keys present. Exact when no writer runs; relaxed snapshot otherwise.
   std::size_t size() const noexcept {
-    std::ptrdiff_t n = 0;
-    for (const stripe& st : stripes_) n += st.size.load(std::memory_order_relaxed);  // statistic
-    return static_cast<std::size_t>(n);
+    return static_cast<std::size_t>(counts_.load(count_keys_field));  // statistic: relaxed sum
   }
   // Bytes the process holds from malloc for judy arrays, seen from this
   // array: node_bytes() (its reachable nodes and leaves) plus
@@ -296,9 +283,7 @@ class judy_array {
   // Block bytes of this array's reachable nodes and leaves (0 when empty).
   // Exact when no writer runs; relaxed snapshot otherwise. Wait-free.
   std::size_t node_bytes() const noexcept {
-    std::ptrdiff_t n = 0;
-    for (const stripe& st : stripes_) n += st.bytes.load(std::memory_order_relaxed);  // statistic
-    return static_cast<std::size_t>(n);
+    return static_cast<std::size_t>(counts_.load(count_bytes_field));  // statistic: relaxed sum
   }
 
   // Node population by kind (lin4, lin11, lin25, pool, pigeon) and leaves
@@ -807,9 +792,8 @@ class judy_array {
   // share a cache line; relaxed: summed by size()/node_bytes(), which are
   // exact only when no writer runs.
   void count_keys(std::ptrdiff_t keys, std::ptrdiff_t bytes) noexcept {
-    stripe& st = stripes_[detail::judy_stripe_index()];
-    if (keys != 0) st.size.fetch_add(keys, std::memory_order_relaxed);
-    if (bytes != 0) st.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (keys != 0) counts_.add(keys, count_keys_field);
+    if (bytes != 0) counts_.add(bytes, count_bytes_field);
   }
 
   // ---- building unpublished subtrees (plain stores: published later) -----
@@ -1185,7 +1169,7 @@ class judy_array {
   // v == nullptr: erase, returning true and filling *erased if removed.
   absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
     // Free (on this thread) what this thread retired before, now past its
-    // grace period (detail/judy_node.hpp, batched reclamation).
+    // grace period (detail/rcu_batch.hpp, drain()).
     detail::judy_reclaimer<Rcu>::drain();
     for (;;) {
       // The read side covers the lock-free part (descend, plan, lock,
@@ -1525,27 +1509,12 @@ class judy_array {
     });
   }
 
-  // Writers' lock for the root word (depth -1).
-  struct root_lock {
-    mutable std::atomic<std::uint8_t> f{0};
-    void lock() const noexcept {
-      for (unsigned spins = 0;; ++spins) {
-        if (f.exchange(1, std::memory_order_acquire) == 0) return;  // pairs with unlock()
-        while (f.load(std::memory_order_relaxed) != 0) {
-          if (++spins > 64) std::this_thread::yield();
-        }
-      }
-    }
-    void unlock() const noexcept { f.store(0, std::memory_order_release); }  // pairs with lock()
-  };
-
   alignas(64) std::atomic<word> root_{0};  // release-published by update(), acquired by readers
-  root_lock root_lock_;
-  struct alignas(64) stripe {
-    std::atomic<std::ptrdiff_t> size{0};   // keys inserted - erased by this stripe's threads
-    std::atomic<std::ptrdiff_t> bytes{0};  // node/leaf bytes allocated - freed, likewise
-  };
-  stripe stripes_[detail::judy_stripes];
+  mutable detail::spin_lock root_lock_;    // writers' lock for the root word (depth -1)
+  // Keys inserted - erased, and node/leaf bytes allocated - freed, by the
+  // threads of each stripe (one cache line per stripe for both).
+  static constexpr unsigned count_keys_field = 0, count_bytes_field = 1;
+  alignas(64) detail::striped_counter<2> counts_;
 };
 
 }  // namespace rcukit

@@ -119,6 +119,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [k, v] : m) RCUKIT_FUZZ_CHECK(j.find(k) == v);
   }
   // Every node and bucket is freed once the retired ones have been reclaimed.
-  rcukit::fuzz::periodic_barrier([] { RCUKIT_FUZZ_CHECK(alloc::live.load(std::memory_order_relaxed) == 0); });
+  rcukit::fuzz::periodic_barrier([] { RCUKIT_FUZZ_CHECK(alloc::live.load() == 0); });
   return 0;
 }

@@ -261,7 +261,7 @@ class JudyConcurrent : public ::testing::Test {
  protected:
   void TearDown() override {
     rcu::barrier();
-    EXPECT_EQ(alloc::live.load(std::memory_order_relaxed), 0) << "nodes or leaves leaked or freed twice";
+    EXPECT_EQ(alloc::live.load(), 0) << "nodes or leaves leaked or freed twice";
   }
 };
 

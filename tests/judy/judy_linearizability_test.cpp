@@ -228,7 +228,7 @@ TEST(JudyLinearizability, PointOperationsAreLinearizable) {
               kThreads * kOpsPerThread);
   EXPECT_EQ(failures, 0) << "non-linearizable histories out of " << rounds << " rounds";
   rcu::barrier();
-  EXPECT_EQ(alloc::live.load(std::memory_order_relaxed), 0);
+  EXPECT_EQ(alloc::live.load(), 0);
 }
 
 }  // namespace

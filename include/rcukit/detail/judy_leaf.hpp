@@ -2,14 +2,13 @@
 // in place under a lock and read under a sequence count.
 //
 // The idea. A leaf holds the keys of one slot of the digital tree with their
-// values. Copying a leaf on every update (the first design: immutable
-// buckets) made each insert copy up to 256 entries and allocate and retire a
-// block; most updates now change the leaf in place, as libJudy does, and the
-// price moves to readers, which validate what they read with the leaf's
-// sequence count (Lameter's seqcount, fence-free form of seqcount.hpp) and
-// read again if a writer changed it meanwhile. A leaf is replaced (copy on
-// write) only when its shape changes: it is full, it falls well below its
-// capacity, or it turns from one encoding into the other. Two encodings:
+// values. Most updates change the leaf in place, as libJudy does, under the
+// leaf's lock; readers validate what they read with the leaf's sequence
+// count (Lameter's seqcount, fence-free form of seqcount.hpp) and read again
+// if a writer changed it meanwhile (docs/DESIGN.md: why not copy-on-write).
+// A leaf is replaced (copy on write) only when its shape changes: it is
+// full, it falls well below its capacity, or it turns from one encoding
+// into the other. Two encodings:
 //
 //   sorted  24-byte header, cap keys (8 bytes each, ascending), cap values.
 //           cap is a capacity class (even, up to the array's BucketCap), so a
@@ -40,10 +39,9 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <thread>
 
-#include "rcukit/detail/judy_node.hpp"
-#include "rcukit/detail/spin_lock.hpp"
+#include "rcukit/detail/backoff.hpp"
+#include "rcukit/detail/judy_block_cache.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
@@ -54,19 +52,12 @@ namespace rcukit::detail {
 // through 2^31 write sections of one leaf to be fooled.
 class judy_seq {
  public:
-  // Spins (yielding) while a write section is open; returns the even value.
+  // Waits (backoff.hpp) while a write section is open; returns the even value.
   std::uint32_t read_begin() const noexcept {
-    for (int spins = 0;;) {
-      // acquire: pairs with the release in write_end().
-      const std::uint32_t s = s_.load(std::memory_order_acquire);
-      if ((s & 1) == 0) return s;
-      if (++spins > 64) {
-        std::this_thread::yield();
-        spins = 0;
-      } else {
-        cpu_relax();
-      }
-    }
+    std::uint32_t s;
+    // acquire: pairs with the release in write_end().
+    spin_until([&] { return ((s = s_.load(std::memory_order_acquire)) & 1) == 0; });
+    return s;
   }
   // True if the fields read since read_begin() returned s may be torn.
   // relaxed: the caller's acquire loads of the fields keep it after them.
@@ -213,20 +204,14 @@ struct judy_leaf : rcu::retirable {
   void value(unsigned i, T& out) const noexcept { judy_value_io<T>::load(out, value_slot(i)); }
 
   // ---- writer side ----------------------------------------------------------
+  // Blocking: spin_lock.hpp's protocol on bit 0 of lock_, which shares its
+  // byte with the dead bit to keep the header at 24 bytes.
   void lock() noexcept {
     for (;;) {
       // acquire: pairs with the release store in unlock().
       if ((lock_.fetch_or(1, std::memory_order_acquire) & 1) == 0) return;
-      int spins = 0;
       // relaxed: a hint only; the fetch_or above orders.
-      while ((lock_.load(std::memory_order_relaxed) & 1) != 0) {
-        if (++spins > 64) {
-          std::this_thread::yield();
-          spins = 0;
-        } else {
-          cpu_relax();
-        }
-      }
+      spin_until([&] { return (lock_.load(std::memory_order_relaxed) & 1) == 0; });
     }
   }
   // release: pairs with the acquire in lock(). Keeps the dead bit.

@@ -2,16 +2,14 @@
 //
 // The idea. A 256-way digital tree over 64-bit keys: the node at depth d
 // (0 = root) discriminates key byte d, most significant first. Child slots
-// hold tagged words: 0 = empty, bit 0 set = a bucket (a small sorted array
-// of full keys and values, judy_bucket below), otherwise an inner node. Keys
-// live in buckets hung as high as possible: a slot holds a bucket until it
-// overflows, then splits into a node of smaller buckets, and a node whose
-// children are all buckets holding at most half a bucket merges back (the
-// split/merge gap is the bucket hysteresis). This replaces libJudy's
-// compressed leaves and costs no path of single-child nodes for sparse keys.
-// The node encodings follow Mathieu Desnoyers' RCU Judy arrays (rcuja,
-// liburcu branches, 2012-2016), re-derived here, sized to cache lines with a
-// 24-byte header (rcu_head, lock, kind, count):
+// hold tagged words: 0 = empty, bit 0 set = a leaf (judy_leaf.hpp: the keys
+// of that slot with their values), otherwise an inner node. Keys live in
+// leaves hung as high as possible: a slot holds a leaf until it overflows,
+// then splits into a node of smaller leaves, and a node whose children are
+// all leaves holding at most half a leaf merges back (the split/merge gap
+// is the leaf hysteresis). The node encodings follow Mathieu Desnoyers' RCU
+// Judy arrays (rcuja), sized to cache lines with a 24-byte header
+// (rcu_head, lock, kind, count); docs/DESIGN.md says why:
 //
 //   kind      bytes  children  layout
 //   lin4        64     1..4    sorted key bytes, then child words
@@ -39,522 +37,31 @@
 //      changed in between; count_ is atomic.
 //  (3) Keys are sorted inside every segment; a pool key sits in segment b>>6.
 //  (4) A node's kind matches its child count (table above); no node is empty;
-//      no node's children are all buckets with <= cap/2 keys in total (it
-//      would have merged); buckets hold 1..cap sorted keys on their path.
+//      no node's children are all leaves with <= cap/2 keys in total (it
+//      would have merged); leaves hold 1..cap sorted keys on their path.
 //  (5) A node is never modified after dead_ is set (it has been replaced).
 //
-// Allocation (below): nodes and buckets come from a per-thread block cache
-// in 16-byte size classes, and what a thread retires is batched and
-// returned to it after the grace period, so the thread that allocates is
-// the one that frees (no malloc arena shared between writers and liburcu's
-// callback thread). judy_alloc::live counts objects not yet past their
-// grace period; every byte taken from malloc is accounted for in one of
-// three states (nodes, cached, pending: "Memory accounting" below).
+// Nodes are allocated from judy_alloc (detail/judy_block_cache.hpp) and
+// retired in batches (detail/rcu_batch.hpp).
 //
 // Not supported here: path compression of inner-node chains (a long shared
-// prefix over more than a bucket of keys costs one lin4 node per shared
-// byte), key-suffix compression in buckets (keys are stored whole: 8 bytes).
+// prefix over more than a leaf of keys below the root costs one lin4 node
+// per shared byte), key-suffix compression in sorted leaves (keys are
+// stored whole: 8 bytes).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <new>
-#include <thread>
 
+#include "rcukit/detail/judy_block_cache.hpp"
 #include "rcukit/detail/seqcount.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
-
-// Statistics stripes: each thread updates one (chosen once per thread), so
-// writers on different cores do not bounce one cache line.
-inline constexpr unsigned judy_stripes = 8;
-inline unsigned judy_stripe_index() noexcept {
-  static std::atomic<unsigned> next{0};
-  // relaxed: only spreads threads over stripes; any value is correct.
-  static thread_local const unsigned mine = next.fetch_add(1, std::memory_order_relaxed) % judy_stripes;
-  return mine;
-}
-
-// A striped signed counter (a statistic): add() touches the caller's stripe,
-// load() sums them. Relaxed throughout: readers sum it only after a join or
-// rcu::barrier(), which orders the updates before the read.
-struct judy_striped_counter {
-  struct alignas(64) cell {
-    std::atomic<long> v{0};
-  };
-  cell cells[judy_stripes];
-  void add(long d) noexcept { cells[judy_stripe_index()].v.fetch_add(d, std::memory_order_relaxed); }
-  long load(std::memory_order = std::memory_order_relaxed) const noexcept {
-    long n = 0;
-    for (const cell& c : cells) n += c.v.load(std::memory_order_relaxed);  // statistic, see above
-    return n;
-  }
-};
-
-// ---------------------------------------------------------------------------
-// Memory accounting. Every byte the judy allocator takes from malloc is, at
-// any time, in exactly one of these states:
-//   (M1) a node or bucket: counted by its judy_array (node_bytes(), once
-//        published; an update's unpublished objects are in flight);
-//   (M2) a free block in a thread's block cache: that cache's holding;
-//   (M3) retired and not yet back in a cache or freed (in a batch waiting
-//        for its grace period, or returned to its thread and not yet
-//        drained), together with the batch structures and the per-thread
-//        box: that box's holding; or retired alone through call_rcu (no
-//        batch could be had): judy_alloc::solo_pending.
-// Holdings (M2, M3) sit in one process-wide list, so judy_alloc::held_bytes()
-// can sum them. A holding is written by its thread only (a relaxed load and
-// store: no read-modify-write on the hot path), except a box's after its
-// thread exited (see judy_reclaimer::thread_exit). judy_alloc::malloc_bytes()
-// counts the same bytes from the other side (malloc'd minus freed, at the
-// calls), so tests can check that the states add up. Sizes are the block
-// sizes requested from malloc (judy_block_bytes), not malloc's chunk headers.
-// ---------------------------------------------------------------------------
-struct judy_holding {
-  std::atomic<std::size_t> bytes{0};
-  judy_holding* prev = nullptr;  // list links: guarded by judy_holdings_lock
-  judy_holding* next = nullptr;
-};
-inline constinit spin_lock judy_holdings_lock;
-inline constinit judy_holding* judy_holdings_head = nullptr;
-
-inline void judy_holding_link(judy_holding* h) noexcept {
-  judy_holdings_lock.lock();
-  h->prev = nullptr;
-  h->next = judy_holdings_head;
-  if (h->next != nullptr) h->next->prev = h;
-  judy_holdings_head = h;
-  judy_holdings_lock.unlock();
-}
-inline void judy_holding_unlink(judy_holding* h) noexcept {
-  judy_holdings_lock.lock();
-  if (h->prev != nullptr) {
-    h->prev->next = h->next;
-  } else {
-    judy_holdings_head = h->next;
-  }
-  if (h->next != nullptr) h->next->prev = h->prev;
-  h->prev = h->next = nullptr;
-  judy_holdings_lock.unlock();
-}
-// Adds d to a holding written by the calling thread alone.
-inline void judy_holding_add_own(judy_holding& h, std::ptrdiff_t d) noexcept {
-  // relaxed load and store: a single writer; readers sum holdings as a
-  // statistic (exact when the writers are quiescent).
-  h.bytes.store(h.bytes.load(std::memory_order_relaxed) + static_cast<std::size_t>(d),
-                std::memory_order_relaxed);
-}
-
-// Bytes obtained from malloc and not yet freed by the judy allocator (all
-// of M1-M3). Touched only at malloc and free, which cost far more.
-inline constinit judy_striped_counter judy_malloc_count{};
-inline void* judy_sys_malloc(std::size_t bytes) noexcept {
-  void* p = std::malloc(bytes);
-  if (p != nullptr) judy_malloc_count.add(static_cast<long>(bytes));
-  return p;
-}
-inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
-  if (p == nullptr) return;
-  judy_malloc_count.add(-static_cast<long>(bytes));
-  std::free(p);
-}
-
-// ---------------------------------------------------------------------------
-// Per-thread block cache. Every update allocates a bucket and frees the one
-// it replaced a grace period later; through glibc that pair cost about a
-// third of an update (_int_free's coalescing of a burst of freed chunks).
-// Each thread keeps freed blocks in exact 16-byte size classes (up to
-// judy_cache_max_bytes in all) and reuses them. Plain thread-local data,
-// constant-initialized and trivially destructible, so it stays usable while
-// other thread-locals are destroyed; a guard empties and disables it at
-// thread exit.
-// ---------------------------------------------------------------------------
-inline constexpr std::size_t judy_cache_classes = 133;  // 16-byte classes up to 2112 bytes (a bitmap leaf of 8-byte values)
-inline constexpr std::size_t judy_cache_max_bytes = 256 * 1024;
-
-struct judy_block_cache {
-  void* heads[judy_cache_classes];  // free blocks, linked through their first word
-  judy_holding held;                // bytes in all classes (M2), linked while state == 1
-  unsigned char state;              // 0 = unused yet, 1 = on, 2 = off (thread exiting)
-};
-inline thread_local constinit judy_block_cache judy_tls_cache{};
-
-inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
-// The size of the block the allocator takes from malloc for `bytes`.
-inline std::size_t judy_block_bytes(std::size_t bytes) noexcept {
-  const std::size_t c = judy_size_class(bytes);
-  return c < judy_cache_classes ? c * 16 : bytes;
-}
-
-// Frees every block in the calling thread's cache (the cache stays on).
-// Memory measurements call it to start cold.
-inline void judy_cache_trim() noexcept {
-  judy_block_cache& c = judy_tls_cache;
-  for (std::size_t k = 0; k < judy_cache_classes; ++k) {
-    while (c.heads[k] != nullptr) {
-      void* next = *static_cast<void**>(c.heads[k]);
-      judy_sys_free(c.heads[k], k * 16);
-      c.heads[k] = next;
-    }
-  }
-  judy_holding_add_own(c.held, -static_cast<std::ptrdiff_t>(c.held.bytes.load(std::memory_order_relaxed)));
-}
-
-struct judy_block_cache_guard {
-  ~judy_block_cache_guard() {
-    judy_cache_trim();
-    judy_tls_cache.state = 2;
-    judy_holding_unlink(&judy_tls_cache.held);
-  }
-};
-
-// A block of at least `bytes` (judy_block_bytes(bytes)), or nullptr.
-inline void* judy_cache_get(std::size_t bytes) noexcept {
-  const std::size_t c = judy_size_class(bytes);
-  judy_block_cache& tc = judy_tls_cache;
-  if (c < judy_cache_classes && tc.state == 1 && tc.heads[c] != nullptr) {
-    void* p = tc.heads[c];
-    tc.heads[c] = *static_cast<void**>(p);
-    judy_holding_add_own(tc.held, -static_cast<std::ptrdiff_t>(c * 16));
-    return p;
-  }
-  if (tc.state == 0) {
-    static thread_local judy_block_cache_guard guard;  // empties the cache at thread exit
-    (void)guard;
-    judy_holding_link(&tc.held);
-    tc.state = 1;
-  }
-  return judy_sys_malloc(judy_block_bytes(bytes));
-}
-
-// Gives back a block from judy_cache_get(bytes): into this thread's cache,
-// or to free() when the cache is full, off, or the block too big.
-inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
-  const std::size_t c = judy_size_class(bytes);
-  judy_block_cache& tc = judy_tls_cache;
-  if (c < judy_cache_classes && tc.state == 1 &&
-      tc.held.bytes.load(std::memory_order_relaxed) + c * 16 <= judy_cache_max_bytes) {  // own holding
-    *static_cast<void**>(p) = tc.heads[c];
-    tc.heads[c] = p;
-    judy_holding_add_own(tc.held, static_cast<std::ptrdiff_t>(c * 16));
-    return;
-  }
-  judy_sys_free(p, judy_block_bytes(bytes));
-}
-
-// ---------------------------------------------------------------------------
-// Allocation hook. Every node and bucket of every judy_array is allocated here,
-// so tests can make the n-th allocation of the calling thread fail.
-// ---------------------------------------------------------------------------
-struct judy_alloc {
-  // Live allocations (all arrays): tests check live.load() is 0 after the
-  // arrays are destroyed and rcu::barrier() returned. A retired object stops
-  // counting when its grace period ends (judy_batch_done), even if the
-  // retiring thread frees the memory itself later (judy_reclaimer).
-  static inline judy_striped_counter live{};
-  // Block bytes of objects retired alone through call_rcu (M3).
-  static inline judy_striped_counter solo_pending{};
-  // Per-thread fault injection: -1 = never fail; n >= 0 = the (n+1)-th
-  // allocation by this thread fails (and the countdown then disarms).
-  static inline thread_local long fail_countdown = -1;
-
-  static void fail_after(long n) noexcept { fail_countdown = n; }
-  static void* allocate(std::size_t bytes) noexcept {
-    if (fail_countdown >= 0) {
-      if (fail_countdown == 0) {
-        fail_countdown = -1;
-        return nullptr;
-      }
-      --fail_countdown;
-    }
-    void* p = judy_cache_get(bytes);
-    if (p != nullptr) live.add(1);
-    return p;
-  }
-  // Frees a block of `bytes` from allocate() on the calling thread (cached).
-  static void deallocate(void* p, std::size_t bytes) noexcept {
-    if (p == nullptr) return;
-    live.add(-1);
-    judy_cache_put(p, bytes);
-  }
-  // Frees an object of `bytes` retired alone (solo_pending), from liburcu's
-  // callback thread: straight to free(), so that thread keeps no cache.
-  static void deallocate_retired_alone(void* p, std::size_t bytes) noexcept {
-    if (p == nullptr) return;
-    live.add(-1);
-    solo_pending.add(-static_cast<long>(judy_block_bytes(bytes)));
-    judy_sys_free(p, judy_block_bytes(bytes));
-  }
-
-  // Bytes held besides nodes and buckets (M2 and M3), in the whole process:
-  // every thread's block cache, every pending retired object and batch
-  // structure. Exact when no judy_array update, drain or RCU callback of
-  // an exited thread's batch runs. Blocking (a process-wide lock, held for
-  // one pass over a list with one entry per thread and flavour).
-  static std::size_t held_bytes() noexcept {
-    std::size_t n = 0;
-    judy_holdings_lock.lock();
-    for (const judy_holding* h = judy_holdings_head; h != nullptr; h = h->next) {
-      n += h->bytes.load(std::memory_order_relaxed);  // statistic, see above
-    }
-    judy_holdings_lock.unlock();
-    return n + static_cast<std::size_t>(solo_pending.load());
-  }
-  // Bytes malloc'd minus freed by the judy allocator (M1 + M2 + M3), counted
-  // at the malloc and free calls: the allocator-side figure tests compare
-  // with judy_array::memory_bytes().
-  static std::size_t malloc_bytes() noexcept { return static_cast<std::size_t>(judy_malloc_count.load()); }
-};
-
-// ---------------------------------------------------------------------------
-// Batched reclamation. Writers replace a bucket (and often nothing else) on
-// every update; retiring each one through call_rcu costs an enqueue on
-// liburcu's shared callback queue per update, and having liburcu's callback
-// thread free() memory that the writers malloc()ed makes it fight the
-// writers for their malloc arena locks (measured: most of the second
-// writer's time went to futex wake-ups of glibc's arena lock). So each
-// thread collects what it retires in a batch (judy_batch_cap objects, one
-// rcu_head); a full batch goes through one rcu::retire_with; when its grace
-// period ends the callback only accounts for the objects (judy_alloc::live)
-// and pushes the batch back onto its owner's "returned" list, and the owner
-// frees the memory itself at the start of its next update (same-thread
-// free: no arena contention). A thread that exits hands its open batch to
-// RCU and marks its list orphaned, after which callbacks free directly.
-//
-// Invariants:
-//  (R1) An object in a batch is unreachable for new readers; it is freed
-//       only after the grace period of the batch's rcu::retire_with.
-//  (R2) A batch is in exactly one place: its owner's open slot, liburcu's
-//       queue, the owner's returned list, or the owner's spare slot.
-//  (R3) A box (the returned list) lives while its owner thread lives or a
-//       batch of it is queued (refs counts both).
-//  (R4) The box's holding counts the box, every batch structure of its
-//       thread, and the block bytes of every object in them (M3). Its owner
-//       writes it alone until it marks the list orphaned (an acq_rel
-//       exchange); from then on every writer uses read-modify-writes.
-// Not supported: a thread that retired objects and then never updates any
-// judy_array again keeps up to one open batch (judy_batch_cap objects) until
-// it exits or destroys a judy_array, and its returned batches until then;
-// and each thread's block cache keeps up to judy_cache_max_bytes (256 KiB) of
-// free blocks until the thread exits: memory is bounded, not returned
-// promptly (judy_array::memory_bytes() reports it).
-// ---------------------------------------------------------------------------
-inline constexpr unsigned judy_batch_cap = 64;
-
-struct judy_reclaim_box;
-struct judy_retire_batch : rcu::retirable {
-  judy_retire_batch* next = nullptr;  // in the owner's returned list
-  judy_reclaim_box* box = nullptr;    // the owner's
-  unsigned n = 0;
-  void* objs[judy_batch_cap];           // allocations from judy_alloc::allocate
-  std::uint32_t sizes[judy_batch_cap];  // their sizes
-};
-
-struct judy_reclaim_box {
-  // Batches past their grace period: pushed by callbacks (release), taken
-  // whole by the owner (acquire exchange). judy_orphan once the owner exited.
-  std::atomic<judy_retire_batch*> returned{nullptr};
-  // The owner's reference plus one per queued batch (invariant R3).
-  std::atomic<long> refs{1};
-  judy_holding held;  // invariant R4; linked for the box's whole life
-};
-
-inline judy_retire_batch* judy_orphan() noexcept {
-  return reinterpret_cast<judy_retire_batch*>(std::uintptr_t{1});
-}
-
-// Frees a batch's objects (live already dropped): into the calling thread's
-// cache when it is the owner, else straight to free(). Returns their block
-// bytes (for the box's holding).
-inline std::size_t judy_free_batch_objects(judy_retire_batch* b, bool owner) noexcept {
-  std::size_t bytes = 0;
-  for (unsigned i = 0; i < b->n; ++i) {
-    bytes += judy_block_bytes(b->sizes[i]);
-    if (owner) {
-      judy_cache_put(b->objs[i], b->sizes[i]);
-    } else {
-      judy_sys_free(b->objs[i], judy_block_bytes(b->sizes[i]));
-    }
-  }
-  b->n = 0;
-  return bytes;
-}
-
-inline void judy_box_unref(judy_reclaim_box* box) noexcept {
-  // acq_rel: the last decrement (acquire) sees every other holder's use of
-  // the box, each of which released it with its own decrement.
-  if (box->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    judy_holding_unlink(&box->held);
-    box->~judy_reclaim_box();
-    judy_sys_free(box, sizeof(judy_reclaim_box));
-  }
-}
-
-// RCU callback (liburcu's callback thread): the batch's grace period ended.
-inline void judy_batch_done(judy_retire_batch* b) noexcept {
-  judy_alloc::live.add(-static_cast<long>(b->n));
-  judy_reclaim_box* box = b->box;
-  // acquire (here and on CAS failure): if the list is orphaned, pairs with
-  // the owner's acq_rel exchange in thread_exit(), so its last writes to
-  // the box's holding come before ours (invariant R4).
-  judy_retire_batch* head = box->returned.load(std::memory_order_acquire);
-  for (;;) {
-    if (head == judy_orphan()) {
-      const std::size_t bytes = judy_free_batch_objects(b, /*owner=*/false) + sizeof(judy_retire_batch);
-      b->~judy_retire_batch();
-      judy_sys_free(b, sizeof(judy_retire_batch));
-      // relaxed RMW: the box's holding is a statistic; after the orphan
-      // mark every writer uses RMWs (R4), so none is lost.
-      box->held.bytes.fetch_sub(bytes, std::memory_order_relaxed);
-      break;
-    }
-    b->next = head;
-    // release: hands the batch (and the end of its grace period, which the
-    // rcu layer made happen-before this callback) to the owner's acquire
-    // exchange in judy_reclaimer::drain().
-    if (box->returned.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_acquire)) {
-      break;
-    }
-  }
-  judy_box_unref(box);
-}
-
-// The calling thread's batches for flavour Rcu: plain thread-local state,
-// constant-initialized and trivially destructible, so it stays valid (and
-// says "exited") when a judy_array is destroyed after this thread's
-// thread-locals, e.g. a static array at process exit.
-struct judy_reclaim_state {
-  judy_reclaim_box* box;
-  judy_retire_batch* open;   // being filled
-  judy_retire_batch* spare;  // an emptied batch kept for reuse
-  unsigned char phase;       // 0 = unused yet, 1 = on, 2 = thread exited
-};
-template <class Rcu>
-inline thread_local constinit judy_reclaim_state judy_tls_reclaim{};
-
-template <class Rcu>
-class judy_reclaimer {
- public:
-  // Queues allocation `mem` of `bytes` (unreachable for new readers) for
-  // freeing after a grace period. False if it could not be batched (no
-  // memory for a batch, or the thread is exiting): the caller then retires
-  // the object alone (rcu::retire_with does not allocate).
-  static bool retire(void* mem, std::size_t bytes) noexcept {
-    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
-    if (st.open == nullptr && !open_batch(st)) return false;
-    st.open->sizes[st.open->n] = static_cast<std::uint32_t>(bytes);
-    st.open->objs[st.open->n++] = mem;
-    judy_holding_add_own(st.box->held, static_cast<std::ptrdiff_t>(judy_block_bytes(bytes)));  // R4
-    if (st.open->n == judy_batch_cap) flush();
-    return true;
-  }
-
-  // Hands the calling thread's open batch (if any) to RCU.
-  static void flush() noexcept {
-    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
-    if (st.open == nullptr || st.open->n == 0) return;
-    judy_retire_batch* b = st.open;
-    st.open = nullptr;
-    // relaxed: call_rcu's enqueue orders this before the callback's unref.
-    st.box->refs.fetch_add(1, std::memory_order_relaxed);
-    rcu::retire_with<&judy_batch_done, Rcu>(b);
-  }
-
-  // Frees, into this thread's block cache, the objects of the calling
-  // thread's batches whose grace period ended. One relaxed load when none.
-  static void drain() noexcept {
-    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
-    if (st.phase != 1) return;
-    // relaxed: only a hint; the exchange below acquires.
-    if (st.box->returned.load(std::memory_order_relaxed) == nullptr) return;
-    // acquire: pairs with the release CAS in judy_batch_done().
-    judy_retire_batch* l = st.box->returned.exchange(nullptr, std::memory_order_acquire);
-    std::size_t freed = 0;
-    while (l != nullptr) {
-      judy_retire_batch* next = l->next;
-      freed += judy_free_batch_objects(l, /*owner=*/true);
-      if (st.spare == nullptr) {
-        st.spare = l;
-      } else {
-        l->~judy_retire_batch();
-        judy_sys_free(l, sizeof(judy_retire_batch));
-        freed += sizeof(judy_retire_batch);
-      }
-      l = next;
-    }
-    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));  // R4
-  }
-
- private:
-  struct exit_guard {
-    ~exit_guard() { thread_exit(); }
-  };
-
-  static void thread_exit() noexcept {
-    judy_reclaim_state& st = judy_tls_reclaim<Rcu>;
-    flush();
-    std::size_t freed = 0;
-    for (judy_retire_batch* b : {st.open, st.spare}) {  // empty (or null)
-      if (b == nullptr) continue;
-      b->~judy_retire_batch();
-      judy_sys_free(b, sizeof(judy_retire_batch));
-      freed += sizeof(judy_retire_batch);
-    }
-    judy_holding_add_own(st.box->held, -static_cast<std::ptrdiff_t>(freed));
-    st.open = st.spare = nullptr;
-    st.phase = 2;
-    // acq_rel: acquire pairs with the release CAS in judy_batch_done();
-    // release hands this thread's writes to the box's holding to the
-    // callbacks that see the orphan mark (R4). From now on callbacks free
-    // their batches themselves.
-    judy_retire_batch* l = st.box->returned.exchange(judy_orphan(), std::memory_order_acq_rel);
-    freed = 0;
-    while (l != nullptr) {
-      judy_retire_batch* next = l->next;
-      freed += judy_free_batch_objects(l, /*owner=*/false);  // the block cache may be gone already
-      l->~judy_retire_batch();
-      judy_sys_free(l, sizeof(judy_retire_batch));
-      freed += sizeof(judy_retire_batch);
-      l = next;
-    }
-    // relaxed RMW: callbacks may write the holding too from now on (R4).
-    st.box->held.bytes.fetch_sub(freed, std::memory_order_relaxed);
-    judy_box_unref(st.box);
-    st.box = nullptr;
-  }
-
-  static bool open_batch(judy_reclaim_state& st) noexcept {
-    if (st.phase == 2) return false;
-    if (st.phase == 0) {
-      void* m = judy_sys_malloc(sizeof(judy_reclaim_box));
-      if (m == nullptr) return false;
-      st.box = new (m) judy_reclaim_box();
-      judy_holding_add_own(st.box->held, sizeof(judy_reclaim_box));  // R4
-      judy_holding_link(&st.box->held);
-      st.phase = 1;
-      static thread_local exit_guard guard;  // thread_exit() at thread exit
-      (void)guard;
-    }
-    if (st.spare != nullptr) {
-      st.open = st.spare;
-      st.spare = nullptr;
-    } else {
-      void* m = judy_sys_malloc(sizeof(judy_retire_batch));
-      if (m == nullptr) return false;
-      st.open = new (m) judy_retire_batch();
-      judy_holding_add_own(st.box->held, sizeof(judy_retire_batch));  // R4
-    }
-    st.open->box = st.box;
-    st.open->n = 0;
-    st.open->next = nullptr;
-    return true;
-  }
-};
 
 enum class judy_kind : std::uint8_t { lin4 = 0, lin11 = 1, lin25 = 2, pool = 3, pigeon = 4 };
 
@@ -586,7 +93,7 @@ static_assert(judy_kinds[0].bytes == 64 && judy_kinds[1].bytes == 128 && judy_ki
 static_assert(judy_kinds[3].bytes == 928 && judy_kinds[4].bytes == 2080);
 static_assert(sizeof(seqcount) == 8, "a pigeon node's seqcount fills the 8 bytes before its child words");
 
-// Tagged child word: 0, a node, or a bucket (bit 0). Allocations are
+// Tagged child word: 0, a node, or a leaf (bit 0). Allocations are
 // 16-byte aligned (malloc), so bits 1..3 are free for planning placeholders.
 using judy_word = std::uintptr_t;
 inline constexpr judy_word judy_leaf_tag = 1;
@@ -599,9 +106,9 @@ inline unsigned judy_byte(std::uint64_t key, unsigned depth) noexcept {
 // Inner node header; the key bytes and child words follow in the same
 // allocation (offsets in judy_kinds).
 struct judy_node : rcu::retirable {
-  std::atomic<std::uint8_t> lock_{0};  // writers only; readers never touch it
-  std::atomic<bool> dead_{false};      // set under lock_ when replaced (invariant 5)
-  judy_kind kind_;                     // immutable
+  spin_lock lock_;                 // writers only; readers never touch it
+  std::atomic<bool> dead_{false};  // set under lock_ when replaced (invariant 5)
+  judy_kind kind_;                 // immutable
   std::uint8_t pad_ = 0;
   std::atomic<std::uint16_t> count_{0};  // children; changes in place only for pigeon
 
@@ -732,17 +239,10 @@ struct judy_node : rcu::retirable {
   }
 
   // --- writer side -------------------------------------------------------
-  void lock() noexcept {
-    for (unsigned spins = 0;; ++spins) {
-      // acquire: pairs with the release in unlock(); orders this writer's
-      // reads of the node after the previous holder's writes.
-      if (lock_.exchange(1, std::memory_order_acquire) == 0) return;
-      while (lock_.load(std::memory_order_relaxed) != 0) {
-        if (++spins > 64) std::this_thread::yield();  // 2 cores: let the holder run
-      }
-    }
-  }
-  void unlock() noexcept { lock_.store(0, std::memory_order_release); }  // pairs with lock()
+  // Blocking (spin_lock.hpp): acquire on lock, release on unlock, so this
+  // writer's reads of the node come after the previous holder's writes.
+  void lock() noexcept { lock_.lock(); }
+  void unlock() noexcept { lock_.unlock(); }
   bool is_dead() const noexcept {
     // relaxed: written and read only under lock_, which orders it.
     return dead_.load(std::memory_order_relaxed);
