@@ -63,7 +63,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/report.hpp"
+#include "harness/report.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
 #include "rcukit/rbtree.hpp"

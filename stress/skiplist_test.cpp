@@ -34,8 +34,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/peers.hpp"
-#include "common/report.hpp"
+#include "harness/peers.hpp"
+#include "harness/report.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/rbtree.hpp"
 

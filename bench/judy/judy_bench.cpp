@@ -45,7 +45,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
-#include "common/paired.hpp"
+#include "harness/paired.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/judy_array.hpp"
 #include "rcukit/rcu.hpp"
