@@ -247,8 +247,9 @@ class extent_skiplist {
   // fitting range that was free when inserted, and it never fails while a
   // fitting hole stays free for the whole call (the search trusts only
   // bounds that cover every gap, the commit re-checks under the leaf locks,
-  // a lost race searches again). O(log n) expected through the hole index
-  // (detail/skiplist_holes.hpp), which the first call switches on.
+  // a lost race searches again). A short walk next to the hint first, then
+  // O(log n) expected through the hole index (detail/skiplist_holes.hpp),
+  // which the first call switches on.
   // InvalidArgument for a malformed request, ResourceExhausted if no hole
   // fits or a needed leaf cannot be allocated; nothing changed on error.
   absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {

@@ -207,7 +207,9 @@ TEST(SkiplistRaces, StaleLeafViewStepsByKey) {
     // pool (detail/skiplist_pool.hpp) hands their memory to the leaves that
     // new extents far away need.
     for (uint64_t k = 10; k < 310; ++k) {
-      if (k % 10 < 4) ASSERT_TRUE(l.erase(k).has_value());
+      if (k % 10 < 4) {
+        ASSERT_TRUE(l.erase(k).has_value());
+      }
     }
     ASSERT_EQ(l.leaf_count(), 10u);
     for (int round = 0; round < 4; ++round) {

@@ -302,6 +302,42 @@ TYPED_TEST_P(ExtentIndexSuite, ManyExtentsAscendingDescending) {
   maybe_check_invariants(m, "all erased");
 }
 
+// The first fitting hole at every distance from the hint, from next to it
+// to several leaves away, going down and going up, aligned and not: a
+// search may look near the hint first (the skiplist reads a bounded number
+// of extents there before it turns to its hole index), and its answer must
+// be API.md's on either side of that bound.
+TYPED_TEST_P(ExtentIndexSuite, InsertHoleFirstFitAtEveryDistance) {
+  auto& m = *this->m_;
+  auto& model = this->model_;
+  // [4i, 4i + 3) for i < 400 except 200 and 201: gaps of 1, and [799, 808).
+  for (uint64_t i = 0; i < 400; ++i) {
+    if (i == 200 || i == 201) continue;
+    ASSERT_TRUE(m.insert(extent{4 * i, 3}, this->val(i)).ok());
+    ASSERT_TRUE(model.insert(extent{4 * i, 3}, this->val(i)).ok());
+  }
+  for (uint64_t d = 0; d < 190; ++d) {
+    for (uint64_t align : {1, 4}) {
+      for (auto dir : {hole_request::direction::down, hole_request::direction::up}) {
+        hole_request r;
+        r.dir = dir;
+        r.size = 6;
+        r.align = align;
+        r.hint = dir == hole_request::direction::down ? 4 * (202 + d) + 1 : 4 * (199 - d) + 2;
+        const auto a = m.insert_hole(r, this->val(d));
+        const auto b = model.insert_hole(r, this->val(d));
+        ASSERT_TRUE(a.ok() && b.ok()) << "d=" << d;
+        ASSERT_EQ(*a, *b) << "d=" << d << " align=" << align
+                          << " down=" << (dir == hole_request::direction::down);
+        ASSERT_TRUE(m.erase(*a).has_value());
+        ASSERT_TRUE(model.erase(*b).has_value());
+      }
+    }
+  }
+  maybe_check_invariants(m, "first fit at every distance");
+  EXPECT_EQ(this->contents(), model.all());
+}
+
 // API.md: for_each(lo, hi) visits every extent overlapping [lo, hi); when
 // lo >= hi that range is empty and nothing is visited -- in particular not
 // the extent that contains lo. The same on every backend.
@@ -360,7 +396,8 @@ TYPED_TEST_P(ExtentIndexSuite, RandomHoleHeavy) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(ExtentIndexSuite, EmptyIndex, BasicInsertLookupErase, BadInputChangesNothing,
-                            InsertHoleScripted, ManyExtentsAscendingDescending, EmptyRangeVisitsNothing,
+                            InsertHoleScripted, InsertHoleFirstFitAtEveryDistance, ManyExtentsAscendingDescending,
+                            EmptyRangeVisitsNothing,
                             RandomDense, RandomSparse, RandomEdgeValues, RandomHoleHeavy);
 
 }  // namespace rcukit::testing

@@ -46,6 +46,11 @@
 //    other's link store.
 //  * A new leaf copies the splitting leaf's gap0; a right redistribution
 //    raises the receiving leaf before the giving leaf drops the extents.
+//  * A search first walks the extents next to the window's near edge (the
+//    hint), up to one leaf's worth: an allocator that keeps a hint finds
+//    most holes there, for one key descent. It takes only a fit from that
+//    walk (the first from the edge, so the exact answer when quiescent);
+//    anything else is left to the index.
 // Writers that never see an insert_hole pay nothing: the index is off
 // until the first insert_hole, then "arming" (writers keep bounds) for one
 // grace period, after which searches may tighten (so no writer that missed
@@ -318,6 +323,8 @@ struct sl_holes {
     }
   };
   static constexpr unsigned kMaxChildren = 48;
+  // Extents the near-edge walk reads before search() turns to the index.
+  static constexpr uint64_t kNearExtents = S::kCap;
 
   // Searches the span of tower x at level lvl (children at lvl - 1), listed
   // up to the tower `end` (null: to the list end), for the API.md fit inside
@@ -464,6 +471,14 @@ struct sl_holes {
   static std::optional<uint64_t> search(state& st, detail::hole_window w, const hole_request& r) noexcept {
     if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
     if constexpr (S::kHoleIndex) {
+      // Near the window's edge first: an allocator that keeps a hint (the
+      // IOVA domain's cached node) mostly finds its hole among the first
+      // extents past the hint, and one key descent plus a leaf is cheaper
+      // than listing spans from the top. Only a fit is taken from this
+      // walk (it is the first one from the edge); otherwise the index
+      // decides, so no failure rests on it.
+      uint64_t near = 0;
+      if (walk(st, w, r, kNearExtents, near) == found::yes) return near;
       for (;;) {
         uint64_t out = 0;
         search_log log;
@@ -485,17 +500,32 @@ struct sl_holes {
   // bounds needed): the reference the bounded search must agree with.
   static std::optional<uint64_t> search_linear(const state& st, detail::hole_window w,
                                                const hole_request& r) noexcept {
-    if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
+    uint64_t out = 0;
+    if (walk(st, w, r, UINT64_MAX, out) == found::yes) return out;
+    return std::nullopt;
+  }
+
+  // The walk behind search_linear, from the window's near edge (w.lo going
+  // up, w.hi going down), reading at most `budget` extents: yes (out is the
+  // first fit from that edge, so the API.md answer when no writer runs),
+  // no (nothing fits), or fallback (the budget ran out first).
+  static found walk(const state& st, detail::hole_window w, const hole_request& r, uint64_t budget,
+                    uint64_t& out) noexcept {
+    if (w.hi < w.lo || w.hi - w.lo < r.size) return found::no;
     std::optional<uint64_t> found_at;
+    bool done = false, spent = false;
     if (r.dir == hole_request::direction::up) {
       uint64_t cursor = w.lo;
       if (w.lo > 0) {
         if (auto b = rd::last_le(st, w.lo - 1); b && b->start + b->size > cursor) cursor = b->start + b->size;
       }
-      bool done = false;
       rd::scan_forward(st, w.lo, [&](const raw& x) {
         if (cursor >= w.hi || w.hi - cursor < r.size) {
           done = true;
+          return false;
+        }
+        if (budget-- == 0) {
+          spent = true;
           return false;
         }
         if (x.start > cursor) {
@@ -510,32 +540,38 @@ struct sl_holes {
         cursor = std::max(cursor, x.start + x.size);
         return x.start < w.hi;
       });
-      if (found_at || done) return found_at;
-      if (cursor < w.hi) return detail::fit_lowest(cursor, w.hi, r.size, r.align);
-      return std::nullopt;
-    }
-    uint64_t top = w.hi;
-    bool done = false;
-    rd::scan_backward(st, w.hi, [&](const raw& x) {
-      const uint64_t xend = x.start + x.size;
-      if (xend < top) {
-        const uint64_t lo = std::max(xend, w.lo);
-        if (top > lo) {
-          if (auto s = detail::fit_highest(lo, top, r.size, r.align)) {
-            found_at = s;
-            return false;
+      if (!found_at && !done && !spent && cursor < w.hi) found_at = detail::fit_lowest(cursor, w.hi, r.size, r.align);
+    } else {
+      uint64_t top = w.hi;
+      rd::scan_backward(st, w.hi, [&](const raw& x) {
+        if (budget-- == 0) {
+          spent = true;
+          return false;
+        }
+        const uint64_t xend = x.start + x.size;
+        if (xend < top) {
+          const uint64_t lo = std::max(xend, w.lo);
+          if (top > lo) {
+            if (auto s = detail::fit_highest(lo, top, r.size, r.align)) {
+              found_at = s;
+              return false;
+            }
           }
         }
-      }
-      top = std::min(top, x.start);
-      if (top <= w.lo || top - w.lo < r.size) {
-        done = true;
-        return false;
-      }
-      return true;
-    });
-    if (found_at || done) return found_at;
-    return detail::fit_highest(w.lo, top, r.size, r.align);
+        top = std::min(top, x.start);
+        if (top <= w.lo || top - w.lo < r.size) {
+          done = true;
+          return false;
+        }
+        return true;
+      });
+      if (!found_at && !done && !spent) found_at = detail::fit_highest(w.lo, top, r.size, r.align);
+    }
+    if (found_at) {
+      out = *found_at;
+      return found::yes;
+    }
+    return spent ? found::fallback : found::no;
   }
 };
 
