@@ -48,7 +48,8 @@
 //    raises the receiving leaf before the giving leaf drops the extents.
 //  * A search first walks the extents next to the window's near edge (the
 //    hint), up to one leaf's worth: an allocator that keeps a hint finds
-//    most holes there, for one key descent. It takes only a fit from that
+//    most holes there, for one key descent or none (the thread's finger,
+//    skiplist_read.hpp). It takes only a fit from that
 //    walk (the first from the edge, so the exact answer when quiescent);
 //    anything else is left to the index.
 // Writers that never see an insert_hole pay nothing: the index is off

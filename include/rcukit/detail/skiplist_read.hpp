@@ -241,6 +241,14 @@ struct sl_read {
     find_leaf_into(st, key, gt_limit, p);
     return p;
   }
+  // The same answer through this thread's finger (find_leaf_fast): walks
+  // and hole searches that start where the thread last worked skip the
+  // descent. Inside a read side.
+  static probe find_leaf_near(const state& st, uint64_t key, uint64_t gt_limit = UINT64_MAX) noexcept {
+    probe p;
+    find_leaf_fast(st, key, gt_limit, p);
+    return p;
+  }
 
   // For every level lvl in [1, top), the tower heading the level-lvl span
   // that contains `key` (the last tower at that level whose key is <= key),
@@ -275,7 +283,7 @@ struct sl_read {
   // Last extent with start <= key (linearizable).
   static std::optional<raw> last_le(const state& st, uint64_t key) noexcept {
     for (;;) {
-      const probe p = find_leaf(st, key);
+      const probe p = find_leaf_near(st, key);
       if (p.has_le) return p.le;
       if (p.self == &st.head) return std::nullopt;
       const uint64_t k = p.self->key.load(std::memory_order_acquire);
@@ -357,12 +365,12 @@ struct sl_read {
   template <class F>
   static void scan_forward(const state& st, uint64_t from, F&& f) {
     uint64_t next_start = from;
-    const leaf* l = find_leaf(st, from).self;
+    const leaf* l = find_leaf_near(st, from).self;
     raw buf[kCap];
     while (l != nullptr) {
       const leaf_copy c = copy_leaf(l, buf);
       if (c.dead) {
-        l = find_leaf(st, next_start).self;
+        l = find_leaf_near(st, next_start).self;
         continue;
       }
       for (uint32_t i = 0; i < c.n; ++i) {
@@ -381,12 +389,12 @@ struct sl_read {
   static void scan_backward(const state& st, uint64_t below, F&& f) {
     if (below == 0) return;
     uint64_t bound = below;  // only extents with start < bound remain to visit
-    const leaf* l = find_leaf(st, bound - 1).self;
+    const leaf* l = find_leaf_near(st, bound - 1).self;
     raw buf[kCap];
     for (;;) {
       const leaf_copy c = copy_leaf(l, buf);
       if (c.dead) {
-        l = find_leaf(st, bound - 1).self;
+        l = find_leaf_near(st, bound - 1).self;
         continue;
       }
       for (uint32_t i = c.n; i-- > 0;) {
@@ -398,7 +406,7 @@ struct sl_read {
       if (l == &st.head || k == 0) return;
       if (k < bound) bound = k;
       if (bound == 0) return;
-      l = find_leaf(st, bound - 1).self;
+      l = find_leaf_near(st, bound - 1).self;
     }
   }
 
