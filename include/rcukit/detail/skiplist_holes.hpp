@@ -49,9 +49,9 @@
 //  * A search first walks the extents next to the window's near edge (the
 //    hint), up to one leaf's worth: an allocator that keeps a hint finds
 //    most holes there, for one key descent or none (the thread's finger,
-//    skiplist_read.hpp). It takes only a fit from that
-//    walk (the first from the edge, so the exact answer when quiescent);
-//    anything else is left to the index.
+//    skiplist_read.hpp). It takes only a fit from that walk (the first
+//    from the edge, so the exact answer when quiescent); anything else is
+//    left to the index, so no failure rests on the walk.
 // Writers that never see an insert_hole pay nothing: the index is off
 // until the first insert_hole, then "arming" (writers keep bounds) for one
 // grace period, after which searches may tighten (so no writer that missed
@@ -472,12 +472,7 @@ struct sl_holes {
   static std::optional<uint64_t> search(state& st, detail::hole_window w, const hole_request& r) noexcept {
     if (w.hi < w.lo || w.hi - w.lo < r.size) return std::nullopt;
     if constexpr (S::kHoleIndex) {
-      // Near the window's edge first: an allocator that keeps a hint (the
-      // IOVA domain's cached node) mostly finds its hole among the first
-      // extents past the hint, and one key descent plus a leaf is cheaper
-      // than listing spans from the top. Only a fit is taken from this
-      // walk (it is the first one from the edge); otherwise the index
-      // decides, so no failure rests on it.
+      // Near the window's edge first (header: "A search first walks").
       uint64_t near = 0;
       if (walk(st, w, r, kNearExtents, near) == found::yes) return near;
       for (;;) {
