@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Turns the main job's raw outputs into one results JSON, a markdown report
-that opens with a verdict table (each figure the 2013 article published, ours
-beside it, and whether the project's target holds), then the details with
-tables and SVG plots drawn by gnuplot.
+that opens with a verdict table (each figure the 2013 article published and
+each project target, ours beside it with its spread, and a state checked
+against the inputs: scripts/verdict.py), then the details with tables and
+SVG plots drawn by gnuplot.
 
 Usage: report.py <raw-dir> <out-stem>
-  <raw-dir>   holds skiplist_test.json, iommu-*.json and iommuscale-*.json
-              (harness tables, as printed by --format json) and bench-*.json
-              (Google Benchmark --benchmark_format=json)
+  <raw-dir>   holds skiplist_test.json, iommu-*.json (device runs) and
+              iommucap-*.json (capacity runs), harness tables as printed by
+              --format json, and bench-*.json (Google Benchmark
+              --benchmark_format=json)
   <out-stem>  writes <out-stem>.json, <out-stem>.md and <out-stem>-*.svg
+Exit status: 0; 3 when any verdict row is inconsistent (the files are
+written first); 1 on unreadable input.
 """
 import glob
 import json
@@ -16,30 +20,11 @@ import os
 import platform
 import shutil
 import subprocess
+import statistics
 import sys
 from datetime import datetime, timezone
 
-# --- what the article published -------------------------------------------------
-# LWN "Skiplists II" (June 2013), skiplist_test module, 100,000 items,
-# 100,000 rounds: (fill ms, check ms, delete ms, avg thread time s).
-ARTICLE_SKIPLIST_TEST = {
-    ("rbtree", 1): (37, 9, 12, 0.752),
-    ("skiplist", 1): (18, 15, 23, 2.615),
-    ("rbtree", 2): (36, 8, 12, 2.766),
-    ("skiplist", 2): (19, 19, 27, 2.713),
-    ("rbtree", 4): (36, 11, 10, 6.660),
-    ("skiplist", 4): (23, 24, 21, 3.161),
-}
-PHASES = (("fill_ms", "fill"), ("check_ms", "check"), ("delete_ms", "delete"), ("avg_thread_s", "avg thread time"))
-# The IOMMU comparison, 16 threads, iodepth 10, 20 MB IOs: MB/s.
-ARTICLE_IOMMU = {
-    "random-write": {"off": 2548, "skiplist": 1649, "rbtree": 33},
-    "random-read": {"off": 2861, "skiplist": 2484, "rbtree": 99},
-    "stream-write": {"off": 2575, "skiplist": 1715, "rbtree": 1659},
-}
-# Per-core IOVA caching (Peleg et al., USENIX ATC 2015; Linux 4.7):
-# 88.5-100% of the no-IOMMU throughput.
-ARTICLE_MAGAZINES = "88.5-100%"
+import verdict as V
 
 
 def load(path):
@@ -54,14 +39,7 @@ def md_table(columns, rows):
     return "\n".join(out)
 
 
-def num(x):
-    """A harness cell as a float, or None for '-' and missing cells."""
-    if x is None or isinstance(x, str):
-        try:
-            return float(x)
-        except (TypeError, ValueError):
-            return None
-    return float(x)
+num = V.num
 
 
 def gp_quote(s):
@@ -88,26 +66,42 @@ def threads_label(th):
     return "%d thread%s" % (th, "" if th == 1 else "s")
 
 
+def stat3(v):
+    """(median, min, max) of a list of repeats, or of one value; None if empty."""
+    vals = [x for x in (v if isinstance(v, list) else [num(v)]) if x is not None]
+    if not vals:
+        return None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def write_series(f, label, series, logy=False):
+    """One data line: label, then median, min, max per series (NaN if absent)."""
+    cells = []
+    for _, v in series:
+        s = stat3(v)
+        if s is None or (logy and s[1] <= 0):
+            cells += ["NaN"] * 3
+        else:
+            cells += [repr(x) for x in s]
+    f.write("%s %s\n" % (label, " ".join(cells)))
+
+
 def gnuplot_bars(svg, title, ylabel, labels, series, logscale=False):
-    """series: list of (name, [values aligned with labels]); clustered bars."""
+    """series: list of (name, [values aligned with labels]); a value is one
+    figure or a list of repeats (drawn as its median with a min-max bar)."""
     if not shutil.which("gnuplot") or not labels or not series:
         return False
     data = svg + ".dat"
     with open(data, "w") as f:
-        f.write("label " + " ".join('"%s"' % s for s, _ in series) + "\n")
         for i, lab in enumerate(labels):
-            vals = []
-            for _, v in series:
-                x = num(v[i])
-                vals.append("NaN" if x is None else repr(x))
-            f.write('"%s" %s\n' % (lab, " ".join(vals)))
-    cols = " , ".join(
-        "%s using %d:xtic(1) title columnheader(%d)" % (gp_quote(data), i + 2, i + 2) for i in range(len(series)))
+            write_series(f, '"%s"' % lab, [(n, v[i]) for n, v in series], logscale)
+    cols = " , ".join("%s using %d:%d:%d:xtic(1) title %s" % (gp_quote(data), 3 * i + 2, 3 * i + 3, 3 * i + 4,
+                                                             gp_quote(name)) for i, (name, _) in enumerate(series))
     ok = run_gnuplot(svg, [
         "set title %s" % gp_quote(title),
         "set ylabel %s" % gp_quote(ylabel),
         "set style data histogram",
-        "set style histogram clustered gap 1",
+        "set style histogram errorbars gap 1 lw 1",
         "set style fill solid 0.8 border -1",
         "set key outside right top",
         "set grid ytics",
@@ -122,19 +116,16 @@ def gnuplot_bars(svg, title, ylabel, labels, series, logscale=False):
 
 
 def gnuplot_lines(svg, title, xlabel, ylabel, xs, series, logx=False, logy=False):
-    """series: list of (name, [values aligned with xs]); one line per series."""
+    """series: list of (name, [values aligned with xs]); one line per series
+    through the medians, with min-max bars when a value is a list of repeats."""
     if not shutil.which("gnuplot") or not xs or not series:
         return False
     data = svg + ".dat"
     with open(data, "w") as f:
         for i, x in enumerate(xs):
-            vals = []
-            for _, v in series:
-                y = num(v[i])
-                vals.append("NaN" if y is None or (logy and y <= 0) else repr(y))
-            f.write("%s %s\n" % (x, " ".join(vals)))
-    plots = " , ".join("%s using 1:%d with linespoints lw 2 pt 7 title %s" % (gp_quote(data), i + 2, gp_quote(name))
-                       for i, (name, _) in enumerate(series))
+            write_series(f, str(x), [(n, v[i]) for n, v in series], logy)
+    plots = " , ".join("%s using 1:%d:%d:%d with yerrorlines lw 2 pt 7 title %s" % (
+        gp_quote(data), 3 * i + 2, 3 * i + 3, 3 * i + 4, gp_quote(name)) for i, (name, _) in enumerate(series))
     ok = run_gnuplot(svg, [
         "set title %s" % gp_quote(title),
         "set xlabel %s" % gp_quote(xlabel),
@@ -165,116 +156,168 @@ def paired_figure(bm):
     return "; ".join(out)
 
 
-def fmt_x(v):
-    return "n/a" if v is None else ("%.2fx" % v)
+def with_range(r, key, fmt="%.0f"):
+    """A cell as "median [min-max]" over the row's repeats ("-" if absent)."""
+    s = stat3(V.runs(r, key))
+    if s is None:
+        return "-"
+    return fmt % s[0] if s[1] == s[2] else "%s [%s-%s]" % (fmt % s[0], fmt % s[1], fmt % s[2])
 
 
-def fmt_pct(v):
-    return "n/a" if v is None else ("%.1f%%" % v)
+IOMMU_NOTE = ("MB/s and % of off come from the device model (median [min-max] over the repeats; % of off pairs each "
+              "repeat with the `off` run of the same repeat); CPU s/GB is the allocator's CPU time (thread CPU clock "
+              "around the allocations and the frees) per GB mapped plus per GB unmapped, and CPU % the share of one "
+              "CPU that makes at the measured throughput; capacity is MB/s of IO the allocator maps and unmaps with no "
+              "device in the way (same submitters, IOs and completion order).")
 
 
-def yes_no(ok):
-    if ok is None:
-        return "—"
-    return "**yes**" if ok else "**no**"
+def iommu_details(stem, name, t):
+    rows = t["rows"]
+    md = ["## IOMMU model: %s" % name, "", t["title"], "", IOMMU_NOTE, ""]
+    off_runs = {int(r["threads"]): V.runs(r, "mbps") for r in rows if r["allocator"] == "off"}
+    table_rows = []
+    for r in rows:
+        th = int(r["threads"])
+        pct = V.paired(V.runs(r, "mbps"), off_runs.get(th, []), lambda a, o: 100.0 * a / o if o else float("nan"))
+        cpu, mbps = num(r.get("cpu_s_per_gb")), num(r.get("mbps"))
+        share = "%.2f" % (100.0 * cpu * mbps / 1000.0) if cpu is not None and mbps is not None else "-"
+        table_rows.append([r["allocator"], r["threads"], with_range(r, "mbps"),
+                           with_range({"p_runs": " ".join(repr(x) for x in pct)}, "p", "%.1f") if pct else "-",
+                           r.get("cpu_s_per_gb", "-"), share, with_range(r, "capacity_mbps"),
+                           r.get("above_4g_pct", "-")])
+    md.append(md_table(["Allocator", "Threads", "MB/s", "% of off", "CPU s/GB", "CPU %", "Capacity MB/s",
+                        "% above 4 GiB"], table_rows))
+    threads = sorted({int(r["threads"]) for r in rows})
+    top = threads[-1]
+    at = [r for r in rows if int(r["threads"]) == top]
+    svg = "%s-iommu-%s.svg" % (stem, name)
+    series = [("this run", [V.paired(V.runs(r, "mbps"), off_runs.get(top, []),
+                                     lambda a, o: 100.0 * a / o if o else float("nan")) or None for r in at])]
+    art = V.ARTICLE_IOMMU.get(name)
+    if art and top == 16:
+        series.append(("2013 article", [100.0 * art[r["allocator"]] / art["off"] if r["allocator"] in art else None
+                                        for r in at]))
+    if gnuplot_bars(svg, "IOMMU model %s, %d threads: %% of IOMMU-off throughput" % (name, top), "% of off",
+                    [r["allocator"] for r in at], series):
+        md += ["", "![IOMMU %s](%s)" % (name, os.path.basename(svg))]
+    at_cap = [r for r in at if r["allocator"] != "off" and V.runs(r, "capacity_mbps")]
+    svg = "%s-iommu-%s-capacity.svg" % (stem, name)
+    if at_cap and gnuplot_bars(svg, "IOMMU model %s, %d threads: allocator capacity (GB/s of IO mapped and "
+                               "unmapped, no device), log scale" % (name, top), "GB/s", [r["allocator"] for r in at_cap],
+                               [("capacity", [[x / 1000.0 for x in V.runs(r, "capacity_mbps")] for r in at_cap])],
+                               logscale=True):
+        md += ["", "![IOMMU %s capacity](%s)" % (name, os.path.basename(svg))]
+    md.append("")
+    return md
 
 
-# --- verdict rows ------------------------------------------------------------------
-def verdict_skiplist_test(t):
-    """Speed-ups rbtree time / skiplist time per phase and thread count."""
+def capacity_details(stem, t, tag):
+    """Capacity versus threads: median [min-max] per allocator and thread count."""
+    rows = [r for r in t["rows"] if V.runs(r, "capacity_mbps")]
+    threads = sorted({int(r["threads"]) for r in rows})
+    allocs = []
+    for r in rows:
+        if r["allocator"] != "off" and r["allocator"] not in allocs:
+            allocs.append(r["allocator"])
+    by = {(r["allocator"], int(r["threads"])): r for r in rows}
+    md = ["## IOMMU allocator capacity versus threads (%s)" % tag, "", t["title"], "",
+          "MB/s of IO mapped and unmapped with no device in the way, median [min-max] over the repeats (interleaved: "
+          "each repeat runs every allocator in turn). Submitters beyond the machine's CPUs are multiplexed onto one "
+          "worker thread per CPU (stress/README.md), so on a 2-CPU machine counts above 2 add IOs in flight, not "
+          "parallelism; run `scripts/main.sh --full` on a larger machine for the real curve. `off` (no allocator: the "
+          "harness's own ceiling) is left out.", "",
+          md_table(["Allocator"] + ["%d thr" % th for th in threads],
+                   [[a] + [with_range(by.get((a, th)), "capacity_mbps") for th in threads] for a in allocs])]
+    svg = "%s-iommu-capacity-threads-%s.svg" % (stem, tag)
+    if gnuplot_lines(svg, "IOMMU allocator capacity versus threads, %s (no device), log scale" % tag, "threads",
+                     "GB/s of IO mapped and unmapped", threads,
+                     [(a, [[x / 1000.0 for x in V.runs(by.get((a, th)), "capacity_mbps")] or None for th in threads])
+                      for a in allocs], logx=True, logy=True):
+        md += ["", "![IOMMU capacity versus threads](%s)" % os.path.basename(svg)]
+    md.append("")
+    return md
+
+
+def skiplist_test_details(stem, t):
+    rows = t["rows"]
+    md = ["## skiplist_test replica", "", t["title"], "",
+          "Phase times are medians [min-max] over the repeats (each repeat runs every structure in turn)."]
+    md.append(md_table(["ADT", "Threads", "Fill ms", "Check ms", "Delete ms", "Avg thread time s"],
+                       [[r["structure"], r["threads"], with_range(r, "fill_ms", "%.1f"), with_range(r, "check_ms", "%.1f"),
+                         with_range(r, "delete_ms", "%.1f"), with_range(r, "avg_thread_s", "%.3f")] for r in rows]))
+    by = {(r["structure"], int(r["threads"])): r for r in rows}
+    structures = []
+    for r in rows:
+        if r["structure"] not in structures:
+            structures.append(r["structure"])
+    threads = sorted({th for (_, th) in by})
+    svg = stem + "-skiplist-test.svg"
+    if gnuplot_bars(svg, "skiplist_test: avg thread time (s), lower is better", "seconds",
+                    [threads_label(th) for th in threads],
+                    [(s, [V.runs(by.get((s, th)), "avg_thread_s") or None for th in threads]) for s in structures]):
+        md += ["", "![skiplist_test avg thread time](%s)" % os.path.basename(svg)]
+    md.append("")
+    return md
+
+
+def benchmark_details(stem, name, b):
     rows = []
-    by = {(r["structure"], r["threads"]): r for r in t["rows"]}
-    threads = sorted({th for (s, th) in by if s == "skiplist" and ("rbtree", th) in by})
-    for th in sorted(set(threads) | {th for (_, th) in ARTICLE_SKIPLIST_TEST}):
-        for i, (key, label) in enumerate(PHASES):
-            art = None
-            if ("rbtree", th) in ARTICLE_SKIPLIST_TEST:
-                a_rb, a_sl = ARTICLE_SKIPLIST_TEST[("rbtree", th)][i], ARTICLE_SKIPLIST_TEST[("skiplist", th)][i]
-                art = a_rb / a_sl
-            ours = None
-            if th in threads and by[("skiplist", th)][key]:
-                ours = by[("rbtree", th)][key] / by[("skiplist", th)][key]
-            rows.append({
-                "figure": "skiplist_test, %d thread%s, %s: rbtree ÷ skiplist time" % (th, "s" if th > 1 else "", label),
-                "article": art, "ours": ours,
-                "article_text": fmt_x(art) if art is not None else "— (not in the article)",
-                "ours_text": fmt_x(ours) if ours is not None else "not run",
-                "ratio": (ours / art) if (ours is not None and art) else None,
-                "target": "> 1 (skiplist faster)",
-                "holds": None if ours is None else ours > 1.0,
-            })
-    return rows
+    for bm in b.get("benchmarks", []):
+        if bm.get("run_type") == "aggregate":
+            continue
+        if bm.get("error_occurred"):
+            msg = bm.get("error_message", "")
+            rows.append([bm["name"], msg if msg.startswith("N/A") else "N/A: " + msg, "", ""])
+            continue
+        ips = bm.get("items_per_second")
+        rows.append([bm["name"], "%.3g" % ips if ips else "",
+                     "%.1f %s" % (bm.get("real_time", 0), bm.get("time_unit", "")), paired_figure(bm)])
+    md = ["## Benchmarks: %s" % name, "",
+          md_table(["Benchmark", "items/s", "real time", "paired ratio: median [min-max]"], rows), ""]
+    if name == "peers-mixed":
+        # throughput by structure and threads for each workload
+        for workload in ("mixed_80r_10i_10e", "read_insert_90r_10i"):
+            series, threads = {}, set()
+            for bm in b.get("benchmarks", []):
+                n = bm["name"]
+                if not n.startswith(workload + "/") or bm.get("error_occurred") or bm.get("run_type") == "aggregate":
+                    continue
+                parts = n.split("/")
+                th = int([x for x in parts if x.startswith("threads:")][0].split(":")[1])
+                threads.add(th)
+                series.setdefault(parts[1], {}).setdefault(th, []).append(bm.get("items_per_second", 0) / 1e6)
+            threads = sorted(threads)
+            svg = "%s-peers-%s.svg" % (stem, workload)
+            if series and gnuplot_bars(svg, "%s: Mops/s, higher is better" % workload, "Mops/s",
+                                       [threads_label(t) for t in threads],
+                                       [(s, [v.get(t) for t in threads]) for s, v in sorted(series.items())]):
+                md += ["![%s](%s)" % (workload, os.path.basename(svg)), ""]
+    return md
 
 
-def iommu_rows_at(t, threads):
-    return {r["allocator"]: r for r in t["rows"] if int(r["threads"]) == threads}
-
-
-def verdict_iommu(runs):
-    """runs: name -> table for the 16-thread device runs."""
-    rows = []
-    for name, art in ARTICLE_IOMMU.items():
-        t = runs.get(name)
-        at = iommu_rows_at(t, 16) if t else {}
-        off = num(at.get("off", {}).get("mbps"))
-        rows.append({
-            "figure": "IOMMU %s, 16 threads: IOMMU off MB/s" % name.replace("-", " "),
-            "article": art["off"], "ours": off, "article_text": "%d MB/s" % art["off"],
-            "ours_text": "%.0f MB/s" % off if off is not None else "not run",
-            "ratio": off / art["off"] if off is not None else None,
-            "target": "the model's device rate", "holds": None,
-        })
-        for alloc in ("skiplist", "rbtree"):
-            a_pct = 100.0 * art[alloc] / art["off"]
-            ours = num(at.get(alloc, {}).get("pct_of_off"))
-            target, holds = "(none set)", None
-            if name == "random-write" and alloc == "skiplist":
-                target, holds = "≥ 90% of off", (None if ours is None else ours >= 90.0)
-            elif name in ("random-write", "random-read") and alloc == "rbtree":
-                target, holds = "collapses, as in 2013 (< 10% of off)", (None if ours is None else ours < 10.0)
-            rows.append({
-                "figure": "IOMMU %s, 16 threads: %s %% of off" % (name.replace("-", " "), alloc),
-                "article": a_pct, "ours": ours, "article_text": fmt_pct(a_pct), "ours_text": fmt_pct(ours),
-                "ratio": (ours / a_pct) if ours is not None else None, "target": target, "holds": holds,
-            })
-        if name == "random-read":
-            # "(100% system time)" for both: the allocators' CPU share.
-            for alloc in ("skiplist", "rbtree"):
-                r = at.get(alloc, {})
-                cpu, mbps = num(r.get("cpu_s_per_gb")), num(r.get("mbps"))
-                share = 100.0 * cpu * mbps / 1000.0 if cpu is not None and mbps is not None else None
-                rows.append({
-                    "figure": "IOMMU random read, 16 threads: %s allocator CPU" % alloc,
-                    "article": None, "ours": share, "article_text": "100% system time",
-                    "ours_text": ("%.2f%% of one CPU" % share) if share is not None else "not run",
-                    "ratio": None, "target": "(none set)", "holds": None,
-                })
-        if name == "stream-write":
-            pcts = [num(r.get("pct_of_off")) for a, r in at.items() if a != "off"]
-            pcts = [p for p in pcts if p is not None]
-            spread = (max(pcts) - min(pcts)) if pcts else None
-            a_spread = 100.0 * (art["skiplist"] - art["rbtree"]) / art["off"]
-            rows.append({
-                "figure": "IOMMU stream write, 16 threads: spread between allocators (points of off)",
-                "article": a_spread, "ours": spread, "article_text": "%.1f points" % a_spread,
-                "ours_text": ("%.1f points" % spread) if spread is not None else "not run",
-                "ratio": None, "target": "≤ 10 points", "holds": None if spread is None else spread <= 10.0,
-            })
-    return rows
-
-
-def verdict_magazines(t4k):
-    rows = []
-    at = iommu_rows_at(t4k, 16) if t4k else {}
-    for alloc in ("magazine+rbtree", "magazine+skiplist"):
-        ours = num(at.get(alloc, {}).get("pct_of_off"))
-        rows.append({
-            "figure": "per-core IOVA caching (%s), random write in 4 KiB requests, 16 threads: %% of off" % alloc,
-            "article": None, "ours": ours, "article_text": ARTICLE_MAGAZINES + " (Peleg et al. 2015)",
-            "ours_text": fmt_pct(ours), "ratio": None, "target": "≥ 95% of off",
-            "holds": None if ours is None else ours >= 95.0,
-        })
-    return rows
+def verdict_md(result):
+    v = result["verdict"]
+    n = V.summary(v)
+    text = ("Each figure the 2013 article published (LWN \"Skiplists II\"; per-core caching: Peleg et al. 2015) and "
+            "each project target, ours from this run (the median over its repeats) with the repeats' range, ours ÷ "
+            "article, and the state: **holds** when every repeat meets the target, **missed** when none does, "
+            "**within noise** when the range straddles it, **inconsistent** when the inputs contradict each other or "
+            "the model's bounds (never a success; the main job exits non-zero). %d hold, %d missed, %d within noise, "
+            "%d inconsistent, %d without a target. skiplist_test figures are speed-ups (rbtree time ÷ skiplist "
+            "time), because the quick size runs fewer rounds than the article's 100,000; IOMMU figures are %% of "
+            "IOMMU-off throughput in the device model. On a 2-CPU machine, submitters beyond 2 are multiplexed onto "
+            "two workers (stress/README.md)." % (n[V.HOLDS], n[V.MISSED], n[V.NOISE], n[V.INCONSISTENT],
+                                                 n[V.NO_TARGET]))
+    marks = {V.HOLDS: "**holds**", V.MISSED: "**missed**", V.NOISE: "within noise",
+             V.INCONSISTENT: "**INCONSISTENT**", V.NO_TARGET: "—"}
+    table = md_table(["Figure", "Article", "Ours", "Spread", "Ours ÷ article", "Target", "State", "Why"],
+                     [[r["figure"], r["article_text"], r["ours_text"], r["spread_text"],
+                       "%.2f" % r["ratio"] if r["ratio"] is not None else "—", r["target"], marks[r["state"]],
+                       r["note"]] for r in v]) if v else "(no replica output in this run)"
+    return ["## Verdict", "", text, "", table, "",
+            "What to read first: the rows marked **INCONSISTENT** (the run itself is not trustworthy), then **missed**, "
+            "then each IOMMU run's capacity column below (where the allocators differ when the device is the "
+            "bottleneck), then stress/README.md for why the model does or does not collapse.", ""]
 
 
 def main():
@@ -284,122 +327,47 @@ def main():
         "host": platform.node(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "command": os.environ.get("RCUKIT_MAIN_COMMAND", ""),
+        "commit": os.environ.get("RCUKIT_MAIN_COMMIT", ""),
         "verdict": [],
         "skiplist_test": None,
         "iommu": [],
-        "iommu_scaling": [],
+        "iommu_capacity": [],
         "benchmarks": {},
     }
     details = []
 
-    # --- skiplist_test --------------------------------------------------------
     p = os.path.join(raw, "skiplist_test.json")
     if os.path.exists(p):
         t = load(p)
         result["skiplist_test"] = t
-        result["verdict"] += verdict_skiplist_test(t)
-        rows = t["rows"]
-        details += ["## skiplist_test replica", "", t["title"], ""]
-        details.append(md_table(["ADT", "Threads", "Fill ms", "Check ms", "Delete ms", "Avg thread time s"],
-                                [[r["structure"], r["threads"], r["fill_ms"], r["check_ms"], r["delete_ms"],
-                                  r["avg_thread_s"]] for r in rows]))
-        by = {(r["structure"], r["threads"]): r for r in rows}
-        ratio_rows = []
-        for (s, th), r in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            if s != "skiplist" or ("rbtree", th) not in by:
-                continue
-            b = by[("rbtree", th)]
-            ratio_rows.append([th] + ["%.2fx" % (b[k] / r[k]) if r[k] else "n/a" for k, _ in PHASES])
-        if ratio_rows:
-            details += ["", "Speed-up of the skiplist over the 2013 rbtree baseline (rbtree time / skiplist time; "
-                        ">1 means the skiplist is faster):", "",
-                        md_table(["Threads", "Fill", "Check", "Delete", "Avg thread time"], ratio_rows)]
-        structures = sorted({r["structure"] for r in rows})
-        threads = sorted({r["threads"] for r in rows})
-        svg = stem + "-skiplist-test.svg"
-        if gnuplot_bars(svg, "skiplist_test: avg thread time (s), lower is better", "seconds",
-                        [threads_label(th) for th in threads],
-                        [(s, [by.get((s, th), {}).get("avg_thread_s") for th in threads]) for s in structures]):
-            details += ["", "![skiplist_test avg thread time](%s)" % os.path.basename(svg)]
-        details.append("")
+        result["verdict"] += V.skiplist_test_rows(t)
+        details += skiplist_test_details(stem, t)
 
-    # --- IOMMU --------------------------------------------------------------------
     runs = {}
     for p in sorted(glob.glob(os.path.join(raw, "iommu-*.json"))):
         t = load(p)
-        name = os.path.basename(p)[len("iommu-"):-len(".json")]
-        t["name"] = name
-        runs[name] = t
+        t["name"] = os.path.basename(p)[len("iommu-"):-len(".json")]
+        runs[t["name"]] = t
         result["iommu"].append(t)
     if runs:
-        result["verdict"] += verdict_iommu(runs)
-        result["verdict"] += verdict_magazines(runs.get("random-write-4k"))
+        result["verdict"] += V.iommu_rows(runs)
+        result["verdict"] += V.magazine_device_rows(runs.get("random-write-4k"))
     for name, t in runs.items():
-        rows = t["rows"]
-        details += ["## IOMMU model: %s" % name, "", t["title"], "",
-                    "MB/s and % of off come from the device model; CPU s/GB is the allocator's CPU time (thread "
-                    "CPU clock around the allocations and the frees) per GB mapped plus per GB unmapped, and "
-                    "CPU % the share of one CPU that makes at the measured throughput; capacity is MB/s of IO "
-                    "the allocator maps and unmaps with no device in the way (same threads, IOs and completion "
-                    "order).", ""]
-        table_rows = []
-        for r in rows:
-            cpu, mbps = num(r.get("cpu_s_per_gb")), num(r.get("mbps"))
-            share = "%.2f" % (100.0 * cpu * mbps / 1000.0) if cpu is not None and mbps is not None else "-"
-            table_rows.append([r["allocator"], r["threads"], r["mbps"], r["pct_of_off"], r.get("cpu_s_per_gb", "-"),
-                               share, r.get("capacity_mbps", "-"), r.get("above_4g_pct", "-")])
-        details.append(md_table(["Allocator", "Threads", "MB/s", "% of off", "CPU s/GB", "CPU %",
-                                 "Capacity MB/s", "% above 4 GiB"], table_rows))
-        threads = sorted({int(r["threads"]) for r in rows})
-        top = threads[-1]
-        at = [r for r in rows if int(r["threads"]) == top]
-        svg = "%s-iommu-%s.svg" % (stem, name)
-        series = [("this run", [r["pct_of_off"] for r in at])]
-        art = ARTICLE_IOMMU.get(name)
-        if art and top == 16:
-            series.append(("2013 article", [100.0 * art[r["allocator"]] / art["off"] if r["allocator"] in art else None
-                                            for r in at]))
-        if gnuplot_bars(svg, "IOMMU model %s, %d threads: %% of IOMMU-off throughput" % (name, top), "% of off",
-                        [r["allocator"] for r in at], series):
-            details += ["", "![IOMMU %s](%s)" % (name, os.path.basename(svg))]
-        at_cap = [r for r in at if r["allocator"] != "off" and num(r.get("capacity_mbps")) is not None]
-        svg = "%s-iommu-%s-capacity.svg" % (stem, name)
-        if at_cap and gnuplot_bars(svg, "IOMMU model %s, %d threads: allocator capacity (GB/s of IO mapped and "
-                                   "unmapped, no device), log scale" % (name, top), "GB/s",
-                                   [r["allocator"] for r in at_cap],
-                                   [("capacity", [num(r["capacity_mbps"]) / 1000.0 for r in at_cap])],
-                                   logscale=True):
-            details += ["", "![IOMMU %s capacity](%s)" % (name, os.path.basename(svg))]
-        details.append("")
+        details += iommu_details(stem, name, t)
 
-    # Capacity versus threads: the scaling run, else any run with a thread list.
-    scaling = [load(p) for p in sorted(glob.glob(os.path.join(raw, "iommuscale-*.json")))]
-    if not scaling:
-        scaling = [t for t in runs.values() if len({int(r["threads"]) for r in t["rows"]}) > 1]
-    for t in scaling:
-        result["iommu_scaling"].append(t)
-        rows = [r for r in t["rows"] if num(r.get("capacity_mbps")) is not None]
-        threads = sorted({int(r["threads"]) for r in rows})
-        allocs = []
-        for r in rows:
-            if r["allocator"] != "off" and r["allocator"] not in allocs:
-                allocs.append(r["allocator"])
-        cap = {(r["allocator"], int(r["threads"])): r["capacity_mbps"] for r in rows}
-        details += ["## IOMMU allocator capacity versus threads", "", t["title"], "",
-                    "MB/s of IO mapped and unmapped with no device in the way. On a 2-CPU machine, counts above "
-                    "2 time-slice the threads; run `scripts/main.sh --full` on a larger machine for the real "
-                    "curve. `off` (no allocator: the harness's own ceiling) is left out.", "",
-                    md_table(["Allocator"] + ["%d thr" % th for th in threads],
-                             [[a] + [cap.get((a, th), "-") for th in threads] for a in allocs])]
-        svg = stem + "-iommu-capacity-threads.svg"
-        if gnuplot_lines(svg, "IOMMU allocator capacity versus threads (no device), log scale", "threads",
-                         "GB/s of IO mapped and unmapped", threads,
-                         [(a, [num(cap.get((a, th))) / 1000.0 if num(cap.get((a, th))) is not None else None
-                               for th in threads]) for a in allocs], logx=True, logy=True):
-            details += ["", "![IOMMU capacity versus threads](%s)" % os.path.basename(svg)]
-        details.append("")
+    # Capacity runs without a device: iommucap-<tag>.json.
+    caps = {}
+    for p in sorted(glob.glob(os.path.join(raw, "iommucap-*.json"))):
+        t = load(p)
+        t["name"] = os.path.basename(p)[len("iommucap-"):-len(".json")]
+        caps[t["name"]] = t
+        result["iommu_capacity"].append(t)
+        details += capacity_details(stem, t, t["name"])
+    result["verdict"] += V.magazine_capacity_rows(caps.get("4k"), "4 KiB requests (cached sizes)", "≥ 2x",
+                                                  lambda v: v >= 2.0)
+    result["verdict"] += V.magazine_capacity_rows(caps.get("512k"), "512 KiB requests (above the cached sizes)",
+                                                  "≥ 0.95x", lambda v: v >= 0.95)
 
-    # --- Google Benchmark outputs ------------------------------------------------
     for p in sorted(glob.glob(os.path.join(raw, "bench-*.json"))):
         name = os.path.basename(p)[len("bench-"):-len(".json")]
         try:
@@ -408,60 +376,13 @@ def main():
             details += ["## %s" % name, "", "(benchmark output unreadable)", ""]
             continue
         result["benchmarks"][name] = b
-        rows = []
-        for bm in b.get("benchmarks", []):
-            if bm.get("run_type") == "aggregate":
-                continue
-            if bm.get("error_occurred"):
-                msg = bm.get("error_message", "")
-                rows.append([bm["name"], msg if msg.startswith("N/A") else "N/A: " + msg, "", ""])
-                continue
-            ips = bm.get("items_per_second")
-            rows.append([bm["name"], "%.3g" % ips if ips else "",
-                         "%.1f %s" % (bm.get("real_time", 0), bm.get("time_unit", "")), paired_figure(bm)])
-        details += ["## Benchmarks: %s" % name, "",
-                    md_table(["Benchmark", "items/s", "real time", "paired ratio: median [min-max]"], rows), ""]
-        if name == "peers-mixed":
-            # throughput by structure and threads for the mixed workload
-            series, threads = {}, set()
-            for bm in b.get("benchmarks", []):
-                n = bm["name"]
-                if not n.startswith("mixed_") or bm.get("error_occurred"):
-                    continue
-                parts = n.split("/")
-                structure = parts[1]
-                th = int([x for x in parts if x.startswith("threads:")][0].split(":")[1])
-                threads.add(th)
-                series.setdefault(structure, {})[th] = bm.get("items_per_second", 0) / 1e6
-            threads = sorted(threads)
-            svg = stem + "-peers-mixed.svg"
-            if gnuplot_bars(svg, "mixed 80/10/10 workload: Mops/s, higher is better", "Mops/s",
-                            [threads_label(t) for t in threads],
-                            [(s, [v.get(t) for t in threads]) for s, v in sorted(series.items())]):
-                details += ["![mixed workload](%s)" % os.path.basename(svg), ""]
+        details += benchmark_details(stem, name, b)
 
-    # --- the report: verdict first ------------------------------------------------------
-    v = result["verdict"]
-    held = sum(1 for r in v if r["holds"] is True)
-    missed = sum(1 for r in v if r["holds"] is False)
     md = ["# rcukit comparison report", "",
-          "Date %s, host `%s`, %d CPUs (%s). Command: `%s`." % (
+          "Date %s, host `%s`, %d CPUs (%s), commit %s. Command: `%s`." % (
               result["date"], result["host"], result["machine"]["cpus"], result["machine"]["platform"],
-              result["command"]), "",
-          "## Verdict", "",
-          "Each figure the 2013 article published (LWN \"Skiplists II\"; per-core caching: Peleg et al. 2015), "
-          "ours from this run in the same form, ours ÷ article, and whether the project's target holds "
-          "(%d hold, %d missed, the rest have no target). skiplist_test figures are speed-ups (rbtree time ÷ "
-          "skiplist time), because the quick size runs fewer rounds than the article's 100,000; IOMMU figures "
-          "are %% of IOMMU-off throughput in the device model. On a 2-CPU machine thread counts above 2 are "
-          "time-sliced: read differences under ~10%% as noise." % (held, missed), "",
-          md_table(["Figure", "Article", "Ours", "Ours ÷ article", "Target", "Holds"],
-                   [[r["figure"], r["article_text"], r["ours_text"],
-                     "%.2f" % r["ratio"] if r["ratio"] is not None else "—", r["target"], yes_no(r["holds"])]
-                    for r in v]) if v else "(no replica output in this run)", "",
-          "What to read first: the rows marked **no**, then each IOMMU run's capacity column below (where the "
-          "allocators differ when the device is the bottleneck), then stress/README.md for why the model does "
-          "or does not collapse.", ""]
+              result["commit"] or "(unknown)", result["command"]), ""]
+    md += verdict_md(result)
     md += details
 
     with open(stem + ".json", "w") as f:
@@ -469,7 +390,13 @@ def main():
     with open(stem + ".md", "w") as f:
         f.write("\n".join(md) + "\n")
     print("report: wrote %s.json and %s.md" % (stem, stem))
+    bad = V.summary(result["verdict"])[V.INCONSISTENT]
+    if bad:
+        sys.stderr.write("report: %d verdict row%s inconsistent: the run's figures contradict each other or the "
+                         "model's bounds (see the Verdict)\n" % (bad, "" if bad == 1 else "s"))
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
