@@ -211,6 +211,14 @@ def iommu_details(stem, name, t):
     return md
 
 
+def rtt_cell(rows):
+    """The line round trips of every run at one thread count, median [min-max]."""
+    vals = [v for r in rows for v in V.runs(r, "line_rtt_ns") if v > 0]
+    if not vals:
+        return "-"
+    return with_range({"x_runs": " ".join(repr(v) for v in vals)}, "x")
+
+
 def capacity_details(stem, t, tag):
     """Capacity versus threads: median [min-max] per allocator and thread count."""
     rows = [r for r in t["rows"] if V.runs(r, "capacity_mbps")]
@@ -227,7 +235,13 @@ def capacity_details(stem, t, tag):
           "parallelism; run `scripts/main.sh --full` on a larger machine for the real curve. `off` (no allocator: the "
           "harness's own ceiling) is left out.", "",
           md_table(["Allocator"] + ["%d thr" % th for th in threads],
-                   [[a] + [with_range(by.get((a, th)), "capacity_mbps") for th in threads] for a in allocs])]
+                   [[a] + [with_range(by.get((a, th)), "capacity_mbps") for th in threads] for a in allocs] +
+                   [["*line round trip between the workers' CPUs, ns*"] +
+                    [rtt_cell([by.get((a, th)) for a in allocs]) for th in threads]]), "",
+          "The last row is the time a cache line takes between the two workers' CPUs and back, measured before and "
+          "after each run (the slower kept): on a VM it is where the hypervisor runs the two vCPUs (about 60 ns on "
+          "one core's hyperthreads, about 300 ns apart, changing within seconds), and every allocator's capacity at "
+          "2 or more workers follows it (stress/README.md). A range that spans both states spans both capacities."]
     svg = "%s-iommu-capacity-threads-%s.svg" % (stem, tag)
     if gnuplot_lines(svg, "IOMMU allocator capacity versus threads, %s (no device), log scale" % tag, "threads",
                      "GB/s of IO mapped and unmapped", threads,

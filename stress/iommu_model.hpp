@@ -403,8 +403,9 @@ inline absl::StatusOr<segment_dist> parse_segments(const std::string& s) {
 }
 
 struct workload {
-  int submitters;  // fio jobs (--threads)
-  int workers;     // OS threads they are multiplexed onto (--workers)
+  int submitters;        // fio jobs (--threads)
+  int workers;           // OS threads they are multiplexed onto (--workers)
+  std::vector<int> pin;  // worker k runs on CPU pin[k]; empty: wherever the OS puts it
   int iodepth;
   uint64_t io_bytes;
   segment_dist seg;

@@ -68,11 +68,15 @@
 #include "harness/report.hpp"
 #include "iommu_model.hpp"
 #include "rcukit/cpu_set.hpp"
+#include "rcukit/detail/cpu_affinity.hpp"
 
 ABSL_FLAG(std::string, threads, "16",
           "comma-separated submitter counts (fio numjobs), e.g. 1,2,4,8,16 for a scaling curve");
 ABSL_FLAG(int, workers, 0,
           "OS threads the submitters run on (0: one per CPU the process may use, at most one per submitter)");
+ABSL_FLAG(
+    bool, pin, true,
+    "pin worker k to the k-th CPU the process may use (when there are at most as many workers as CPUs)");
 ABSL_FLAG(int, iodepth, 10, "IOs in flight per submitter");
 ABSL_FLAG(std::string, io_size, "20M", "IO size (K/M suffixes)");
 ABSL_FLAG(std::string, segment_kb, "512",
@@ -112,8 +116,10 @@ struct alignas(64) worker_account {
 };
 
 // The submitters worker `k` of `w` serves: every w.workers-th, from k.
+// Pins the calling worker first when the workload says where.
 template <class Submitter>
 std::vector<Submitter> submitters_of(const workload& w, int k) {
+  if (!w.pin.empty()) (void)detail::pin_this_thread(w.pin[static_cast<size_t>(k)]);  // best effort
   std::vector<Submitter> out;
   for (int s = k; s < w.submitters; s += w.workers)
     out.emplace_back(w.seed * 7919 + static_cast<uint64_t>(s));
@@ -292,12 +298,56 @@ absl::StatusOr<device_result> run_device(allocator& alloc, const workload& w, do
   return device_result{(b1 - b0) / 1e6 / elapsed, cpu, above};
 }
 
+// The time one cache line takes to go from CPU a to CPU b and back, in ns
+// (the median of 5 bursts of 2000 hand-offs between two threads pinned
+// there). On a VM it is the machine's state, not the program's: the same
+// two vCPUs measure ~60 ns when the hypervisor runs them on one core's
+// hyperthreads and ~300 ns when it does not, and it changes within seconds.
+double line_round_trip_ns(int a, int b) {
+  constexpr long kHandoffs = 2000;
+  alignas(64) std::atomic<long> x{0};  // even: a's turn; odd: b's
+  std::vector<double> bursts;
+  std::thread other([&] {
+    (void)detail::pin_this_thread(b);
+    for (long i = 1; i < 5 * 2 * kHandoffs; i += 2) {
+      while (x.load(std::memory_order_acquire) != i) {  // pairs with a's release store
+      }
+      x.store(i + 1, std::memory_order_release);  // pairs with a's acquire load
+    }
+  });
+  std::thread self([&] {
+    (void)detail::pin_this_thread(a);
+    for (long burst = 0; burst < 5; ++burst) {
+      const auto t0 = clock_type::now();
+      for (long i = burst * 2 * kHandoffs; i < (burst + 1) * 2 * kHandoffs; i += 2) {
+        while (x.load(std::memory_order_acquire) != i) {  // pairs with b's release store
+        }
+        x.store(i + 1, std::memory_order_release);  // pairs with b's acquire load
+      }
+      while (x.load(std::memory_order_acquire) != (burst + 1) * 2 * kHandoffs) {  // b's last reply
+      }
+      bursts.push_back(std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / kHandoffs);
+    }
+  });
+  self.join();
+  other.join();
+  return harness::median(bursts);
+}
+
+struct capacity_result {
+  double mbps;
+  double line_rtt_ns;  // the slower of line_round_trip_ns() before and after the window; 0 with one worker
+};
+
 // The capacity run: no device. Each submitter keeps iodepth IOs mapped and,
 // once it has that many, unmaps one (its oldest for stream, a random one of
 // its own for random) and maps the next; a worker serves its submitters in
 // turn. Returns MB of IO mapped and unmapped per second.
-absl::StatusOr<double> run_capacity(allocator& alloc, const workload& w, double warmup, double seconds,
-                                    harness::progress& prog, const std::string& label) {
+absl::StatusOr<capacity_result> run_capacity(allocator& alloc, const workload& w, double warmup,
+                                             double seconds, harness::progress& prog,
+                                             const std::string& label) {
+  const bool probe = w.pin.size() >= 2;
+  const double rtt0 = probe ? line_round_trip_ns(w.pin[0], w.pin[1]) : 0;
   std::atomic<bool> stop{false};            // relaxed: a stop request, no data handed over
   std::atomic<bool> failed{false};          // relaxed: the details are read after join()
   std::atomic<bool> measuring{false};       // relaxed: which IOs are counted; counts are read after join()
@@ -375,12 +425,13 @@ absl::StatusOr<double> run_capacity(allocator& alloc, const workload& w, double 
   }
   alloc.flush();
   if (!alloc.empty()) return absl::InternalError("the domain still holds allocations after the drain");
-  return static_cast<double>(bytes) / 1e6 / elapsed;
+  const double rtt1 = probe ? line_round_trip_ns(w.pin[0], w.pin[1]) : 0;
+  return capacity_result{static_cast<double>(bytes) / 1e6 / elapsed, std::max(rtt0, rtt1)};
 }
 
 // One allocator's repeats at one thread count.
 struct repeats {
-  std::vector<double> mbps, pct, cpu, above, capacity;
+  std::vector<double> mbps, pct, cpu, above, capacity, rtt;
 };
 
 std::string runs_cell(const std::vector<double>& v, int precision) {
@@ -443,10 +494,14 @@ int main(int argc, char** argv) {
   if (iodepth < 1 || repeat < 1 || workers_flag < 0 || seconds <= 0 || cap_seconds <= 0 || warmup < 0)
     return harness::fail(
         "--iodepth, --repeat, --seconds, --capacity-seconds must be > 0, --workers, --warmup >= 0");
-  const int cpus = std::max<int>(1, static_cast<int>(cpu_set::all().size()));
+  const std::vector<int> cpu_ids = cpu_set::all().ids();
+  const int cpus = std::max<int>(1, static_cast<int>(cpu_ids.size()));
+  const bool pin = absl::GetFlag(FLAGS_pin);
 
-  // `off` is always measured: it is the 100% every row is compared to.
-  std::vector<std::string> order = {"off"};
+  // The device model always measures `off` (first in the list): it is the
+  // 100% every row is compared to. Capacity alone measures what was asked.
+  std::vector<std::string> order;
+  if (do_device || std::count(names->begin(), names->end(), "off") > 0) order.push_back("off");
   for (const auto& n : *names) {
     if (n != "off") order.push_back(n);
   }
@@ -454,9 +509,9 @@ int main(int argc, char** argv) {
   const std::string seg_desc = absl::GetFlag(FLAGS_segment_kb);
   harness::table out(
       absl::StrCat("IOMMU model: threads ", absl::StrJoin(*threads, ","), " on at most ",
-                   workers_flag ? workers_flag : cpus, " workers, iodepth ", iodepth, ", ",
-                   absl::GetFlag(FLAGS_io_size), " IOs in ", seg_desc, " KiB requests, ", pattern, " ", rw,
-                   hole_mb ? absl::StrCat(", ", hole_mb, " MiB MMIO hole reserved") : std::string(),
+                   workers_flag ? workers_flag : cpus, pin ? " pinned" : "", " workers, iodepth ", iodepth,
+                   ", ", absl::GetFlag(FLAGS_io_size), " IOs in ", seg_desc, " KiB requests, ", pattern, " ",
+                   rw, hole_mb ? absl::StrCat(", ", hole_mb, " MiB MMIO hole reserved") : std::string(),
                    ", device ", harness::fixed(mbps, 0), " MB/s; measured: ", absl::StrJoin(*measures, ","),
                    ", ", repeat, " interleaved repeats (median, range)"),
       {{"allocator", "Allocator", false},
@@ -473,18 +528,24 @@ int main(int argc, char** argv) {
        {"cpu_s_per_gb", "CPU s/GB"},
        {"capacity_mbps", "Capacity MB/s"},
        {"capacity_range", "Capacity range", false},
+       {"line_rtt_ns", "Line RTT ns"},
        {"above_4g_pct", "% above 4G"},
        {"mbps_runs", "MB/s per run", false},
-       {"capacity_mbps_runs", "Capacity per run", false}});
+       {"capacity_mbps_runs", "Capacity per run", false},
+       {"line_rtt_ns_runs", "Line RTT per run", false}});
   harness::progress prog("iommu-sim");
   for (int64_t t : *threads) {
     const int workers = std::min<int>(static_cast<int>(t), workers_flag ? workers_flag : cpus);
+    std::vector<int> pin_to;
+    if (pin && workers <= static_cast<int>(cpu_ids.size()))
+      pin_to.assign(cpu_ids.begin(), cpu_ids.begin() + workers);
     std::vector<repeats> rep(order.size());
     // Runs one measurement of every allocator for repeat r, starting at a
     // rotating allocator so that no allocator always runs first.
     auto one_repeat = [&](int r, bool device_run) -> absl::Status {
       const workload w{static_cast<int>(t),
                        workers,
+                       pin_to,
                        iodepth,
                        *io_bytes,
                        *seg,
@@ -506,7 +567,8 @@ int main(int argc, char** argv) {
         } else {
           auto c = run_capacity(*alloc, w, warmup / 2, cap_seconds, prog, label);
           if (!c.ok()) return absl::InternalError(absl::StrCat(label, " capacity: ", c.status().message()));
-          rep[j].capacity.push_back(*c);
+          rep[j].capacity.push_back(c->mbps);
+          rep[j].rtt.push_back(c->line_rtt_ns);
         }
         alloc.reset();
         rcu::barrier();
@@ -529,8 +591,9 @@ int main(int argc, char** argv) {
       out.add_row({order[j], pattern, rw, std::to_string(t), std::to_string(workers), std::to_string(iodepth),
                    std::to_string(repeat), harness::fixed(mbps, 0), median_cell(x.mbps, 0),
                    range_cell(x.mbps, 0), median_cell(x.pct, 1), median_cell(x.cpu, 5),
-                   median_cell(x.capacity, 0), range_cell(x.capacity, 0),
-                   is_off ? "-" : median_cell(x.above, 1), runs_cell(x.mbps, 0), runs_cell(x.capacity, 0)});
+                   median_cell(x.capacity, 0), range_cell(x.capacity, 0), median_cell(x.rtt, 0),
+                   is_off ? "-" : median_cell(x.above, 1), runs_cell(x.mbps, 0), runs_cell(x.capacity, 0),
+                   runs_cell(x.rtt, 0)});
     }
   }
   prog.done("all allocators verified");
