@@ -12,7 +12,11 @@
 //   check   walk everything in order and verify the sequence
 //   delete  remove every item
 // Reported: fill ms, check ms, delete ms, and the mean over threads of each
-// thread's round-loop time in seconds ("avg thread time").
+// thread's round-loop time in seconds ("avg thread time"). With --repeat N
+// every (structure, thread count) runs N times, interleaved (a repeat runs
+// every structure in turn, the first one rotating); each cell is the median
+// and <column>_runs lists the N values in repeat order, so a comparison
+// can pair the structures repeat by repeat.
 //
 // Verification is part of every phase: a lookup that returns the wrong
 // extent, a reinsert that fails, a walk out of sequence or a missing item is
@@ -34,10 +38,14 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "harness/paired.hpp"
 #include "harness/peers.hpp"
 #include "harness/report.hpp"
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/rbtree.hpp"
+#ifdef RCUKIT_WITH_MAPLE
+#include "maple_extent_map.hpp"
+#endif
 
 ABSL_FLAG(uint64_t, items, 100000, "items inserted by the fill phase (key i*4096, size 4096)");
 ABSL_FLAG(uint64_t, rounds, 100000, "rounds per thread (lookup + delete_many + delete_one)");
@@ -47,6 +55,7 @@ ABSL_FLAG(std::string, structure, "skiplist,rbtree,rbtree-augmented,std-map-spin
           "std-map-spinlock, btree-mutex");
 ABSL_FLAG(std::string, format, "table", "output format: table, tsv or json");
 ABSL_FLAG(uint64_t, seed, 1, "random seed (thread t uses seed + t)");
+ABSL_FLAG(int, repeat, 1, "runs per structure and thread count, interleaved across structures");
 
 namespace {
 
@@ -192,7 +201,26 @@ const structure kStructures[] = {
     {"rbtree-augmented", &run_one<rbtree_extent_map_augmented<uint64_t>>},
     {"std-map-spinlock", &run_one<harness::std_map_spinlock<uint64_t>>},
     {"btree-mutex", &run_one<harness::btree_mutex<uint64_t>>},
+#ifdef RCUKIT_WITH_MAPLE
+    // The kernel's maple tree (bench/peers/maple/: GPL-2.0 binaries only),
+    // with the kernel test harness's slab emulation as shipped, and with a
+    // plain per-thread node cache.
+    {"maple", &run_one<maple::extent_map<maple::slab_emulation>>},
+    {"maple-node-cache", &run_one<maple::extent_map<maple::node_cache>>},
+#endif
 };
+
+// One (structure, thread count)'s repeats, in repeat order.
+struct repeats {
+  std::vector<double> fill_ms, check_ms, delete_ms, avg_thread_s;
+};
+
+std::string median_cell(const std::vector<double>& v, int precision) {
+  return fixed(harness::median(v), precision);
+}
+std::string runs_cell(const std::vector<double>& v, int precision) {
+  return absl::StrJoin(v, " ", [&](std::string* out, double x) { out->append(fixed(x, precision)); });
+}
 
 }  // namespace
 
@@ -215,26 +243,53 @@ int main(int argc, char** argv) {
   const uint64_t rounds = absl::GetFlag(FLAGS_rounds);
   if (items == 0 || items > UINT64_MAX / kItemSize) return harness::fail("--items must be in [1, 2^52)");
 
-  harness::table out(absl::StrCat("skiplist_test: ", items, " items, ", rounds, " rounds per thread"),
+  const int repeat = absl::GetFlag(FLAGS_repeat);
+  if (repeat < 1) return harness::fail("--repeat must be at least 1");
+
+  harness::table out(absl::StrCat("skiplist_test: ", items, " items, ", rounds, " rounds per thread, ",
+                                  repeat, repeat == 1 ? " run" : " interleaved runs (medians)"),
                      {{"structure", "ADT", false},
                       {"threads", "Threads"},
                       {"items", "Items"},
                       {"rounds", "Rounds"},
+                      {"runs", "Runs"},
                       {"fill_ms", "Fill (ms)"},
                       {"check_ms", "Check (ms)"},
                       {"delete_ms", "Delete (ms)"},
-                      {"avg_thread_s", "Avg thread time (s)"}});
+                      {"avg_thread_s", "Avg thread time (s)"},
+                      {"fill_ms_runs", "Fill per run", false},
+                      {"check_ms_runs", "Check per run", false},
+                      {"delete_ms_runs", "Delete per run", false},
+                      {"avg_thread_s_runs", "Avg thread time per run", false}});
   harness::progress prog("skiplist_test");
-  for (const std::string& name : *chosen) {
-    const structure& st = *std::find_if(std::begin(kStructures), std::end(kStructures),
-                                        [&](const structure& s) { return name == s.name; });
-    for (int64_t t : *threads) {
-      prog.update(absl::StrCat(name, " threads=", t));
-      auto r = st.run(items, rounds, static_cast<int>(t), absl::GetFlag(FLAGS_seed), prog);
-      if (!r.ok()) return harness::fail(absl::StrCat(name, " threads=", t, ": ", r.status().message()));
-      out.add_row({name, std::to_string(t), std::to_string(items), std::to_string(rounds),
-                   fixed(r->fill_ms, 1), fixed(r->check_ms, 1), fixed(r->delete_ms, 1),
-                   fixed(r->avg_thread_s, 3)});
+  std::vector<std::vector<repeats>> res(chosen->size(), std::vector<repeats>(threads->size()));
+  for (int r = 0; r < repeat; ++r) {
+    for (size_t i = 0; i < chosen->size(); ++i) {
+      const size_t si = (i + static_cast<size_t>(r)) % chosen->size();  // rotates the first structure
+      const std::string& name = (*chosen)[si];
+      const structure& st = *std::find_if(std::begin(kStructures), std::end(kStructures),
+                                          [&](const structure& s) { return name == s.name; });
+      for (size_t ti = 0; ti < threads->size(); ++ti) {
+        const int64_t t = (*threads)[ti];
+        prog.update(absl::StrCat(name, " threads=", t, " run ", r + 1, "/", repeat));
+        auto x = st.run(items, rounds, static_cast<int>(t), absl::GetFlag(FLAGS_seed), prog);
+        if (!x.ok()) return harness::fail(absl::StrCat(name, " threads=", t, ": ", x.status().message()));
+        repeats& rep = res[si][ti];
+        rep.fill_ms.push_back(x->fill_ms);
+        rep.check_ms.push_back(x->check_ms);
+        rep.delete_ms.push_back(x->delete_ms);
+        rep.avg_thread_s.push_back(x->avg_thread_s);
+      }
+    }
+  }
+  for (size_t si = 0; si < chosen->size(); ++si) {
+    for (size_t ti = 0; ti < threads->size(); ++ti) {
+      const repeats& rep = res[si][ti];
+      out.add_row({(*chosen)[si], std::to_string((*threads)[ti]), std::to_string(items),
+                   std::to_string(rounds), std::to_string(repeat), median_cell(rep.fill_ms, 2),
+                   median_cell(rep.check_ms, 2), median_cell(rep.delete_ms, 2),
+                   median_cell(rep.avg_thread_s, 4), runs_cell(rep.fill_ms, 2), runs_cell(rep.check_ms, 2),
+                   runs_cell(rep.delete_ms, 2), runs_cell(rep.avg_thread_s, 4)});
     }
   }
   prog.done("all runs verified");
