@@ -252,9 +252,9 @@ def capacity_details(stem, t, tag):
     return md
 
 
-def skiplist_test_details(stem, t):
+def skiplist_test_details(stem, t, tag=""):
     rows = t["rows"]
-    md = ["## skiplist_test replica", "", t["title"], "",
+    md = ["## skiplist_test replica%s" % (": " + tag if tag else ""), "", t["title"], "",
           "Phase times are medians [min-max] over the repeats (each repeat runs every structure in turn)."]
     md.append(md_table(["ADT", "Threads", "Fill ms", "Check ms", "Delete ms", "Avg thread time s"],
                        [[r["structure"], r["threads"], with_range(r, "fill_ms", "%.1f"), with_range(r, "check_ms", "%.1f"),
@@ -265,8 +265,9 @@ def skiplist_test_details(stem, t):
         if r["structure"] not in structures:
             structures.append(r["structure"])
     threads = sorted({th for (_, th) in by})
-    svg = stem + "-skiplist-test.svg"
-    if gnuplot_bars(svg, "skiplist_test: avg thread time (s), lower is better", "seconds",
+    svg = "%s-skiplist-test%s.svg" % (stem, "-" + tag if tag else "")
+    if gnuplot_bars(svg, "skiplist_test%s: avg thread time (s), lower is better" % (" (" + tag + ")" if tag else ""),
+                    "seconds",
                     [threads_label(th) for th in threads],
                     [(s, [V.runs(by.get((s, th)), "avg_thread_s") or None for th in threads]) for s in structures]):
         md += ["", "![skiplist_test avg thread time](%s)" % os.path.basename(svg)]
@@ -288,7 +289,7 @@ def benchmark_details(stem, name, b):
                      "%.1f %s" % (bm.get("real_time", 0), bm.get("time_unit", "")), paired_figure(bm)])
     md = ["## Benchmarks: %s" % name, "",
           md_table(["Benchmark", "items/s", "real time", "paired ratio: median [min-max]"], rows), ""]
-    if name == "peers-mixed":
+    if name in ("peers-mixed", "peers-maple"):
         # throughput by structure and threads for each workload
         for workload in ("mixed_80r_10i_10e", "read_insert_90r_10i"):
             series, threads = {}, set()
@@ -356,6 +357,12 @@ def main():
         result["skiplist_test"] = t
         result["verdict"] += V.skiplist_test_rows(t)
         details += skiplist_test_details(stem, t)
+    # Further replica runs (the maple tree's, GPL-2.0 binaries): details only.
+    for p in sorted(glob.glob(os.path.join(raw, "skiplist_test-*.json"))):
+        t = load(p)
+        tag = os.path.basename(p)[len("skiplist_test-"):-len(".json")]
+        result.setdefault("skiplist_test_more", {})[tag] = t
+        details += skiplist_test_details(stem, t, tag)
 
     runs = {}
     for p in sorted(glob.glob(os.path.join(raw, "iommu-*.json"))):
