@@ -325,6 +325,14 @@ class device {
     advance_locked(now);
     return busy_ ? end_ : now + std::chrono::microseconds(50);
   }
+  // After the measurement: every queued IO and the one under way complete
+  // at once, and so does anything submitted later (the drain then takes no
+  // device time).
+  void finish() {
+    std::lock_guard g(mu_);
+    finishing_ = true;
+    advance_locked(clock_type::now());
+  }
   // Bytes moved up to now: completed transfers, plus the elapsed share of
   // the current one.
   double bytes_moved() {
@@ -338,6 +346,7 @@ class device {
 
  private:
   void advance_locked(clock_type::time_point now) {
+    if (finishing_ && busy_) end_ = std::min(end_, now);
     while (busy_ && now >= end_) {
       done_bytes_ += current_->bytes;  // before the store below: the owner may free the IO after it
       current_->complete.store(true, std::memory_order_release);  // pairs with the owner's acquire
@@ -352,8 +361,9 @@ class device {
     current_ = queue_[pick];
     queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(pick));
     start_ = at;
-    end_ = at + std::chrono::duration_cast<clock_type::duration>(
-                    std::chrono::duration<double>(static_cast<double>(current_->bytes) / bytes_per_s_));
+    end_ = finishing_ ? at
+                      : at + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(
+                                 static_cast<double>(current_->bytes) / bytes_per_s_));
     busy_ = true;
   }
 
@@ -364,6 +374,7 @@ class device {
   std::deque<io*> queue_;
   io* current_ = nullptr;
   bool busy_ = false;
+  bool finishing_ = false;
   clock_type::time_point start_{}, end_{};
   uint64_t done_bytes_ = 0;
 };

@@ -126,12 +126,19 @@ std::vector<Submitter> submitters_of(const workload& w, int k) {
   return out;
 }
 
-// Sleeps through the warm-up, calls on_open(), opens the measurement window
-// for `seconds` (status(elapsed) every 100 ms), closes it; returns the
-// window's length in seconds.
+// Waits until every worker has filled its submitters' iodepth once (filled
+// == workers: the load is in place; at 16 submitters of 4 KiB requests that
+// is 800,000 allocations), sleeps through the warm-up, calls on_open(),
+// opens the measurement window for `seconds` (status(elapsed) every 100 ms),
+// closes it; returns the window's length in seconds.
 template <class Open, class Status>
-double measure_window(double warmup, double seconds, std::atomic<bool>& measuring,
-                      const std::atomic<bool>& failed, Open on_open, Status status) {
+double measure_window(const std::atomic<int>& filled, int workers, double warmup, double seconds,
+                      std::atomic<bool>& measuring, const std::atomic<bool>& failed, Open on_open,
+                      Status status) {
+  // relaxed: a count only; the window's opening hands nothing over
+  while (filled.load(std::memory_order_relaxed) < workers && !failed.load(std::memory_order_relaxed)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
   on_open();
   const auto t0 = clock_type::now();
@@ -161,6 +168,7 @@ absl::StatusOr<device_result> run_device(allocator& alloc, const workload& w, do
   std::atomic<bool> stop{false};       // relaxed: a stop request, no data handed over
   std::atomic<bool> failed{false};     // relaxed: the details are read after join()
   std::atomic<bool> measuring{false};  // relaxed: which IOs are counted; counts are read after join()
+  std::atomic<int> filled{0};          // workers whose submitters all reached iodepth once
   std::vector<worker_account> acct(w.workers);
   const bool track = alloc.tracks();
 
@@ -239,6 +247,7 @@ absl::StatusOr<device_result> run_device(allocator& alloc, const workload& w, do
       s.inflight.push_back(std::move(x));
       return true;
     };
+    bool full = false;
     while (!stop.load(std::memory_order_relaxed) && !failed.load(std::memory_order_relaxed)) {
       bool busy = false;
       for (submitter& s : subs) {
@@ -247,6 +256,10 @@ absl::StatusOr<device_result> run_device(allocator& alloc, const workload& w, do
           if (!submit(s)) break;
           busy = true;
         }
+      }
+      if (!full) {
+        full = true;
+        filled.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count the measuring thread polls
       }
       if (!busy) {
         std::this_thread::sleep_until(
@@ -267,13 +280,14 @@ absl::StatusOr<device_result> run_device(allocator& alloc, const workload& w, do
   for (int k = 0; k < w.workers; ++k) pool.emplace_back(worker, k);
   double b0 = 0;
   const double elapsed = measure_window(
-      warmup, seconds, measuring, failed, [&] { b0 = dev.bytes_moved(); },
+      filled, w.workers, warmup, seconds, measuring, failed, [&] { b0 = dev.bytes_moved(); },
       [&](double el) {
         prog.update(absl::StrCat(label, " device: ", harness::fixed((dev.bytes_moved() - b0) / 1e6 / el, 0),
                                  " MB/s"));
       });
   const double b1 = dev.bytes_moved();
   stop.store(true, std::memory_order_relaxed);
+  dev.finish();
   for (auto& th : pool) th.join();
   for (auto& a : acct) {
     if (!a.error.empty()) return absl::InternalError(a.error);
@@ -352,6 +366,7 @@ absl::StatusOr<capacity_result> run_capacity(allocator& alloc, const workload& w
   std::atomic<bool> failed{false};          // relaxed: the details are read after join()
   std::atomic<bool> measuring{false};       // relaxed: which IOs are counted; counts are read after join()
   std::atomic<uint64_t> progress_bytes{0};  // relaxed: a statistic for the progress line only
+  std::atomic<int> filled{0};               // workers whose submitters all reached iodepth once
   std::vector<worker_account> acct(w.workers);
   const bool track = alloc.tracks();
   using segments = std::vector<std::pair<uint64_t, uint64_t>>;
@@ -391,6 +406,7 @@ absl::StatusOr<capacity_result> run_capacity(allocator& alloc, const workload& w
         failed.store(true, std::memory_order_relaxed);
       }
     };
+    int passes = 0;
     while (!stop.load(std::memory_order_relaxed) && !failed.load(std::memory_order_relaxed)) {
       for (submitter& s : subs) {
         if (static_cast<int>(s.inflight.size()) >= w.iodepth) {
@@ -401,6 +417,8 @@ absl::StatusOr<capacity_result> run_capacity(allocator& alloc, const workload& w
         }
         map(s);
       }
+      // relaxed: a count the measuring thread polls; nothing is handed over through it
+      if (++passes == w.iodepth) filled.fetch_add(1, std::memory_order_relaxed);
     }
     for (submitter& s : subs) {
       while (!s.inflight.empty()) unmap(s, 0);
@@ -411,7 +429,8 @@ absl::StatusOr<capacity_result> run_capacity(allocator& alloc, const workload& w
   for (int k = 0; k < w.workers; ++k) pool.emplace_back(worker, k);
   uint64_t p0 = 0;
   const double elapsed = measure_window(
-      warmup, seconds, measuring, failed, [&] { p0 = progress_bytes.load(std::memory_order_relaxed); },
+      filled, w.workers, warmup, seconds, measuring, failed,
+      [&] { p0 = progress_bytes.load(std::memory_order_relaxed); },
       [&](double el) {
         const uint64_t p = progress_bytes.load(std::memory_order_relaxed);
         prog.update(absl::StrCat(label, " capacity: ", harness::fixed((p - p0) / 1e6 / el, 0), " MB/s"));

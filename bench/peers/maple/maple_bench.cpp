@@ -232,7 +232,7 @@ double mix_round(const std::vector<uint64_t>& space, size_t fill, int read_pct, 
 
 void BM_mix(benchmark::State& st) {
   constexpr int kRounds = 3;
-  constexpr double kSeconds = 0.4;
+  constexpr double kSeconds = 0.25;
   const size_t n = static_cast<size_t>(st.range(0));
   const int read_pct = static_cast<int>(st.range(1));
   const int threads = static_cast<int>(st.range(2));
