@@ -12,9 +12,8 @@ compares anything:
                 device-model row above 100% of off beyond the measured
                 noise, IOMMU-off away from the device's rate (off does no
                 allocator work, so anything else means the model did not
-                run as designed), a device-model throughput above the same
-                allocator's capacity, a time or capacity of zero, repeats
-                that do not pair up. Never counted as holding; the main job
+                run as designed), a time or capacity of zero, repeats that
+                do not pair up. Never counted as holding; the main job
                 exits non-zero when any row is inconsistent.
   no target     shown for comparison only
 
@@ -55,10 +54,11 @@ OFF_TOLERANCE = 0.05
 # above 100% of off: the window's edges and timer granularity are well under
 # one point; the measured spread of off widens it.
 NOISE_FLOOR_POINTS = 2.0
-# A device-model throughput may exceed the allocator's capacity (same
-# threads, IOs and completion order, no device) by this share before the two
-# figures contradict each other.
-CAPACITY_TOLERANCE = 0.10
+# Not a check: a device-model throughput above the same allocator's capacity.
+# Capacity is the allocator flat out, every worker in it at once; paced by
+# the device, one worker at a time is usually inside, so a lock that
+# collapses under contention (the 2013 rbtree at 4 KiB: 0.5-1.8 GB/s flat
+# out) can keep up with a 2.6 GB/s device.
 
 
 def num(x):
@@ -206,10 +206,6 @@ def device_pct(at, alloc, off_vals, off_bad, noise):
     if high:
         return pct, "%s%% of off is above 100%% beyond the measured noise (%.1f points)" % (
             ", ".join("%.1f" % p for p in high), noise)
-    cap = runs(r, "capacity_mbps")
-    if cap and statistics.median(mb) > max(cap) * (1 + CAPACITY_TOLERANCE):
-        return pct, "the device model moved %.0f MB/s, more than the allocator's capacity (%.0f MB/s at most) " \
-                    "in the same configuration" % (statistics.median(mb), max(cap))
     return pct, None
 
 
