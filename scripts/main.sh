@@ -71,7 +71,7 @@ else
   io_time=(--seconds 0.8 --warmup 0.3 --capacity-seconds 0.4 --repeat 3)
   cap_threads=1,2,16
   bm_time=0.2
-  bm_filter='-.*/1000000'   # quick: sizes up to 10^5 (the full run adds 10^6)
+  bm_filter='-.*[/:]1000000'   # quick: sizes up to 10^5 (the full run adds 10^6)
 fi
 
 step "skiplist_test replica: ${sl_args[*]}"
