@@ -32,6 +32,12 @@ def load(path):
         return json.load(f)
 
 
+def tagged(raw, prefix):
+    """(tag, table) for each <raw>/<prefix>-<tag>.json, in name order."""
+    for p in sorted(glob.glob(os.path.join(raw, prefix + "-*.json"))):
+        yield os.path.basename(p)[len(prefix) + 1:-len(".json")], load(p)
+
+
 def md_table(columns, rows):
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
@@ -358,17 +364,14 @@ def main():
         result["verdict"] += V.skiplist_test_rows(t)
         details += skiplist_test_details(stem, t)
     # Further replica runs (the maple tree's, GPL-2.0 binaries): details only.
-    for p in sorted(glob.glob(os.path.join(raw, "skiplist_test-*.json"))):
-        t = load(p)
-        tag = os.path.basename(p)[len("skiplist_test-"):-len(".json")]
+    for tag, t in tagged(raw, "skiplist_test"):
         result.setdefault("skiplist_test_more", {})[tag] = t
         details += skiplist_test_details(stem, t, tag)
 
     runs = {}
-    for p in sorted(glob.glob(os.path.join(raw, "iommu-*.json"))):
-        t = load(p)
-        t["name"] = os.path.basename(p)[len("iommu-"):-len(".json")]
-        runs[t["name"]] = t
+    for tag, t in tagged(raw, "iommu"):
+        t["name"] = tag
+        runs[tag] = t
         result["iommu"].append(t)
     if runs:
         result["verdict"] += V.iommu_rows(runs)
@@ -378,12 +381,11 @@ def main():
 
     # Capacity runs without a device: iommucap-<tag>.json.
     caps = {}
-    for p in sorted(glob.glob(os.path.join(raw, "iommucap-*.json"))):
-        t = load(p)
-        t["name"] = os.path.basename(p)[len("iommucap-"):-len(".json")]
-        caps[t["name"]] = t
+    for tag, t in tagged(raw, "iommucap"):
+        t["name"] = tag
+        caps[tag] = t
         result["iommu_capacity"].append(t)
-        details += capacity_details(stem, t, t["name"])
+        details += capacity_details(stem, t, tag)
     result["verdict"] += V.magazine_capacity_rows(caps.get("4k"), "4 KiB requests (cached sizes)", "≥ 2x",
                                                   lambda v: v >= 2.0)
     result["verdict"] += V.magazine_capacity_rows(caps.get("512k"), "512 KiB requests (above the cached sizes)",

@@ -52,7 +52,7 @@ void bm_mixed(benchmark::State& state) {
     }
     return;
   } else {
-    typename Adapter::thread_scope scope;
+    [[maybe_unused]] typename Adapter::thread_scope scope;  // held for the whole benchmark
     auto& inst = shared_instance<Adapter>();
     if (state.thread_index() == 0) {
       inst = std::make_unique<Adapter>();

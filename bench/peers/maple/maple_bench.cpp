@@ -28,7 +28,6 @@
 // std::map model, the IOVA allocation's bounds, alignment and fullness) and
 // exits non-zero on any mismatch; ctest runs it.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -41,10 +40,10 @@
 #include <random>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "harness/paired.hpp"
+#include "harness/point_keys.hpp"
 #include "maple_extent_map.hpp"
 #include "mixed_workload.hpp"
 #include "rcukit/extent_skiplist.hpp"
@@ -57,29 +56,9 @@ using maple_slab = rcukit::maple::extent_map<rcukit::maple::slab_emulation>;
 using maple_cache = rcukit::maple::extent_map<rcukit::maple::node_cache>;
 using clock_type = std::chrono::steady_clock;
 
-size_t heap_bytes() {
-  const struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
-}
-
-double ns_since(clock_type::time_point t0, size_t ops) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / static_cast<double>(ops);
-}
-
-// n distinct random even 64-bit keys (so [k, k + 1) is valid and the value
-// fits the maple tree's 63 bits after >> 1).
-std::vector<uint64_t> sparse_keys(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::unordered_set<uint64_t> seen;
-  seen.reserve(n * 2);
-  std::vector<uint64_t> k;
-  k.reserve(n);
-  while (k.size() < n) {
-    const uint64_t x = rng() >> 1 << 1;
-    if (seen.insert(x).second) k.push_back(x);
-  }
-  return k;
-}
+using rcukit::harness::heap_bytes;
+using rcukit::harness::ns_since;
+using rcukit::harness::sparse_keys;
 
 // --- one thread: point extents ------------------------------------------------
 
