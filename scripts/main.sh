@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job (README: first command): the whole comparison at a quick size.
 #   scripts/main.sh          quick size, a few minutes on 2 cores
 #   scripts/main.sh --full   the article's sizes, for real multicore machines

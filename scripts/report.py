@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Turns the main job's raw outputs into one results JSON, a markdown report
 that opens with a verdict table (each figure the 2013 article published, ours
 beside it, and whether the project's target holds), then the details with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of <rcukit/rcu.hpp>, typed over the four liburcu flavours.
 //
 // What can fail here: a retired object reclaimed while a reader that saw it is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmarks of rcukit::judy_array against libJudy JudyL, std::map,
 // absl::btree_map, absl::flat_hash_map and liburcu's rculfhash (memb flavour).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/extent.hpp -- the vocabulary every extent index and the IOVA domain
 // share: extents, entries, hole requests, input validation, and the
 // `extent_index` concept that names the common surface of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/extent_skiplist.hpp -- an RCU skiplist of extents with fat leaves.
 //
 // The idea (Chris Mason's cache-friendly skiplist for index ranges, LWN,

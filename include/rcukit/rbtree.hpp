@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/rbtree.hpp -- the intrusive red-black tree (rcukit::rb) and the two
 // locked rbtree extent maps, the baselines the RCU extent skiplist is
 // measured against.

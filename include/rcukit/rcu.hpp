@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/rcu.hpp -- read-copy-update over liburcu, as compile-time policies.
 //
 // The idea. liburcu (0.13, as shipped by Debian 12) exports one family of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // harness/peers.hpp -- the libraries people would otherwise pick,
 // adapted to the extent operations the harnesses need, used honestly: each
 // peer gets the same work and its ordinary, documented locking.

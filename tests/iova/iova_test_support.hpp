@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/iova/iova_test_support.hpp -- shared pieces of the IOVA tests: the
 // list of index types under test, a reference index adapter over
 // extent_model, and a shadow of the domain's state with the invariant checks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Concurrent tests of extent_skiplist with accounting, bounded by
 // RCUKIT_TEST_SECONDS (default 1). Typed over the default leaves and 4-extent
 // leaves (constant splits and leaf removals).

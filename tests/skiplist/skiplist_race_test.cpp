@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Deterministic races of extent_skiplist (issue 15's defects), forced
 // through the traits hooks the list offers tests: Traits::sync_point holds a
 // thread at a named point, Traits::draw_height scripts tower heights.

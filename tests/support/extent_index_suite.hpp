@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/support/extent_index_suite.hpp -- one typed, model-based test suite
 // for every rcukit::extent_index (the skiplist, the rbtree baselines, ...).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/support/extent_model.hpp -- the sequential reference every extent
 // index is tested against: a std::map of extents with the API.md semantics
 // written as plainly as possible (linear scans, no cleverness), so that a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rbtree_extent_map.hpp -- extents in an intrusive rbtree
 // behind one global spinlock: the 2013 kernel baseline and its augmented
 // (subtree max-gap) variant, one class template with a compile-time switch.

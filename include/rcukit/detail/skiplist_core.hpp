@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_core.hpp -- the compile-time shape and the shared
 // state of one extent_skiplist, which the concern files operate on:
 //   skiplist_read.hpp    lockless descent, probes, scans, leaf views

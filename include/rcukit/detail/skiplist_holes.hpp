@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_holes.hpp -- the hole index of extent_skiplist:
 // conservative gap bounds and the hole search that uses them.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_read.hpp -- the lockless side of extent_skiplist:
 // the descent, leaf probes, the two-leaf answers, scans and leaf views.
 // Every function here runs inside the caller's RCU read side and takes no

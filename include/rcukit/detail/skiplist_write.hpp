@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_write.hpp -- the writer protocol of extent_skiplist.
 //
 // The idea (Chris Mason's 2013 patch, v2): a writer descends without locks,
