@@ -215,7 +215,8 @@ class extent_skiplist {
   }
 
   // The lowest extent overlapping [key, key + size); nullopt if none or if
-  // the query range is empty or overflows. Lock-free (a reader retries only
+  // the query range is empty (size 0). A range reaching past the top of the
+  // key space is clamped there (extent.hpp, clamp_query). Lock-free (a reader retries only
   // while a writer rewrites a leaf it reads), linearizable. Opens its own
   // read side.
   std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
@@ -225,20 +226,34 @@ class extent_skiplist {
   // Same, inside the caller's read side. Never misses an extent present for
   // the whole call, never returns a torn entry.
   std::optional<entry> lookup_rcu(const rcu::read_guard<Rcu>&, uint64_t key, uint64_t size = 1) const {
-    if (!is_valid_query(key, size)) return std::nullopt;
-    auto r = rd::lookup(st_, key, size);
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
+    auto r = rd::lookup(st_, key, *sz);
     if (!r) return std::nullopt;
     return to_entry(*r);
   }
 
   // Removes and returns the lowest extent overlapping [key, key + size).
   // Blocking (leaf locks, at most three); linearizable. nullopt if none (or
-  // an invalid range).
+  // an empty range; the range is clamped as lookup's).
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    if (!is_valid_query(key, size)) return std::nullopt;
-    auto r = wr::erase(st_, key, size);
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
+    auto r = wr::erase(st_, key, *sz);
     if (!r) return std::nullopt;
     return to_entry(*r);
+  }
+
+  // Gives the extent that starts exactly at `start` the value v, in place
+  // (an mprotect-style update): one leaf lock and one seqcount write
+  // section, so a concurrent reader sees the old value or the new one,
+  // never no extent. NotFound if no extent starts there. Blocking (one leaf
+  // lock); linearizable; callable inside or outside a read side.
+  absl::Status assign(uint64_t start, const T& v) {
+    if (!wr::assign(st_, start, make_raw(extent{start, 1}, v))) {
+      return absl::NotFoundError("extent_skiplist::assign: no extent starts there");
+    }
+    return absl::OkStatus();
   }
 
   // Finds a free aligned range as API.md specifies (next-fit with
@@ -278,22 +293,89 @@ class extent_skiplist {
   }
 
   // Calls f(const entry&) for every extent overlapping [lo, hi), ascending;
-  // lo >= hi visits nothing. Lock-free; runs f inside a read side (f must
-  // not call synchronize or barrier). Under concurrent writers: never yields
-  // an extent twice, stays sorted, yields every extent present for the
-  // whole walk.
+  // lo >= hi visits nothing. f returns void, or bool where false stops the
+  // walk. Lock-free; runs f inside a read side (f must not call synchronize
+  // or barrier). Under concurrent writers: never yields an extent twice,
+  // stays sorted, yields every extent present for the whole walk.
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (lo >= hi) return;
     rcu::read_guard<Rcu> g;
     if (lo > 0) {
-      if (auto b = rd::last_le(st_, lo - 1); b && b->start + b->size > lo) f(to_entry(*b));
+      if (auto b = rd::last_le(st_, lo - 1); b && b->start + b->size > lo) {
+        if (!detail::visit_continues(f, to_entry(*b))) return;
+      }
     }
     rd::scan_forward(st_, lo, [&](const raw& x) {
       if (x.start >= hi) return false;
-      f(to_entry(x));
-      return true;
+      return detail::visit_continues(f, to_entry(x));
     });
+  }
+
+ private:
+  // The walk of range(): the extent reaching into [lo, hi) from below, then
+  // leaf views from lo (next_leaf semantics: sorted, never a repeat, every
+  // extent present for the whole walk).
+  class range_cursor {
+   public:
+    range_cursor(const extent_skiplist* m, const rcu::read_guard<Rcu>& g, uint64_t lo, uint64_t hi)
+        : m_(m), g_(&g), lo_(lo), hi_(hi) {
+      if (lo >= hi) return;
+      if (lo > 0) {
+        if (auto b = rd::last_le(m_->st_, lo - 1); b && b->start + b->size > lo) {
+          cur_ = to_entry(*b);
+          has_ = true;
+          straddler_ = true;
+          return;
+        }
+      }
+      load_from(lo);
+    }
+    const entry* get() const noexcept { return has_ ? &cur_ : nullptr; }
+    void next() {
+      if (straddler_) {
+        straddler_ = false;
+        load_from(lo_);
+        return;
+      }
+      if (++i_ == v_.n_) {
+        v_ = m_->next_leaf(*g_, v_);
+        i_ = 0;
+      }
+      take();
+    }
+
+   private:
+    void load_from(uint64_t from) {
+      v_ = m_->view_from(*g_, from, nullptr);
+      i_ = 0;
+      take();
+    }
+    void take() {
+      has_ = v_ && i_ < v_.n_ && v_.e_[i_].start < hi_;
+      if (has_) cur_ = to_entry(v_.e_[i_]);
+    }
+    const extent_skiplist* m_;
+    const rcu::read_guard<Rcu>* g_;
+    uint64_t lo_;
+    uint64_t hi_;
+    leaf_view v_;
+    uint32_t i_ = 0;
+    bool has_ = false;
+    bool straddler_ = false;
+    entry cur_{};
+  };
+
+ public:
+  // The same walk as for_each, as a single-pass C++20 view (input range) of
+  // entries inside the caller's read side, for range-for and std::ranges:
+  //   rcu::read_guard<> g;
+  //   for (const auto& e : m.range(g, lo, hi)) ...
+  // Holds one leaf's snapshot at a time (a copy): sorted, never repeats an
+  // extent, yields every extent present for the whole walk. The view and
+  // its iterators are valid only inside the guard's read side.
+  detail::cursor_view<range_cursor> range(const rcu::read_guard<Rcu>& g, uint64_t lo, uint64_t hi) const {
+    return detail::cursor_view<range_cursor>(range_cursor(this, g, lo, hi));
   }
 
   // First extent with start >= key. Lock-free, linearizable.

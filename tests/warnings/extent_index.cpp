@@ -5,6 +5,7 @@
 #include <rcukit/extent_skiplist.hpp>
 #include <rcukit/rbtree.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -53,6 +54,19 @@ void exercise_index() {
   std::uint64_t seen = 0;
   m.for_each(0, 1000, [&](const typename M::entry& e) { seen += e.range.size; });
   WARN_CHECK(seen == 100 * 5);
+  std::size_t visited = 0;
+  m.for_each(0, 1000, [&](const typename M::entry&) { return ++visited < 7; });
+  WARN_CHECK(visited == 7);
+  WARN_CHECK(m.assign(20, make<V>(77)).ok());
+  WARN_CHECK(m.assign(21, make<V>(77)).code() == absl::StatusCode::kNotFound);
+  WARN_CHECK(m.lookup(UINT64_MAX - 100, 1000) == std::nullopt);  // clamped at the top: nothing up there
+  {
+    rcukit::rcu::read_guard<F> g;
+    std::uint64_t n = 0;
+    for (const auto& e : m.range(g, 15, 45)) n += e.range.start;
+    WARN_CHECK(n == 20 + 30 + 40);  // [10, 15) ends where the window starts
+    WARN_CHECK(std::ranges::count_if(m.range(g, 0, 1000), [](const auto& e) { return e.range.start % 20 == 0; }) == 50);
+  }
   rcukit::hole_request r;
   r.size = 3;
   r.align = 2;

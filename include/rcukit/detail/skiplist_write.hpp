@@ -518,6 +518,41 @@ struct sl_write {
 
   // Removes every extent, one leaf at a time (each removal is atomic, the
   // whole clear is not).
+  // --- assign ------------------------------------------------------------------
+
+  // Gives the extent starting exactly at `start` the value words of r, in
+  // place: one leaf locked, one seqcount write section, so a reader sees the
+  // old value or the new one and never a gap. False if no extent starts
+  // there. Blocking.
+  static bool assign(state& st, uint64_t start, const raw& r) noexcept {
+    for (;;) {
+      rcu::read_guard<Rcu> g;  // not a hot path: a plain descent, no finger-only probe
+      probe p;
+      rd::find_leaf_fast(st, start, UINT64_MAX, p);
+      leaf* l = p.self;
+      lock_set ls;
+      ls.add(l);
+      if (!ls.lock_and_validate()) continue;
+      if (!covers(l, start)) {  // the leaf split or gave extents away since the descent
+        ls.unlock();
+        continue;
+      }
+      const uint32_t idx = find_slot_locked(l, start);
+      if (idx == l->count.load(std::memory_order_relaxed)) {  // relaxed: under l's lock
+        ls.unlock();
+        return false;
+      }
+      raw cur;
+      l->load_locked(idx, cur);
+      std::memcpy(cur.w, r.w, sizeof(cur.w));
+      l->seq.write_begin();
+      l->store_release(idx, cur);
+      l->seq.write_end();
+      ls.unlock();
+      return true;
+    }
+  }
+
   static void clear(state& st) noexcept {
     for (;;) {
       rcu::read_guard<Rcu> g;
