@@ -50,11 +50,10 @@
 #include "rcukit/judy_array.hpp"
 #include "rcukit/rcu.hpp"
 
-// rculfhash after the urcu flavour headers (included by rcu.hpp).
+// liburcu's own headers for the rculfhash peer (rcukit's headers include
+// none of liburcu's): the memb flavour, whose urcu_memb_flavor it runs on.
+#include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
-extern "C" {
-extern const struct rcu_flavor_struct urcu_memb_flavor;
-}
 
 namespace {
 
