@@ -59,8 +59,12 @@ struct sl_read {
     bool dead = false;
     bool has_le = false;
     bool has_gt = false;
-    raw le;  // valid when has_le (no zeroing: a probe is made per operation)
-    raw gt;  // gt.start valid when has_gt, the rest when gt.start < gt_limit
+    // Zeroed once per probe object (a few stores per operation): which
+    // fields a probe fills depends on has_le / has_gt and gt_limit, a
+    // correlation the compiler cannot follow through the retry loops, so it
+    // would warn -Wmaybe-uninitialized on every answer copied out of them.
+    raw le{};  // valid when has_le
+    raw gt{};  // gt.start valid when has_gt, the rest when gt.start < gt_limit
   };
 
   // The number of keys <= key among key_at(0 .. n-1), sorted, in two rounds

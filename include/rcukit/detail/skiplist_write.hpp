@@ -119,18 +119,23 @@ struct sl_write {
   struct lock_set {
     leaf* l[4] = {};
     unsigned n = 0;
-    void add(leaf* x) noexcept {
-      if (x == nullptr) return;
+    // x must not be null. (The null test lives in add_if, apart: a test here
+    // let GCC thread a null `l` through the caller's later dereferences and
+    // warn -Wstringop-overflow about a path that cannot run.)
+    void add(leaf& x) noexcept {
       for (unsigned i = 0; i < n; ++i) {
-        if (l[i] == x) return;
+        if (l[i] == &x) return;
       }
       unsigned i = n++;
       // relaxed (keys): the set is re-validated under the locks.
-      while (i > 0 && l[i - 1]->key.load(std::memory_order_relaxed) > x->key.load(std::memory_order_relaxed)) {
+      while (i > 0 && l[i - 1]->key.load(std::memory_order_relaxed) > x.key.load(std::memory_order_relaxed)) {
         l[i] = l[i - 1];
         --i;
       }
-      l[i] = x;
+      l[i] = &x;
+    }
+    void add_if(leaf* x) noexcept {
+      if (x != nullptr) add(*x);
     }
     bool lock_and_validate() noexcept {
       for (unsigned i = 0; i < n; ++i) l[i]->lock.lock();  // left to right
@@ -185,8 +190,8 @@ struct sl_write {
       leaf* nx = p.next;
       const bool need_next = nx != nullptr && end > p.next_key;
       lock_set ls;
-      ls.add(l);
-      if (need_next) ls.add(nx);
+      ls.add(*l);
+      if (need_next) ls.add(*nx);
       if (!ls.lock_and_validate()) continue;
       // Under l's lock: its successor and that successor's key are stable
       // (a redistribution that lowers the key holds l's lock too). The probe
@@ -415,13 +420,13 @@ struct sl_write {
         l = px.self;
         xr = *x;
         idx = px.idx - 1;
-        ls.add(q.self);
+        ls.add(*q.self);
         if (keep && px.idx == px.n) nx = px.next;
         if (px.n == 1 && l != &st.head) p = rd::find_leaf(st, l->key.load(std::memory_order_acquire) - 1, 0).self;
       }
-      ls.add(p);
-      ls.add(l);
-      ls.add(nx);
+      ls.add_if(p);
+      ls.add(*l);
+      ls.add_if(nx);
       if (!ls.lock_and_validate()) continue;
       if (fast) {
         if (l->seq.current() != expect_seq) {  // under l's lock: stable
@@ -558,10 +563,12 @@ struct sl_write {
       rcu::read_guard<Rcu> g;
       const bool keep = holes::maintained(st);
       lock_set ls;
-      ls.add(&st.head);
+      ls.add(st.head);
       leaf* n = st.head.next0(std::memory_order_acquire);  // pairs with set_next0
-      ls.add(n);
-      if (n != nullptr) ls.add(n->next0(std::memory_order_acquire));
+      if (n != nullptr) {
+        ls.add(*n);
+        ls.add_if(n->next0(std::memory_order_acquire));
+      }
       if (!ls.lock_and_validate()) continue;
       // relaxed: under the locks.
       if (n != nullptr && (st.head.next0(std::memory_order_relaxed) != n ||
