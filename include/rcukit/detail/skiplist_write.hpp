@@ -536,7 +536,7 @@ struct sl_write {
       rd::find_leaf_fast(st, start, UINT64_MAX, p);
       leaf* l = p.self;
       lock_set ls;
-      ls.add(l);
+      ls.add(*l);
       if (!ls.lock_and_validate()) continue;
       if (!covers(l, start)) {  // the leaf split or gave extents away since the descent
         ls.unlock();
