@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The test suite, as CI runs it (README: second command).
+#   0. repository checks: SPDX licence lines, docs/API.md true to the headers
 #   1. release preset: unit + concurrent tests, and the per-component
 #      examples (examples/*.cpp: ctest tests labelled `example concurrent`;
 #      each checks its own results and exits non-zero if one is wrong)
@@ -66,11 +67,16 @@ run_ctest() {
   rm -f "$log"
 }
 
-stage "repository checks: licence lines (scripts/spdx.py)"
+stage "repository checks: licence lines (scripts/spdx.py), docs/API.md against the headers (scripts/api_check.py)"
 if python3 scripts/spdx.py; then
   total_pass=$((total_pass + 1))
 else
   failed_stages+=("spdx"); total_fail=$((total_fail + 1))
+fi
+if python3 scripts/api_check.py; then
+  total_pass=$((total_pass + 1))
+else
+  failed_stages+=("api-doc"); total_fail=$((total_fail + 1))
 fi
 
 run_ctest release
