@@ -265,6 +265,22 @@ inline bool in_read_side() noexcept {
   }
 }
 
+// The check a qsbr read side, and every public member of a structure of
+// flavour F, makes first (invariant 7): the calling thread must be
+// registered and online. Nothing at all for the other flavours.
+template <class F>
+inline void require_online(const call_site& where) noexcept {
+  if constexpr (std::is_same_v<F, qsbr>) {
+    if (!F::online()) [[unlikely]] {
+      ::rcukit::detail::fatal("rcu",
+                              "rcu::qsbr used on a thread that is not registered or is offline "
+                              "(hold an rcu::thread_registration<rcu::qsbr>, or call liburcu's "
+                              "rcu_register_thread(), and no offline_scope around the call)",
+                              where);
+    }
+  }
+}
+
 template <class F>
 inline void check_outside_read_side(const char* what, const call_site& where) noexcept {
   if (in_read_side<F>()) [[unlikely]] {
@@ -404,13 +420,7 @@ class read_guard {
   read_guard(detail::call_site where = detail::call_site::current()) noexcept
       : transient_(detail::ensure_registered<F>()) {
     if constexpr (std::is_same_v<F, qsbr>) {
-      if (!F::online()) [[unlikely]] {
-        ::rcukit::detail::fatal("rcu",
-                                "rcu::qsbr read side on a thread that is not registered or is offline "
-                                "(hold an rcu::thread_registration<rcu::qsbr>, or call liburcu's "
-                                "rcu_register_thread(), and no offline_scope around the call)",
-                                where);
-      }
+      detail::require_online<F>(where);
       ++detail::tls_state<F>.qsbr_depth;  // invariant 6
     } else {
       detail::tsan::read_enter<F>();  // before the lock: see ~read_guard
