@@ -79,10 +79,19 @@ struct sl_read {
     return idx;
   }
 
+  // Tests hold a writer inside a write section and need to know when a
+  // reader waits for it (Traits::sync_point; compiled out otherwise).
+  static void note_wait(const leaf* l, uint64_t key) noexcept {
+    if constexpr (sl_has_sync<typename S::traits>) {
+      if ((l->seq.current() & 1) != 0) sl_sync_point<typename S::traits>(sl_sync::reader_waits, key, 0);
+    }
+  }
+
   static void probe_into(const leaf* l, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
     p.self = const_cast<leaf*>(l);
     l->prefetch_slots();
     for (;;) {
+      note_wait(l, key);
       p.seq = l->seq.read_begin();
       // acquire (all, seq-protected): pair with the writers' release stores
       // inside their write sections (seqcount.hpp); link 0 also with the
@@ -289,10 +298,8 @@ struct sl_read {
     for (;;) {
       const probe p = find_leaf_near(st, key);
       if (p.has_le) return p.le;
-      if (p.self == &st.head) return std::nullopt;
-      const uint64_t k = p.self->key.load(std::memory_order_acquire);
-      if (k == 0) return std::nullopt;
-      const probe q = find_leaf(st, k - 1, 0);
+      if (p.self == &st.head || p.key == 0) return std::nullopt;
+      const probe q = find_leaf(st, p.key - 1, 0);
       // Both snapshots held at one instant: q saw p.self as its successor and
       // p.self did not change since its probe.
       if (q.next != p.self || p.self->seq.current() != p.seq) continue;
@@ -311,7 +318,7 @@ struct sl_read {
         if (p.le.start + p.le.size > key) return p.le;
       } else if (p.self != &st.head) {
         probe q;
-        find_leaf_into(st, p.self->key.load(std::memory_order_acquire) - 1, 0, q);
+        find_leaf_into(st, p.key - 1, 0, q);
         if (q.next != p.self || p.self->seq.current() != p.seq) continue;
         if (q.has_le && q.le.start + q.le.size > key) return q.le;
       }
@@ -337,7 +344,9 @@ struct sl_read {
       if (p.has_gt) return p.gt;
       if (p.next == nullptr) return std::nullopt;
       const probe q = do_probe(p.next, key);
+      // Both snapshots held at one instant (p.self unchanged since its probe).
       if (q.dead || p.self->seq.current() != p.seq) continue;
+      if (q.has_le && q.le.start == key) return q.le;
       if (q.has_gt) return q.gt;
     }
   }
@@ -351,6 +360,7 @@ struct sl_read {
   static leaf_copy copy_leaf(const leaf* l, raw* out) noexcept {
     leaf_copy c;
     for (;;) {
+      note_wait(l, 0);
       const uint64_t s = l->seq.read_begin();
       // acquire (all, seq-protected): see probe_into.
       c.dead = l->dead.load(std::memory_order_acquire);

@@ -286,11 +286,14 @@ struct sl_write {
   // l (full) and its successor nx (with room) are locked; r goes to slot
   // idx of l's merged sequence. The top of that sequence moves to the front
   // of nx, whose key goes down to the first extent moved (never up: readers
-  // rely on it, skiplist_read.hpp). Order: nx gets the extents (both leaves
-  // hold them for a moment, which every reader tolerates: a snapshot of
-  // either is consistent, scans skip what they yielded), nx covers the gaps
-  // it takes over, then l drops them and its link 0 takes the new key.
-  // Returns the new key of nx.
+  // rely on it, skiplist_read.hpp). Returns the new key of nx.
+  // Order: nx covers the gaps it takes over (holes.hpp: raised before the
+  // change is visible); then l's write section encloses nx's, so the move
+  // is one step for every reader. A reader that trusts l's link key as the
+  // end of l's range, or that pairs a snapshot of l with one of nx, waits
+  // for or re-validates l's sequence, which turned odd before nx changed;
+  // and nx alone is reached only at or above its old key, where nothing
+  // moved (docs/DESIGN.md, "Splits and redistribution").
   static uint64_t redistribute_locked(state& st, leaf* l, leaf* nx, uint32_t idx, const raw& r, bool keep) noexcept {
     constexpr uint32_t total = kCap + 1;
     raw buf[total];
@@ -300,6 +303,12 @@ struct sl_write {
     const uint32_t keep_n = (total + m + 1) / 2 < total ? (total + m + 1) / 2 : total - 1;
     const uint32_t moved = total - keep_n;  // >= 1, and m + moved <= kCap
     const uint64_t key = buf[keep_n].start;
+    // relaxed (l's bound): under l's lock.
+    if (keep) {
+      const uint64_t v = l->gap0.load(std::memory_order_relaxed);
+      if (holes::raise_leaf(nx, v)) holes::climb(st, nx, v);
+    }
+    l->seq.write_begin();  // nx's release stores below keep this odd value before them (seqcount.hpp)
     nx->seq.write_begin();
     raw tmp;
     for (uint32_t i = m; i-- > 0;) {
@@ -313,13 +322,7 @@ struct sl_write {
     nx->key.store(key, std::memory_order_release);
     if (nx->tower != nullptr) nx->tower->key.store(key, std::memory_order_release);
     nx->seq.write_end();
-    // The gaps before the moved extents were l's: nx covers them before l
-    // lets them go (holes.hpp). relaxed (l's bound): under l's lock.
-    if (keep) {
-      const uint64_t v = l->gap0.load(std::memory_order_relaxed);
-      if (holes::raise_leaf(nx, v)) holes::climb(st, nx, v);
-    }
-    l->seq.write_begin();
+    sl_sync_point<typename S::traits>(sl_sync::redistributed, key, 0);
     for (uint32_t i = 0; i < keep_n; ++i) l->store_release(i, buf[i]);
     l->count.store(keep_n, std::memory_order_release);  // seq-protected
     l->set_next0(nx);                                   // the same successor, its new key
