@@ -1,5 +1,5 @@
 // Deterministic races between extent_skiplist's readers and a right
-// redistribution (issue 24, race 1), forced through the traits hooks
+// redistribution (issue 24, races 1 and 3), forced through the traits hooks
 // (skiplist_race_support.hpp). A redistribution moves the top extents of a
 // full leaf to its successor and lowers the successor's key: extents move
 // right, past a reader that may be between two reads.
@@ -7,13 +7,19 @@
 // What can fail here:
 //  * a reader sees the extent being inserted, then, one call later, no longer
 //    sees it (lookup, lower_bound, prev_extent disagree with an earlier
-//    answer) while the writer is held between the two leaves' changes.
+//    answer) while the writer is held between the two leaves' changes;
+//  * a backward leaf walk (last_leaf, prev_leaf) skips extents present for
+//    the whole walk when the leaf it stands on takes extents from its
+//    predecessor (its key goes down) between the copy and the step, or when
+//    the predecessor gives them away between the descent and the copy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "rcukit/extent_skiplist.hpp"
 #include "skiplist_race_support.hpp"
@@ -69,6 +75,82 @@ TEST(SkiplistReaderRaces, AnExtentSeenOnceStaysSeenDuringARedistribution) {
       EXPECT_EQ(got[i], inserted ? after[i] : before[i]) << "answer " << i;
     }
     EXPECT_EQ(start_of(l.lookup(315)), std::optional<uint64_t>{315});
+    const absl::Status inv = l.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv;
+  }
+  rcu::barrier();
+  EXPECT_EQ(race_traits::live.load(), 0);
+}
+
+// Every extent start a backward walk from last_leaf yields, in order.
+std::vector<uint64_t> walk_backward(const race_list& l) {
+  std::vector<uint64_t> out;
+  rcu::read_guard<rcu::memb> g;
+  for (auto v = l.last_leaf(g); v; v = l.prev_leaf(g, v)) {
+    for (size_t i = v.size(); i-- > 0;) out.push_back(v.at(i).range.start);
+  }
+  return out;
+}
+
+// The starts a backward walk must yield whatever ran during it: those
+// present for the whole walk (the new 14 may or may not be seen).
+void expect_walk_kept(const std::vector<uint64_t>& seen, std::initializer_list<uint64_t> present) {
+  for (uint64_t k : present) {
+    EXPECT_NE(std::find(seen.begin(), seen.end(), k), seen.end()) << "the walk skipped " << k;
+  }
+  EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "an extent repeated";
+}
+
+// Race 3, the key read after the copy. Leaves: H [0, 4) | P {10, 11, 12, 13}
+// (full) | L {23}, key 20. The walk's step from L's view {23} copies L at 22
+// (nothing at or below 22) and is held. Inserting 14 into P moves {13, 14}
+// to L, whose key goes down to 13. The walk must go on below 22, not below
+// L's new key (the old code stepped to 12 and skipped 13).
+TEST(SkiplistReaderRaces, BackwardWalkStepsFromTheKeyItCopied) {
+  {
+    race_list l;
+    insert_points(l, {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
+    for (uint64_t k : {20, 21, 22}) ASSERT_TRUE(l.erase(k).has_value());
+    ASSERT_EQ(l.leaf_count(), 3u);
+    gates::reset();
+    gate& r = gates::g[0];
+    r.arm(detail::sl_sync::walk_copied, 22, 0);
+    std::vector<uint64_t> seen;
+    std::thread walker([&] { seen = walk_backward(l); });
+    ASSERT_TRUE(r.wait_held()) << "the walk never stepped from L";
+    ASSERT_TRUE(l.insert(extent{14, 1}, 14).ok());  // P -> L: {13, 14}, L's key 13
+    r.open = true;
+    walker.join();
+    expect_walk_kept(seen, {23, 13, 12, 11, 10, 3, 2, 1, 0});
+    const absl::Status inv = l.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv;
+  }
+  rcu::barrier();
+  EXPECT_EQ(race_traits::live.load(), 0);
+}
+
+// Race 3, the range of the leaf copied. Leaves: H [0, 4) | P {10, 11, 12,
+// 13} (full) | L {20}. The walk's step from L's view {20} finds P covering
+// 19 and is held before copying it. Inserting 14 into P moves {13, 14} to
+// L. P's copy then covers only up to 12: the step must look again at 19
+// (the old code took P's copy {10, 11, 12} and skipped 13).
+TEST(SkiplistReaderRaces, BackwardWalkCopiesALeafThatStillCoversItsKey) {
+  {
+    race_list l;
+    insert_points(l, {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
+    for (uint64_t k : {21, 22, 23}) ASSERT_TRUE(l.erase(k).has_value());
+    ASSERT_EQ(l.leaf_count(), 3u);
+    gates::reset();
+    gate& r = gates::g[0];
+    r.arm(detail::sl_sync::walk_found, 19, 0);
+    std::vector<uint64_t> seen;
+    std::thread walker([&] { seen = walk_backward(l); });
+    ASSERT_TRUE(r.wait_held()) << "the walk never looked below L";
+    ASSERT_TRUE(l.insert(extent{14, 1}, 14).ok());  // P -> L: {13, 14}, L's key 13
+    r.open = true;
+    walker.join();
+    expect_walk_kept(seen, {20, 13, 12, 11, 10, 3, 2, 1, 0});
     const absl::Status inv = l.check_invariants();
     EXPECT_TRUE(inv.ok()) << inv;
   }

@@ -351,20 +351,27 @@ struct sl_read {
     }
   }
 
+  // One snapshot of a leaf: its extents, and its key range [key, next_key).
   struct leaf_copy {
+    const leaf* self = nullptr;
     leaf* next = nullptr;
+    uint64_t key = 0;
+    uint64_t next_key = kNoKey;
     uint64_t seq = 0;  // the sequence the copy was taken at
     uint32_t n = 0;
     bool dead = false;
   };
   static leaf_copy copy_leaf(const leaf* l, raw* out) noexcept {
     leaf_copy c;
+    c.self = l;
     for (;;) {
       note_wait(l, 0);
       const uint64_t s = l->seq.read_begin();
       // acquire (all, seq-protected): see probe_into.
       c.dead = l->dead.load(std::memory_order_acquire);
+      c.key = l->key.load(std::memory_order_acquire);
       c.next = l->next0(std::memory_order_acquire);
+      c.next_key = l->link0.key.load(std::memory_order_acquire);
       c.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), kCap);
       for (uint32_t i = 0; i < c.n; ++i) l->load_acquire(i, out[i]);
       c.seq = s;
@@ -396,31 +403,41 @@ struct sl_read {
     }
   }
 
+  // The live leaf covering key, copied in one snapshot that shows it live
+  // and covering key: out[0, c.n) holds every extent with start in
+  // [c.key, key] at that instant. The step of every backward walk. Extents
+  // only move right (a redistribution gives a leaf's top extents to its
+  // successor and lowers the successor's key), so a walk going down must
+  // take both ends of the range it covers from the snapshot it yields: a key
+  // read after the copy may have gone down over extents just moved in, and
+  // a leaf copied after it gave extents away no longer covers key.
+  static leaf_copy copy_covering(const state& st, uint64_t key, raw* out) noexcept {
+    for (;;) {
+      const leaf* l = find_leaf_near(st, key).self;
+      sl_sync_point<typename S::traits>(sl_sync::walk_found, key, 0);
+      const leaf_copy c = copy_leaf(l, out);
+      if (c.dead || c.key > key || (c.next != nullptr && c.next_key <= key)) continue;
+      sl_sync_point<typename S::traits>(sl_sync::walk_copied, key, 0);
+      return c;
+    }
+  }
+
   // Calls f(raw) for extents with start < below, descending, until f returns
-  // false. Used by the downward hole walk, whose result is re-validated
-  // under locks, so it only needs a plausible recent state.
+  // false. Never repeats an extent; visits every extent present for the
+  // whole scan (each step covers [c.key, bound) from one snapshot, and the
+  // next step starts below c.key).
   template <class F>
   static void scan_backward(const state& st, uint64_t below, F&& f) {
-    if (below == 0) return;
     uint64_t bound = below;  // only extents with start < bound remain to visit
-    const leaf* l = find_leaf_near(st, bound - 1).self;
     raw buf[kCap];
-    for (;;) {
-      const leaf_copy c = copy_leaf(l, buf);
-      if (c.dead) {
-        l = find_leaf_near(st, bound - 1).self;
-        continue;
-      }
+    while (bound > 0) {
+      const leaf_copy c = copy_covering(st, bound - 1, buf);
       for (uint32_t i = c.n; i-- > 0;) {
         if (buf[i].start >= bound) continue;
         if (!f(buf[i])) return;
         bound = buf[i].start;
       }
-      const uint64_t k = l->key.load(std::memory_order_acquire);
-      if (l == &st.head || k == 0) return;
-      if (k < bound) bound = k;
-      if (bound == 0) return;
-      l = find_leaf_near(st, bound - 1).self;
+      bound = c.key;  // <= every start yielded from c; 0 for the head
     }
   }
 
