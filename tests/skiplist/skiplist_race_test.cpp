@@ -1,8 +1,12 @@
 // Deterministic races of extent_skiplist's hole index and leaf views
-// (issue 15's defects), forced through the traits hooks the list offers
-// tests (skiplist_race_support.hpp).
+// (issue 15's defects, and issue 24's race 2), forced through the traits
+// hooks the list offers tests (skiplist_race_support.hpp).
 //
 // What can fail here:
+//  * an erase that read the hole index as off is preempted before it locks;
+//    meanwhile the index is armed and, after the grace period, a search
+//    lowers the bound of the leaf whose gap the erase then opens: the bound
+//    must still cover that gap (the gap stays allocatable);
 //  * a hole search lowers a span's bound from the children it listed while
 //    the span's end tower is removed (its span, with a large gap, joins the
 //    one being lowered): the gap must stay findable and the bounds covering;
@@ -129,6 +133,57 @@ TEST(SkiplistRaces, RaiseReturningWhileALevelIsAdded) {
     const auto s = l.insert_hole(r, 1);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ(*s, 14u);
+  }
+  rcu::barrier();
+  EXPECT_EQ(race_traits::live.load(), 0);
+}
+
+// Issue 24, race 2: leaves H (head) [0, 4) | X [10, 50) in four extents |
+// Y [55, 59). An erase of [20, 30) in X, on the finger path, has read the
+// hole index (off) and is held before it locks X (a preemption). The index
+// is armed; once its grace period has ended a search lowers X's bound to
+// the gap it owns then ([4, 10): 6). The erase then opens [20, 30): X's bound
+// must cover it, or the hole index hides a free gap of 10 for good. A writer
+// that read "off" must be inside a read side entered before it looked, which
+// the arming grace period waits for: when the held erase is inside one, the
+// grace period cannot end while it is held, so the test lets it finish
+// first (the only schedule RCU allows); otherwise it runs the schedule above.
+TEST(SkiplistRaces, EraseThatReadTheHoleIndexOffIsCoveredByItsArming) {
+  {
+    race_list l;
+    insert_points(l, {0, 1, 2, 3});
+    for (uint64_t s = 10; s < 50; s += 10) ASSERT_TRUE(l.insert(extent{s, 10}, s).ok());
+    insert_points(l, {55, 56, 57, 58});
+    ASSERT_EQ(l.leaf_count(), 3u);
+    hole_request ten;  // fits only where [20, 30) is, once free
+    ten.size = 10;
+    ten.limit = 55;
+    hole_request eleven = ten;  // fits nowhere below 55: a search that lowers every bound it passes
+    eleven.size = 11;
+    gates::reset();
+    gate& held = gates::g[0];
+    held.arm(detail::sl_sync::lock_leaf, 10, 0);  // the erase, about to lock X
+    std::thread eraser([&] {
+      EXPECT_TRUE(l.lookup(25).has_value());  // the finger: X
+      EXPECT_TRUE(l.erase(20).has_value());
+    });
+    ASSERT_TRUE(held.wait_held()) << "the erase never reached X's lock";
+    const bool covered = held.in_read_side.load();
+    if (covered) {  // the grace period below would wait for the held erase
+      held.open = true;
+      eraser.join();
+    }
+    arm_hole_index(l);  // arms, then waits for grace periods
+    EXPECT_EQ(l.insert_hole(eleven, 0).status().code(), absl::StatusCode::kResourceExhausted);
+    if (!covered) {
+      held.open = true;
+      eraser.join();
+    }
+    const absl::Status inv = l.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv;
+    const auto s = l.insert_hole(ten, 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(*s, 20u);
   }
   rcu::barrier();
   EXPECT_EQ(race_traits::live.load(), 0);

@@ -137,7 +137,12 @@ struct sl_write {
       if (x != nullptr) add(*x);
     }
     bool lock_and_validate() noexcept {
-      for (unsigned i = 0; i < n; ++i) l[i]->lock.lock();  // left to right
+      for (unsigned i = 0; i < n; ++i) {  // left to right
+        if constexpr (sl_has_sync<typename S::traits>) {
+          sl_sync_point<typename S::traits>(sl_sync::lock_leaf, l[i]->key.load(std::memory_order_relaxed), i);
+        }
+        l[i]->lock.lock();
+      }
       for (unsigned i = 0; i < n; ++i) {
         // relaxed: dead and link 0 are written only under the leaf's lock, which we hold.
         if (l[i]->dead.load(std::memory_order_relaxed) ||
@@ -168,6 +173,18 @@ struct sl_write {
     return n;
   }
 
+  // Whether this change must keep the hole bounds (holes.hpp). "On" and
+  // "arming" never turn back to "off"; "off" may be trusted only inside a
+  // read side entered before it was read, because the arming grace period
+  // (after which searches may lower bounds) then waits for the change to be
+  // visible. So an "off" is read again inside g, which the caller holds
+  // until its change is published.
+  static bool keep_bounds(const state& st, std::optional<rcu::read_guard<Rcu>>& g) noexcept {
+    if (holes::maintained(st) || !S::kHoleIndex) return S::kHoleIndex;
+    if (!g) g.emplace();
+    return holes::maintained(st);
+  }
+
   // --- insert ------------------------------------------------------------------
 
   // Inserts r. tok: a preallocated leaf or null (filled on demand, with no
@@ -178,7 +195,7 @@ struct sl_write {
       // The read side keeps what a descent reads alive until it is locked
       // and validated; a finger hit needs none (skiplist_read.hpp), so the
       // common case of an insert next to the previous one enters it only if
-      // it has to descend later.
+      // it has to descend later, or to trust a hole index that is off.
       std::optional<rcu::read_guard<Rcu>> g;
       probe p;
       if (!rd::finger_probe(st, r.start, UINT64_MAX, p)) {
@@ -225,7 +242,7 @@ struct sl_write {
       // An extent that becomes the last of its leaf while a next leaf
       // exists takes over the gap before it from that leaf (gap-before
       // ownership, holes.hpp): its own leaf must cover that gap.
-      const bool keep = holes::maintained(st);
+      const bool keep = keep_bounds(st, g);
       const uint64_t owned = keep && idx == n && nx != nullptr ? r.start - (n > 0 ? l->end_locked(n - 1) : 0) : 0;
       // Everything below but the plain in-place store may descend.
       if (!g && (n == kCap || owned != 0)) g.emplace();
@@ -384,14 +401,14 @@ struct sl_write {
     for (;;) {
       // As in insert: no read side unless something descends.
       std::optional<rcu::read_guard<Rcu>> g;
-      const bool keep = holes::maintained(st);
+      const bool keep = keep_bounds(st, g);
       leaf* l;  // the leaf holding x
       uint32_t idx;
       raw xr;
       lock_set ls;
       probe q;
       if (!rd::finger_probe(st, key, end, q)) {
-        g.emplace();
+        if (!g) g.emplace();  // (emplace on a held guard would end its read side)
         rd::find_leaf_remember(st, key, end, q);
       }
       leaf* p = nullptr;   // l's predecessor, locked when l empties
