@@ -114,7 +114,11 @@ struct sl_write {
 
   // --- locking -----------------------------------------------------------------
 
-  // Up to four leaves, locked in ascending key order, validated live and adjacent.
+  // Up to four adjacent leaves, locked left to right. A writer holding leaf
+  // locks waits only for the live successor of the last leaf it holds, read
+  // under that leaf's lock (where it is stable: changing a leaf's link needs
+  // the leaf's lock): so no cycle of waits can form, even when the set was
+  // chosen from a stale probe (docs/DESIGN.md, "No lock-order cycle").
   struct lock_set {
     leaf* l[4] = {};
     unsigned n = 0;
@@ -126,7 +130,8 @@ struct sl_write {
         if (l[i] == &x) return;
       }
       unsigned i = n++;
-      // relaxed (keys): the set is re-validated under the locks.
+      // relaxed (keys): only a guess at the left-to-right order; the locking
+      // below checks each link before it waits.
       while (i > 0 && l[i - 1]->key.load(std::memory_order_relaxed) > x.key.load(std::memory_order_relaxed)) {
         l[i] = l[i - 1];
         --i;
@@ -136,26 +141,34 @@ struct sl_write {
     void add_if(leaf* x) noexcept {
       if (x != nullptr) add(*x);
     }
+    // True with every leaf locked, live and linked to the next one; false
+    // with none locked.
     bool lock_and_validate() noexcept {
-      for (unsigned i = 0; i < n; ++i) {  // left to right
+      for (unsigned i = 0; i < n; ++i) {
+        if (i > 0 && !live_and_linked(i - 1)) {
+          unlock_first(i);
+          return false;
+        }
         if constexpr (sl_has_sync<typename S::traits>) {
           sl_sync_point<typename S::traits>(sl_sync::lock_leaf, l[i]->key.load(std::memory_order_relaxed), i);
         }
         l[i]->lock.lock();
       }
-      for (unsigned i = 0; i < n; ++i) {
-        // relaxed: dead and link 0 are written only under the leaf's lock, which we hold.
-        if (l[i]->dead.load(std::memory_order_relaxed) ||
-            (i + 1 < n && l[i]->next0(std::memory_order_relaxed) != l[i + 1])) {
-          unlock();
-          return false;
-        }
+      if (!live_and_linked(n - 1)) {
+        unlock();
+        return false;
       }
       return true;
     }
-    void unlock() noexcept {
-      for (unsigned i = n; i-- > 0;) l[i]->lock.unlock();
+    // Under l[i]'s lock. relaxed: dead and link 0 are written only under it.
+    bool live_and_linked(unsigned i) const noexcept {
+      return !l[i]->dead.load(std::memory_order_relaxed) &&
+             (i + 1 == n || l[i]->next0(std::memory_order_relaxed) == l[i + 1]);
     }
+    void unlock_first(unsigned k) noexcept {
+      for (unsigned i = k; i-- > 0;) l[i]->lock.unlock();
+    }
+    void unlock() noexcept { unlock_first(n); }
   };
 
   // True if locked leaf l (live) covers key now.
