@@ -28,12 +28,14 @@
 //    is the successor leaf for a last extent, so that one is locked too)
 //    and the spans above it; an extent inserted as the last of a leaf takes
 //    over part of the next leaf's first gap, so its leaf is raised; a split
-//    copies bounds; a redistribution raises the receiving leaf before the
-//    giving leaf drops the extents.
+//    copies bounds; a redistribution raises the receiving leaf before it
+//    moves the extents. A writer that finds the index off trusts that only
+//    inside a read side (keep_bounds).
 //
-// Locks: leaf locks left to right (at most three: predecessor, leaf,
-// successor), then tower and block locks (skiplist_index.hpp). A lock is
-// never held across a grace period or an allocation.
+// Locks: leaf locks left to right (at most four adjacent leaves), each
+// taken only after the lock of the one before it showed that leaf live and
+// linked to it (lock_set); then tower and block locks (skiplist_index.hpp).
+// A lock is never held across a grace period or an allocation.
 #pragma once
 
 #include <algorithm>
