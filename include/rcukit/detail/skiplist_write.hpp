@@ -32,7 +32,7 @@
 //    moves the extents. A writer that finds the index off trusts that only
 //    inside a read side (keep_bounds).
 //
-// Locks: leaf locks left to right (at most four adjacent leaves), each
+// Locks: leaf locks left to right (at most three adjacent leaves), each
 // taken only after the lock of the one before it showed that leaf live and
 // linked to it (lock_set); then tower and block locks (skiplist_index.hpp).
 // A lock is never held across a grace period or an allocation.
