@@ -92,70 +92,53 @@ std::vector<uint64_t> walk_backward(const race_list& l) {
   return out;
 }
 
-// The starts a backward walk must yield whatever ran during it: those
-// present for the whole walk (the new 14 may or may not be seen).
-void expect_walk_kept(const std::vector<uint64_t>& seen, std::initializer_list<uint64_t> present) {
-  for (uint64_t k : present) {
-    EXPECT_NE(std::find(seen.begin(), seen.end(), k), seen.end()) << "the walk skipped " << k;
+// Leaves H [0, 4) | P {10, 11, 12, 13} (full) | L: {20, 21, 22, 23} less
+// `erased`. A backward walk from last_leaf is held at (point, at) while 14
+// is inserted into P, which moves {13, 14} to L (L's key goes down to 13).
+// The walk must yield every extent present throughout (`present`; the new
+// 14 may or may not be seen), in descending order, none twice.
+void backward_walk_race(std::initializer_list<uint64_t> erased, detail::sl_sync point, uint64_t at,
+                        std::initializer_list<uint64_t> present) {
+  {
+    race_list l;
+    insert_points(l, {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
+    for (uint64_t k : erased) ASSERT_TRUE(l.erase(k).has_value());
+    ASSERT_EQ(l.leaf_count(), 3u);
+    gates::reset();
+    gate& r = gates::g[0];
+    r.arm(point, at, 0);
+    std::vector<uint64_t> seen;
+    std::thread walker([&] { seen = walk_backward(l); });
+    ASSERT_TRUE(r.wait_held()) << "the walk never reached its step at " << at;
+    ASSERT_TRUE(l.insert(extent{14, 1}, 14).ok());
+    r.open = true;
+    walker.join();
+    for (uint64_t k : present) {
+      EXPECT_NE(std::find(seen.begin(), seen.end(), k), seen.end()) << "the walk skipped " << k;
+    }
+    EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
+    EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "an extent repeated";
+    const absl::Status inv = l.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv;
   }
-  EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
-  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "an extent repeated";
+  rcu::barrier();
+  EXPECT_EQ(race_traits::live.load(), 0);
 }
 
-// Race 3, the key read after the copy. Leaves: H [0, 4) | P {10, 11, 12, 13}
-// (full) | L {23}, key 20. The walk's step from L's view {23} copies L at 22
-// (nothing at or below 22) and is held. Inserting 14 into P moves {13, 14}
-// to L, whose key goes down to 13. The walk must go on below 22, not below
-// L's new key (the old code stepped to 12 and skipped 13).
+// Race 3, the key read after the copy. L is {23}, key 20. The walk's step
+// from L's view {23} copies L at 22 (nothing at or below 22) and is held;
+// then L's key goes down to 13. The walk must go on below 22, not below L's
+// new key (the old code stepped to 12 and skipped 13).
 TEST(SkiplistReaderRaces, BackwardWalkStepsFromTheKeyItCopied) {
-  {
-    race_list l;
-    insert_points(l, {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
-    for (uint64_t k : {20, 21, 22}) ASSERT_TRUE(l.erase(k).has_value());
-    ASSERT_EQ(l.leaf_count(), 3u);
-    gates::reset();
-    gate& r = gates::g[0];
-    r.arm(detail::sl_sync::walk_copied, 22, 0);
-    std::vector<uint64_t> seen;
-    std::thread walker([&] { seen = walk_backward(l); });
-    ASSERT_TRUE(r.wait_held()) << "the walk never stepped from L";
-    ASSERT_TRUE(l.insert(extent{14, 1}, 14).ok());  // P -> L: {13, 14}, L's key 13
-    r.open = true;
-    walker.join();
-    expect_walk_kept(seen, {23, 13, 12, 11, 10, 3, 2, 1, 0});
-    const absl::Status inv = l.check_invariants();
-    EXPECT_TRUE(inv.ok()) << inv;
-  }
-  rcu::barrier();
-  EXPECT_EQ(race_traits::live.load(), 0);
+  backward_walk_race({20, 21, 22}, detail::sl_sync::walk_copied, 22, {23, 13, 12, 11, 10, 3, 2, 1, 0});
 }
 
-// Race 3, the range of the leaf copied. Leaves: H [0, 4) | P {10, 11, 12,
-// 13} (full) | L {20}. The walk's step from L's view {20} finds P covering
-// 19 and is held before copying it. Inserting 14 into P moves {13, 14} to
-// L. P's copy then covers only up to 12: the step must look again at 19
-// (the old code took P's copy {10, 11, 12} and skipped 13).
+// Race 3, the range of the leaf copied. L is {20}. The walk's step from L's
+// view {20} finds P covering 19 and is held before copying it; then P gives
+// {13, 14} to L. P's copy covers only up to 12: the step must look again at
+// 19 (the old code took P's copy {10, 11, 12} and skipped 13).
 TEST(SkiplistReaderRaces, BackwardWalkCopiesALeafThatStillCoversItsKey) {
-  {
-    race_list l;
-    insert_points(l, {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23});
-    for (uint64_t k : {21, 22, 23}) ASSERT_TRUE(l.erase(k).has_value());
-    ASSERT_EQ(l.leaf_count(), 3u);
-    gates::reset();
-    gate& r = gates::g[0];
-    r.arm(detail::sl_sync::walk_found, 19, 0);
-    std::vector<uint64_t> seen;
-    std::thread walker([&] { seen = walk_backward(l); });
-    ASSERT_TRUE(r.wait_held()) << "the walk never looked below L";
-    ASSERT_TRUE(l.insert(extent{14, 1}, 14).ok());  // P -> L: {13, 14}, L's key 13
-    r.open = true;
-    walker.join();
-    expect_walk_kept(seen, {20, 13, 12, 11, 10, 3, 2, 1, 0});
-    const absl::Status inv = l.check_invariants();
-    EXPECT_TRUE(inv.ok()) << inv;
-  }
-  rcu::barrier();
-  EXPECT_EQ(race_traits::live.load(), 0);
+  backward_walk_race({21, 22, 23}, detail::sl_sync::walk_found, 19, {20, 13, 12, 11, 10, 3, 2, 1, 0});
 }
 
 }  // namespace
