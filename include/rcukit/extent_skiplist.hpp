@@ -490,28 +490,26 @@ class extent_skiplist {
     return {};
   }
   // The view of the last leaf holding extents with start < bound (<= bound
-  // when inclusive), restricted to them.
+  // when inclusive), restricted to them. Each step covers [c.key, probe_key]
+  // from one snapshot (rd::copy_covering), the next starts below c.key.
   leaf_view view_before(const rcu::read_guard<Rcu>& g, uint64_t bound, bool inclusive) const {
     leaf_view v;
     uint64_t probe_key = inclusive ? bound : bound - 1;
     for (;;) {
-      const leaf* l = rd::find_leaf(st_, probe_key).self;
-      const auto c = rd::copy_leaf(l, v.e_);
-      if (c.dead) continue;
+      const auto c = rd::copy_covering(st_, probe_key, v.e_);
       uint32_t k = 0;
       for (uint32_t i = 0; i < c.n; ++i) {
         if (v.e_[i].start <= probe_key) v.e_[k++] = v.e_[i];
       }
       if (k > 0) {
-        v.leaf_ = l;
+        v.leaf_ = c.self;
         v.next_ = c.next;
         v.side_ = g.id();
         v.n_ = k;
         return v;
       }
-      const uint64_t lk = l->key.load(std::memory_order_acquire);
-      if (l == &st_.head || lk == 0) return {};
-      probe_key = std::min(probe_key, lk - 1);
+      if (c.key == 0) return {};  // the head: nothing below
+      probe_key = c.key - 1;
     }
   }
 
