@@ -156,9 +156,9 @@ class extent_skiplist {
     explicit operator bool() const noexcept { return leaf_ != nullptr; }
     size_t size() const noexcept { return n_; }
     bool empty() const noexcept { return n_ == 0; }
-    // Precondition: i < size() (violations abort with a message).
-    entry at(size_t i) const noexcept {
-      if (i >= n_) detail::sl_fatal("leaf_view::at: index out of range");
+    // Precondition: i < size(); a violation aborts naming the caller.
+    entry at(size_t i, detail::call_site where = detail::call_site::current()) const noexcept {
+      if (i >= n_) detail::sl_fatal("leaf_view::at: index out of range", where);
       return to_entry(e_[i]);
     }
 
@@ -182,7 +182,8 @@ class extent_skiplist {
   // Allocates the leaf (and its tower) an insert may need for a split.
   // Blocking only in the node pool; takes no list lock. ResourceExhausted
   // if an allocation fails, with nothing allocated.
-  absl::StatusOr<preload_token> preload() {
+  absl::StatusOr<preload_token> preload(detail::call_site where = detail::call_site::current()) {
+    online(where);
     preload_token t;
     t.st_ = &st_;
     t.leaf_ = wr::alloc_leaf(st_);
@@ -195,11 +196,12 @@ class extent_skiplist {
   // read side. InvalidArgument for an invalid extent, AlreadyExists if it
   // overlaps an extent, ResourceExhausted if a split needed a leaf and the
   // allocation failed; in every error case nothing changed. Linearizable.
-  absl::Status insert(extent e, const T& v) {
+  absl::Status insert(extent e, const T& v, detail::call_site where = detail::call_site::current()) {
     preload_token t;
-    return insert(e, v, std::move(t));
+    return insert(e, v, std::move(t), where);
   }
-  absl::Status insert(extent e, const T& v, preload_token&& t) {
+  absl::Status insert(extent e, const T& v, preload_token&& t, detail::call_site where = detail::call_site::current()) {
+    online(where);
     if (auto s = validate_extent(e); !s.ok()) return s;
     preload_token tok = std::move(t);
     tok.st_ = &st_;
@@ -219,7 +221,8 @@ class extent_skiplist {
   // key space is clamped there (extent.hpp, clamp_query). Lock-free (a reader retries only
   // while a writer rewrites a leaf it reads), linearizable. Opens its own
   // read side.
-  std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
+  std::optional<entry> lookup(uint64_t key, uint64_t size = 1, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return lookup_rcu(g, key, size);
   }
@@ -236,7 +239,8 @@ class extent_skiplist {
   // Removes and returns the lowest extent overlapping [key, key + size).
   // Blocking (leaf locks, at most three); linearizable. nullopt if none (or
   // an empty range; the range is clamped as lookup's).
-  std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
+  std::optional<entry> erase(uint64_t key, uint64_t size = 1, detail::call_site where = detail::call_site::current()) {
+    online(where);
     const auto sz = clamp_query(key, size);
     if (!sz) return std::nullopt;
     auto r = wr::erase(st_, key, *sz);
@@ -249,7 +253,8 @@ class extent_skiplist {
   // section, so a concurrent reader sees the old value or the new one,
   // never no extent. NotFound if no extent starts there. Blocking (one leaf
   // lock); linearizable; callable inside or outside a read side.
-  absl::Status assign(uint64_t start, const T& v) {
+  absl::Status assign(uint64_t start, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
     if (!wr::assign(st_, start, make_raw(extent{start, 1}, v))) {
       return absl::NotFoundError("extent_skiplist::assign: no extent starts there");
     }
@@ -268,7 +273,8 @@ class extent_skiplist {
   // which the first call switches on.
   // InvalidArgument for a malformed request, ResourceExhausted if no hole
   // fits or a needed leaf cannot be allocated; nothing changed on error.
-  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
+  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
     if (auto s = validate_hole_request(r); !s.ok()) return s;
     holes::arm(st_);
     preload_token tok;
@@ -298,7 +304,8 @@ class extent_skiplist {
   // or barrier). Under concurrent writers: never yields an extent twice,
   // stays sorted, yields every extent present for the whole walk.
   template <class F>
-  void for_each(uint64_t lo, uint64_t hi, F&& f) const {
+  void for_each(uint64_t lo, uint64_t hi, F&& f, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     if (lo >= hi) return;
     rcu::read_guard<Rcu> g;
     if (lo > 0) {
@@ -379,7 +386,8 @@ class extent_skiplist {
   }
 
   // First extent with start >= key. Lock-free, linearizable.
-  std::optional<entry> lower_bound(uint64_t key) const {
+  std::optional<entry> lower_bound(uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     auto r = rd::first_ge(st_, key);
     if (!r) return std::nullopt;
@@ -387,7 +395,8 @@ class extent_skiplist {
   }
 
   // Last extent with start < key. Lock-free, linearizable.
-  std::optional<entry> prev_extent(uint64_t key) const {
+  std::optional<entry> prev_extent(uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     if (key == 0) return std::nullopt;
     rcu::read_guard<Rcu> g;
     auto r = rd::last_le(st_, key - 1);
@@ -397,11 +406,13 @@ class extent_skiplist {
 
   // Number of extents: exact when no writer runs (per-leaf counts read one
   // leaf at a time, so it never goes negative). Lock-free, O(n / capacity).
-  size_t size() const {
+  size_t size(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return rd::count_all(st_);
   }
-  bool empty() const {
+  bool empty(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     for (;;) {
       const uint64_t s = st_.head.seq.read_begin();
@@ -415,7 +426,10 @@ class extent_skiplist {
   // Removes every extent; removed leaves go to the node pool after a grace
   // period. Blocking (two or three leaf locks at a time). Concurrent inserts
   // may survive (each leaf removal is atomic, the whole clear is not).
-  void clear() { wr::clear(st_); }
+  void clear(detail::call_site where = detail::call_site::current()) {
+    online(where);
+    wr::clear(st_);
+  }
 
   // Leaf iteration inside the caller's read side. Each view is a snapshot;
   // next_leaf/prev_leaf continue strictly after/before the extents of the
@@ -437,19 +451,26 @@ class extent_skiplist {
 
   // Verifies the invariants above and those of every detail/ file (call
   // when no writer runs). OK or Internal with the first violation.
-  absl::Status check_invariants() const {
+  absl::Status check_invariants(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return detail::sl_check<shape>::run(st_);
   }
   // Debug/test statistics: leaves reachable now (quiescent), and the bytes
   // the list holds from Traits::allocate (node pool chunks).
-  size_t leaf_count() const {
+  size_t leaf_count(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return detail::sl_check<shape>::leaf_count(st_);
   }
   size_t memory_bytes() const noexcept { return st_.pool.bytes_held(); }
 
  private:
+  // Every member a thread calls without a guard checks first that a qsbr
+  // list is used from a registered, online thread, naming the caller
+  // (rcu.hpp invariant 7); nothing for the other flavours.
+  static void online(const detail::call_site& where) noexcept { rcu::detail::require_online<Rcu>(where); }
+
   static raw make_raw(extent e, const T& v) noexcept {
     raw r{};
     r.start = e.start;
