@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # One block per component: its INTERFACE target (rcukit::runtime, the
 # compiled part, is defined in src/CMakeLists.txt).
 # Included from the top-level CMakeLists.txt, so paths are relative to it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Finds rcukit's library dependencies. Used both by the build and by the
 # installed rcukitConfig.cmake, so a consumer needs nothing extra.
 # A missing dependency stops configure naming the Debian package to install.
@@ -41,7 +42,6 @@ rcukit_find_or_fail(RCUKIT_URCU_MEMB liburcu-dev PKGCONFIG liburcu-memb)
 rcukit_find_or_fail(RCUKIT_URCU_MB liburcu-dev PKGCONFIG liburcu-mb)
 rcukit_find_or_fail(RCUKIT_URCU_BP liburcu-dev PKGCONFIG liburcu-bp)
 rcukit_find_or_fail(RCUKIT_URCU_QSBR liburcu-dev PKGCONFIG liburcu-qsbr)
-rcukit_find_or_fail(RCUKIT_URCU_CDS liburcu-dev PKGCONFIG liburcu-cds)
 
 if(NOT TARGET absl::status)   # not when a parent project builds Abseil itself
   rcukit_find_or_fail(absl libabsl-dev CONFIG)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Warnings and sanitizers for what rcukit compiles itself: its tests, stress
 # harnesses, benchmarks and examples, and the compiled part of the library
 # (src/), which must be instrumented like the code that calls it or TSan
@@ -8,6 +9,9 @@ include_guard(GLOBAL)
 add_library(rcukit_internal_flags INTERFACE)
 target_compile_options(rcukit_internal_flags INTERFACE
   -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wno-interference-size>)
+if(RCUKIT_WERROR)   # on in every preset: a warning in rcukit's own code fails the build
+  target_compile_options(rcukit_internal_flags INTERFACE -Werror)
+endif()
 if(RCUKIT_SANITIZER STREQUAL "address")
   target_compile_options(rcukit_internal_flags INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

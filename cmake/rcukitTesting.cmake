@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Project-internal helpers for tests, stress harnesses, benchmarks, examples.
 # Warnings and sanitizers (rcukitFlags.cmake) are attached to these targets
 # and to the compiled part of the library, never through global flags.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // examples/example_check.hpp -- how the examples check their own results:
 // a failed check prints the file, line, condition and a message to stderr
 // and exits with status 1, so CI (ctest, scripts/test.sh) fails loudly.

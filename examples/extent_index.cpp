@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // extent_index: an index of byte ranges ("extents"), as a file system keeps
 // its extent map or an allocator its used ranges (docs/extent-index.md).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // hello_rcu: the smallest useful RCU program. Readers look at a shared
 // configuration without locks; a writer publishes a new version and retires
 // the old one, which is deleted only after every reader that could see it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // iova_allocator: I/O virtual addresses for a device behind an IOMMU, as
 // Linux's drivers/iommu/iova.c hands them out (docs/iova.md).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // judy_array: an ordered map from 64-bit keys to small values, read without
 // locks while writers change it (docs/judy-array.md).
 //

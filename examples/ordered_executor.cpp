@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ordered_executor: run the expensive half of each item in parallel and the
 // cheap half in submission order, as the kernel's padata does for IPsec
 // packets (docs/ordered-executor.md).

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages rcukit needs, only those that are missing.
 # Usage: scripts/bootstrap.sh [extra-package...]
 # Runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config python3
   liburcu-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcds-dev libtbb-dev libjudy-dev
   "$@"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Planted-bug canaries (docs/RELIABILITY.md): for each deliberate bug in
 # tests/canaries/list, applies its patch (tests/canaries/<id>-*.patch) to a
 # scratch copy of the tree, builds the named tests there and requires at

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job (README: first command): the whole comparison at a quick size.
 #   scripts/main.sh          quick size, about 15 minutes on 2 cores (build included)
 #   scripts/main.sh --full   the article's sizes, for real multicore machines

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Turns the main job's raw outputs into one results JSON, a markdown report
 that opens with a verdict table (each figure the 2013 article published and
 each project target, ours beside it with its spread, and a state checked

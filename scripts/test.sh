@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The test suite, as CI runs it (README: second command).
+#   0. repository checks: SPDX licence lines, docs/API.md true to the headers
 #   1. release preset: unit + concurrent tests, and the per-component
 #      examples (examples/*.cpp: ctest tests labelled `example concurrent`;
 #      each checks its own results and exits non-zero if one is wrong)
@@ -7,9 +9,15 @@
 #   3. tsan preset: concurrent tests and the examples (grace periods
 #      annotated; canary must fire)
 #   3b. fuzz preset (clang): differential libFuzzer targets, bounded runs
+#   3c. warning-free headers: scripts/werror.sh (every public header alone and
+#       one translation unit per component, -Wall -Wextra -Werror, -O0/-O2/-O3,
+#       g++ and clang++-14); the liburcu include-order programs
+#       (tests/interop) run in every ctest stage
 #   4. planted-bug canaries: scripts/canaries.sh ("caught N of N")
-#   5. install the release build and build/run examples/consumer against it
-#      through find_package(rcukit)
+#   5. the library-only build and install (the `lib` preset, as the README
+#      says), then examples/consumer built with -Wall -Wextra -Werror against
+#      it through find_package (g++ and clang++-14) and pkg-config, and
+#      through add_subdirectory
 # Concurrent tests run RCUKIT_TEST_SECONDS each (default 1). Long soaks carry
 # the `stress` label and are not run here: `ctest --preset release -L stress`.
 set -uo pipefail
@@ -59,10 +67,29 @@ run_ctest() {
   rm -f "$log"
 }
 
+stage "repository checks: licence lines (scripts/spdx.py), docs/API.md against the headers (scripts/api_check.py)"
+if python3 scripts/spdx.py; then
+  total_pass=$((total_pass + 1))
+else
+  failed_stages+=("spdx"); total_fail=$((total_fail + 1))
+fi
+if python3 scripts/api_check.py; then
+  total_pass=$((total_pass + 1))
+else
+  failed_stages+=("api-doc"); total_fail=$((total_fail + 1))
+fi
+
 run_ctest release
 run_ctest asan
 run_ctest tsan
 run_ctest fuzz    # libFuzzer targets, a bounded number of executions each (>= 10^6 in total)
+
+stage "warning-free headers: -Wall -Wextra -Werror, g++ and clang++-14, -O0/-O2/-O3"
+if scripts/werror.sh; then
+  total_pass=$((total_pass + 1))
+else
+  failed_stages+=("werror"); total_fail=$((total_fail + 1))
+fi
 
 stage "planted-bug canaries (each deliberate bug must be caught)"
 if scripts/canaries.sh; then
@@ -71,23 +98,46 @@ else
   failed_stages+=("canaries"); total_fail=$((total_fail + 1))
 fi
 
-stage "examples/consumer: find_package(rcukit) on the installed package, and add_subdirectory"
-prefix="$root/build/release/install"
-rm -rf "$prefix" build/consumer build/consumer-sub
-if cmake --install build/release --prefix "$prefix" >/dev/null &&
-   cmake -S examples/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-   cmake --build build/consumer -j "$jobs" && ./build/consumer/consumer; then
+stage "library-only build and install (the README's commands), then examples/consumer built -Wall -Wextra -Werror: find_package (g++, clang++-14), add_subdirectory, pkg-config"
+prefix="$root/build/lib/install"
+rm -rf "$prefix" build/consumer build/consumer-clang build/consumer-sub build/consumer-pc
+# pass_or_fail <stage name> <command...>: one counted result per consumer.
+pass_or_fail() {
+  local name=$1
+  shift
+  if "$@"; then
+    total_pass=$((total_pass + 1))
+  else
+    failed_stages+=("$name"); total_fail=$((total_fail + 1))
+  fi
+}
+consumer_find_package() {  # <build dir> <c++ compiler>
+  cmake -S examples/consumer -B "$1" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_CXX_COMPILER="$2" >/dev/null &&
+    cmake --build "$1" -j "$jobs" && "./$1/consumer"
+}
+consumer_subdirectory() {
+  cmake -S examples/consumer -B build/consumer-sub -DRCUKIT_SOURCE_DIR="$root" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+    cmake --build build/consumer-sub -j "$jobs" && ./build/consumer-sub/consumer &&
+    [ ! -e build/consumer-sub/rcukit/tests ]
+}
+consumer_pkg_config() {
+  mkdir -p build/consumer-pc &&
+    # shellcheck disable=SC2046  # pkg-config's flags are meant to split
+    g++ -O2 -Wall -Wextra -Werror examples/consumer/main.cpp -o build/consumer-pc/consumer \
+        $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs rcukit) &&
+    ./build/consumer-pc/consumer
+}
+if cmake --preset lib >/dev/null && cmake --build --preset lib -j "$jobs" >/dev/null &&
+   cmake --install build/lib --prefix "$prefix" >/dev/null; then
   total_pass=$((total_pass + 1))
+  pass_or_fail consumer-find_package-g++ consumer_find_package build/consumer g++
+  pass_or_fail consumer-find_package-clang consumer_find_package build/consumer-clang clang++-14
+  pass_or_fail consumer-pkg-config consumer_pkg_config
 else
-  failed_stages+=("consumer-find_package"); total_fail=$((total_fail + 1))
+  failed_stages+=("lib-install"); total_fail=$((total_fail + 1))
 fi
-if cmake -S examples/consumer -B build/consumer-sub -DRCUKIT_SOURCE_DIR="$root" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-   cmake --build build/consumer-sub -j "$jobs" && ./build/consumer-sub/consumer &&
-   [ ! -e build/consumer-sub/rcukit/tests ]; then
-  total_pass=$((total_pass + 1))
-else
-  failed_stages+=("consumer-add_subdirectory"); total_fail=$((total_fail + 1))
-fi
+pass_or_fail consumer-add_subdirectory consumer_subdirectory
 if ./build/release/examples/hello_rcu; then
   total_pass=$((total_pass + 1))
 else

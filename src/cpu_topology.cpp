@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // src/cpu_topology.cpp -- which CPUs the process may use, and pinning a
 // thread to one of them: the only code in rcukit that talks to the kernel's
 // affinity calls (cpu_set.hpp, detail/cpu_affinity.hpp).

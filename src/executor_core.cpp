@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // src/executor_core.cpp -- the ordered executor's engine, the parts that
 // are not on a job's path: construction and teardown, CPU-set changes, and
 // drain(). The numbered invariants are in <rcukit/ordered_executor.hpp>,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // src/executor_threads.cpp -- the ordered executor's worker threads: how
 // one is created, pinned to its CPU (src/cpu_topology.cpp) and started in
 // the loop the facade handed over (detail/executor_worker.hpp), and how it

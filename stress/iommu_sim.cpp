@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit-iommu-sim -- a model of the 2013 IOMMU fio comparison (LWN
 // "Skiplists II": 16 threads, iodepth 10, 20 MB IOs, two SSDs), so the IOVA
 // allocators can be compared under the same load on any machine.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit-skiplist-test -- a user-space replica of the kernel's skiplist_test
 // module (Chris Mason, v2, June 2013; LWN "Skiplists II"), so the
 // skiplist-versus-rbtree comparison can be re-run on any machine.

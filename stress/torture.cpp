@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit-torture -- rcutorture-style torture for every rcukit structure.
 //
 // One binary, one torture per --structure, each for --seconds with

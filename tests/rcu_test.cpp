@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of <rcukit/rcu.hpp>, typed over the four liburcu flavours.
 //
 // What can fail here: a retired object reclaimed while a reader that saw it is
@@ -418,6 +419,63 @@ TYPED_TEST(RcuTest, RetireOutOfMemoryOutsideReadSideWaitsThenDeletes) {
   EXPECT_TRUE(survived.load(std::memory_order_relaxed)) << "reclaimed while a reader held it";
 }
 
+// rcukit reads liburcu's own per-thread registration flag (detail/urcu_abi.hpp
+// mirrors its reader records); this checks the mirror against liburcu's own
+// bookkeeping at run time, for the flavours that have the flag.
+TYPED_TEST(RcuTest, RegisteredFlagFollowsLiburcu) {
+  using F = TypeParam;
+  if constexpr (!std::is_same_v<F, rcu::bp>) {
+    std::thread([] {
+      EXPECT_FALSE(F::registered()) << "a new thread counted as registered";
+      F::register_thread();  // liburcu's own call, as a program would make it
+      EXPECT_TRUE(F::registered());
+      if constexpr (std::is_same_v<F, rcu::qsbr>) {
+        EXPECT_TRUE(F::online());
+      }
+      F::unregister_thread();
+      EXPECT_FALSE(F::registered());
+      {
+        rcu::thread_registration<F> reg;
+        EXPECT_TRUE(F::registered());
+      }
+      EXPECT_FALSE(F::registered());
+    }).join();
+  }
+}
+
+// A program that registers a thread through liburcu's API and then uses
+// rcukit on it (API.md: liburcu interop): rcukit must neither register it a
+// second time (liburcu aborts) nor unregister it behind the program's back.
+TYPED_TEST(RcuTest, RegistrationThroughLiburcuIsKept) {
+  using F = TypeParam;
+  std::thread([] {
+    F::register_thread();
+    {
+      rcu::thread_registration<F> nested;  // nests with the program's registration
+      rcu::read_guard<F> g;
+    }
+    for (int i = 0; i < 3; ++i) {
+      rcu::read_guard<F> g;
+      rcu::retire<F>(new plain);
+    }
+    if constexpr (std::is_same_v<F, rcu::qsbr>) rcu::quiescent_state<F>();
+    if constexpr (!std::is_same_v<F, rcu::bp>) {
+      EXPECT_TRUE(F::registered()) << "rcukit unregistered it";
+    }
+    F::unregister_thread();  // the program's own unregistration, exactly once
+  }).join();
+  // Registered by liburcu again after the program unregistered: rcukit
+  // registers it itself on first use (memb, mb), and unregisters at exit.
+  std::thread([] {
+    if constexpr (!std::is_same_v<F, rcu::qsbr>) {
+      F::register_thread();
+      { rcu::read_guard<F> g; }
+      F::unregister_thread();
+      { rcu::read_guard<F> g; }
+    }
+  }).join();
+}
+
 // Misuse inside a read side aborts with the caller's file and line, for every
 // flavour (qsbr included: liburcu would take the thread offline silently).
 template <class F>
@@ -469,6 +527,25 @@ TEST(RcuQsbrDeathTest, QuiescentStateInsideReadSideAborts) {
         rcu::quiescent_state<rcu::qsbr>();
       },
       "quiescent_state\\(\\) called inside a read-side critical section \\(called from .*rcu_test\\.cpp");
+}
+
+// A qsbr read side on a thread that never registered, or that is offline,
+// would protect nothing: it aborts naming the caller (API.md: misuse).
+TEST(RcuQsbrDeathTest, ReadSideOnUnregisteredThreadAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH({ rcu::read_guard<rcu::qsbr> g; },
+               "not registered or is offline.*\\(called from .*rcu_test\\.cpp:[0-9]+");
+}
+
+TEST(RcuQsbrDeathTest, ReadSideOnOfflineThreadAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        rcu::thread_registration<rcu::qsbr> reg;
+        rcu::offline_scope<rcu::qsbr> off;
+        rcu::read_guard<rcu::qsbr> g;
+      },
+      "not registered or is offline.*\\(called from .*rcu_test\\.cpp:[0-9]+");
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ThreadSanitizer canary for rcu.hpp's annotations (built in the tsan preset
 // only): `rcu_tsan_canary <mode> [memb|mb|bp|qsbr]`.
 //

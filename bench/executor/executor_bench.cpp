@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Ordered executor throughput vs oneTBB.
 //
 // Items per second for a tiny (~0 ns), 1 us and 10 us item at 1 and 2

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // alloc+free throughput of iova_domain on a fragmented domain, one thread,
 // for every index, and the same with iova_magazine_cache in front.
 //

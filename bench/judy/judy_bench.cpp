@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmarks of rcukit::judy_array against libJudy JudyL, std::map,
 // absl::btree_map, absl::flat_hash_map and liburcu's rculfhash (memb flavour).
 //
@@ -50,11 +51,10 @@
 #include "rcukit/judy_array.hpp"
 #include "rcukit/rcu.hpp"
 
-// rculfhash after the urcu flavour headers (included by rcu.hpp).
+// liburcu's own headers for the rculfhash peer (rcukit's headers include
+// none of liburcu's): the memb flavour, whose urcu_memb_flavor it runs on.
+#include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
-extern "C" {
-extern const struct rcu_flavor_struct urcu_memb_flavor;
-}
 
 namespace {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Mixed read/insert/erase throughput of rcukit's extent indexes against the
 // libraries people would otherwise pick, on one workload:
 //   key space: 65536 slots (key i*4096, size 4096), half present at start;

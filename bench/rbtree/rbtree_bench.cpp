@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rbtree benchmarks, one thread.
 //  BM_MapHoleDown<Map>/n: insert_hole(size 2, direction::down, random hint)
 //    + erase on a map holding n one-unit extents with one-unit holes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How should one skiplist leaf be updated while lockless readers search it?
 // Issue 3 asks to measure the two candidates and choose; this benchmark
 // isolates the leaf, so the comparison is not blurred by the descent.

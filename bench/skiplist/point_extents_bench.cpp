@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The extent skiplist against absl::btree_map on the default key set of
 // CONVENTIONS.md ("Benchmarks that tell the truth"): random sparse 64-bit
 // keys, stored as point extents [k, k + 1) with 8-byte values, inserted in

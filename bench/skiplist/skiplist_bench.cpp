@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Single-thread micro-benchmarks of extent_skiplist against std::map behind a
 // spin lock and absl::btree_map behind a std::mutex (the locks are taken on
 // every call, uncontended, as a concurrent user would have to), at 10^3 ..

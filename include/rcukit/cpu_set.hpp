@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/cpu_set.hpp -- a set of CPU ids: the vocabulary of CPU placement
 // (which CPUs an ordered_executor runs on, which CPU runs a job's serial()).
 //

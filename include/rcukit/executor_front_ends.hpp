@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/executor_front_ends.hpp -- the modern front ends on the ordered
 // executor's engine: ordered_transform (a parallel map whose results are
 // consumed in input order) and parallel_chunks (padata_do_multithreaded).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/extent.hpp -- the vocabulary every extent index and the IOVA domain
 // share: extents, entries, hole requests, input validation, and the
 // `extent_index` concept that names the common surface of
@@ -22,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/visit.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
@@ -66,9 +68,17 @@ inline absl::Status validate_extent(const extent& e) {
   return absl::OkStatus();
 }
 
-// InvalidArgument for a query range [key, key + size) that is empty or
-// overflows. Lookups with such a range return nothing instead of erroring.
-constexpr bool is_valid_query(uint64_t key, uint64_t size) noexcept { return is_valid_extent(key, size); }
+// A query range [key, key + size) as lookup() and erase() read it: clamped
+// at the top of the key space, so a range whose end would overflow means
+// "from key up" (no extent contains UINT64_MAX itself, so [key, UINT64_MAX)
+// meets every extent a wider range could). The clamped size, or nullopt for
+// an empty query (size == 0, or key == UINT64_MAX), which meets nothing.
+constexpr std::optional<uint64_t> clamp_query(uint64_t key, uint64_t size) noexcept {
+  constexpr uint64_t top = std::numeric_limits<uint64_t>::max();
+  if (size > top - key) size = top - key;
+  if (size == 0) return std::nullopt;
+  return size;
+}
 
 // InvalidArgument for a hole request that can never be satisfied by shape.
 inline absl::Status validate_hole_request(const hole_request& r) {
@@ -145,7 +155,11 @@ concept extent_index = requires(M& m, const M& cm, extent e, uint64_t k, const t
   { m.erase(k, k) } -> std::same_as<std::optional<typename M::entry>>;
   { m.erase(k) } -> std::same_as<std::optional<typename M::entry>>;
   { m.insert_hole(hr, v) } -> std::same_as<absl::StatusOr<uint64_t>>;
+  { m.assign(k, v) } -> std::same_as<absl::Status>;
   {cm.for_each(k, k, [](const typename M::entry&) {})};
+  {cm.for_each(k, k, [](const typename M::entry&) { return false; })};
+  { cm.range(g, k, k) } -> std::ranges::input_range;
+  requires std::same_as<std::ranges::range_value_t<decltype(cm.range(g, k, k))>, typename M::entry>;
   { cm.lower_bound(k) } -> std::same_as<std::optional<typename M::entry>>;
   { cm.prev_extent(k) } -> std::same_as<std::optional<typename M::entry>>;
   { cm.size() } -> std::same_as<size_t>;

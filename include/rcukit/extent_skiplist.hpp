@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/extent_skiplist.hpp -- an RCU skiplist of extents with fat leaves.
 //
 // The idea (Chris Mason's cache-friendly skiplist for index ranges, LWN,
@@ -155,9 +156,9 @@ class extent_skiplist {
     explicit operator bool() const noexcept { return leaf_ != nullptr; }
     size_t size() const noexcept { return n_; }
     bool empty() const noexcept { return n_ == 0; }
-    // Precondition: i < size() (violations abort with a message).
-    entry at(size_t i) const noexcept {
-      if (i >= n_) detail::sl_fatal("leaf_view::at: index out of range");
+    // Precondition: i < size(); a violation aborts naming the caller.
+    entry at(size_t i, detail::call_site where = detail::call_site::current()) const noexcept {
+      if (i >= n_) detail::sl_fatal("leaf_view::at: index out of range", where);
       return to_entry(e_[i]);
     }
 
@@ -181,7 +182,8 @@ class extent_skiplist {
   // Allocates the leaf (and its tower) an insert may need for a split.
   // Blocking only in the node pool; takes no list lock. ResourceExhausted
   // if an allocation fails, with nothing allocated.
-  absl::StatusOr<preload_token> preload() {
+  absl::StatusOr<preload_token> preload(detail::call_site where = detail::call_site::current()) {
+    online(where);
     preload_token t;
     t.st_ = &st_;
     t.leaf_ = wr::alloc_leaf(st_);
@@ -194,11 +196,12 @@ class extent_skiplist {
   // read side. InvalidArgument for an invalid extent, AlreadyExists if it
   // overlaps an extent, ResourceExhausted if a split needed a leaf and the
   // allocation failed; in every error case nothing changed. Linearizable.
-  absl::Status insert(extent e, const T& v) {
+  absl::Status insert(extent e, const T& v, detail::call_site where = detail::call_site::current()) {
     preload_token t;
-    return insert(e, v, std::move(t));
+    return insert(e, v, std::move(t), where);
   }
-  absl::Status insert(extent e, const T& v, preload_token&& t) {
+  absl::Status insert(extent e, const T& v, preload_token&& t, detail::call_site where = detail::call_site::current()) {
+    online(where);
     if (auto s = validate_extent(e); !s.ok()) return s;
     preload_token tok = std::move(t);
     tok.st_ = &st_;
@@ -214,30 +217,48 @@ class extent_skiplist {
   }
 
   // The lowest extent overlapping [key, key + size); nullopt if none or if
-  // the query range is empty or overflows. Lock-free (a reader retries only
+  // the query range is empty (size 0). A range reaching past the top of the
+  // key space is clamped there (extent.hpp, clamp_query). Lock-free (a reader retries only
   // while a writer rewrites a leaf it reads), linearizable. Opens its own
   // read side.
-  std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
+  std::optional<entry> lookup(uint64_t key, uint64_t size = 1, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return lookup_rcu(g, key, size);
   }
   // Same, inside the caller's read side. Never misses an extent present for
   // the whole call, never returns a torn entry.
   std::optional<entry> lookup_rcu(const rcu::read_guard<Rcu>&, uint64_t key, uint64_t size = 1) const {
-    if (!is_valid_query(key, size)) return std::nullopt;
-    auto r = rd::lookup(st_, key, size);
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
+    auto r = rd::lookup(st_, key, *sz);
     if (!r) return std::nullopt;
     return to_entry(*r);
   }
 
   // Removes and returns the lowest extent overlapping [key, key + size).
   // Blocking (leaf locks, at most three); linearizable. nullopt if none (or
-  // an invalid range).
-  std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    if (!is_valid_query(key, size)) return std::nullopt;
-    auto r = wr::erase(st_, key, size);
+  // an empty range; the range is clamped as lookup's).
+  std::optional<entry> erase(uint64_t key, uint64_t size = 1, detail::call_site where = detail::call_site::current()) {
+    online(where);
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
+    auto r = wr::erase(st_, key, *sz);
     if (!r) return std::nullopt;
     return to_entry(*r);
+  }
+
+  // Gives the extent that starts exactly at `start` the value v, in place
+  // (an mprotect-style update): one leaf lock and one seqcount write
+  // section, so a concurrent reader sees the old value or the new one,
+  // never no extent. NotFound if no extent starts there. Blocking (one leaf
+  // lock); linearizable; callable inside or outside a read side.
+  absl::Status assign(uint64_t start, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
+    if (!wr::assign(st_, start, make_raw(extent{start, 1}, v))) {
+      return absl::NotFoundError("extent_skiplist::assign: no extent starts there");
+    }
+    return absl::OkStatus();
   }
 
   // Finds a free aligned range as API.md specifies (next-fit with
@@ -252,7 +273,8 @@ class extent_skiplist {
   // which the first call switches on.
   // InvalidArgument for a malformed request, ResourceExhausted if no hole
   // fits or a needed leaf cannot be allocated; nothing changed on error.
-  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v) {
+  absl::StatusOr<uint64_t> insert_hole(const hole_request& r, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
     if (auto s = validate_hole_request(r); !s.ok()) return s;
     holes::arm(st_);
     preload_token tok;
@@ -277,26 +299,95 @@ class extent_skiplist {
   }
 
   // Calls f(const entry&) for every extent overlapping [lo, hi), ascending;
-  // lo >= hi visits nothing. Lock-free; runs f inside a read side (f must
-  // not call synchronize or barrier). Under concurrent writers: never yields
-  // an extent twice, stays sorted, yields every extent present for the
-  // whole walk.
+  // lo >= hi visits nothing. f returns void, or bool where false stops the
+  // walk. Lock-free; runs f inside a read side (f must not call synchronize
+  // or barrier). Under concurrent writers: never yields an extent twice,
+  // stays sorted, yields every extent present for the whole walk.
   template <class F>
-  void for_each(uint64_t lo, uint64_t hi, F&& f) const {
+  void for_each(uint64_t lo, uint64_t hi, F&& f, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     if (lo >= hi) return;
     rcu::read_guard<Rcu> g;
     if (lo > 0) {
-      if (auto b = rd::last_le(st_, lo - 1); b && b->start + b->size > lo) f(to_entry(*b));
+      if (auto b = rd::last_le(st_, lo - 1); b && b->start + b->size > lo) {
+        if (!detail::visit_continues(f, to_entry(*b))) return;
+      }
     }
     rd::scan_forward(st_, lo, [&](const raw& x) {
       if (x.start >= hi) return false;
-      f(to_entry(x));
-      return true;
+      return detail::visit_continues(f, to_entry(x));
     });
   }
 
+ private:
+  // The walk of range(): the extent reaching into [lo, hi) from below, then
+  // leaf views from lo (next_leaf semantics: sorted, never a repeat, every
+  // extent present for the whole walk).
+  class range_cursor {
+   public:
+    range_cursor(const extent_skiplist* m, const rcu::read_guard<Rcu>& g, uint64_t lo, uint64_t hi)
+        : m_(m), g_(&g), lo_(lo), hi_(hi) {
+      if (lo >= hi) return;
+      if (lo > 0) {
+        if (auto b = rd::last_le(m_->st_, lo - 1); b && b->start + b->size > lo) {
+          cur_ = to_entry(*b);
+          has_ = true;
+          straddler_ = true;
+          return;
+        }
+      }
+      load_from(lo);
+    }
+    const entry* get() const noexcept { return has_ ? &cur_ : nullptr; }
+    void next() {
+      if (straddler_) {
+        straddler_ = false;
+        load_from(lo_);
+        return;
+      }
+      if (++i_ == v_.n_) {
+        v_ = m_->next_leaf(*g_, v_);
+        i_ = 0;
+      }
+      take();
+    }
+
+   private:
+    void load_from(uint64_t from) {
+      v_ = m_->view_from(*g_, from, nullptr);
+      i_ = 0;
+      take();
+    }
+    void take() {
+      has_ = v_ && i_ < v_.n_ && v_.e_[i_].start < hi_;
+      if (has_) cur_ = to_entry(v_.e_[i_]);
+    }
+    const extent_skiplist* m_;
+    const rcu::read_guard<Rcu>* g_;
+    uint64_t lo_;
+    uint64_t hi_;
+    leaf_view v_;
+    uint32_t i_ = 0;
+    bool has_ = false;
+    bool straddler_ = false;
+    entry cur_{};
+  };
+
+ public:
+  // The same walk as for_each, as a single-pass C++20 view (input range) of
+  // entries inside the caller's read side, for range-for and std::ranges:
+  //   rcu::read_guard<> g;
+  //   for (const auto& e : m.range(g, lo, hi)) ...
+  // Holds one leaf's snapshot at a time (a copy): sorted, never repeats an
+  // extent, yields every extent present for the whole walk. The view and
+  // its iterators are valid only inside the guard's read side.
+  detail::cursor_view<range_cursor> range(const rcu::read_guard<Rcu>& g, uint64_t lo, uint64_t hi) const {
+    return detail::cursor_view<range_cursor>(range_cursor(this, g, lo, hi));
+  }
+
   // First extent with start >= key. Lock-free, linearizable.
-  std::optional<entry> lower_bound(uint64_t key) const {
+  std::optional<entry> lower_bound(uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     auto r = rd::first_ge(st_, key);
     if (!r) return std::nullopt;
@@ -304,7 +395,8 @@ class extent_skiplist {
   }
 
   // Last extent with start < key. Lock-free, linearizable.
-  std::optional<entry> prev_extent(uint64_t key) const {
+  std::optional<entry> prev_extent(uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     if (key == 0) return std::nullopt;
     rcu::read_guard<Rcu> g;
     auto r = rd::last_le(st_, key - 1);
@@ -314,11 +406,13 @@ class extent_skiplist {
 
   // Number of extents: exact when no writer runs (per-leaf counts read one
   // leaf at a time, so it never goes negative). Lock-free, O(n / capacity).
-  size_t size() const {
+  size_t size(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return rd::count_all(st_);
   }
-  bool empty() const {
+  bool empty(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     for (;;) {
       const uint64_t s = st_.head.seq.read_begin();
@@ -332,7 +426,10 @@ class extent_skiplist {
   // Removes every extent; removed leaves go to the node pool after a grace
   // period. Blocking (two or three leaf locks at a time). Concurrent inserts
   // may survive (each leaf removal is atomic, the whole clear is not).
-  void clear() { wr::clear(st_); }
+  void clear(detail::call_site where = detail::call_site::current()) {
+    online(where);
+    wr::clear(st_);
+  }
 
   // Leaf iteration inside the caller's read side. Each view is a snapshot;
   // next_leaf/prev_leaf continue strictly after/before the extents of the
@@ -354,19 +451,26 @@ class extent_skiplist {
 
   // Verifies the invariants above and those of every detail/ file (call
   // when no writer runs). OK or Internal with the first violation.
-  absl::Status check_invariants() const {
+  absl::Status check_invariants(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return detail::sl_check<shape>::run(st_);
   }
   // Debug/test statistics: leaves reachable now (quiescent), and the bytes
   // the list holds from Traits::allocate (node pool chunks).
-  size_t leaf_count() const {
+  size_t leaf_count(detail::call_site where = detail::call_site::current()) const {
+    online(where);
     rcu::read_guard<Rcu> g;
     return detail::sl_check<shape>::leaf_count(st_);
   }
   size_t memory_bytes() const noexcept { return st_.pool.bytes_held(); }
 
  private:
+  // Every member a thread calls without a guard checks first that a qsbr
+  // list is used from a registered, online thread, naming the caller
+  // (rcu.hpp invariant 7); nothing for the other flavours.
+  static void online(const detail::call_site& where) noexcept { rcu::detail::require_online<Rcu>(where); }
+
   static raw make_raw(extent e, const T& v) noexcept {
     raw r{};
     r.start = e.start;
@@ -407,28 +511,26 @@ class extent_skiplist {
     return {};
   }
   // The view of the last leaf holding extents with start < bound (<= bound
-  // when inclusive), restricted to them.
+  // when inclusive), restricted to them. Each step covers [c.key, probe_key]
+  // from one snapshot (rd::copy_covering), the next starts below c.key.
   leaf_view view_before(const rcu::read_guard<Rcu>& g, uint64_t bound, bool inclusive) const {
     leaf_view v;
     uint64_t probe_key = inclusive ? bound : bound - 1;
     for (;;) {
-      const leaf* l = rd::find_leaf(st_, probe_key).self;
-      const auto c = rd::copy_leaf(l, v.e_);
-      if (c.dead) continue;
+      const auto c = rd::copy_covering(st_, probe_key, v.e_);
       uint32_t k = 0;
       for (uint32_t i = 0; i < c.n; ++i) {
         if (v.e_[i].start <= probe_key) v.e_[k++] = v.e_[i];
       }
       if (k > 0) {
-        v.leaf_ = l;
+        v.leaf_ = c.self;
         v.next_ = c.next;
         v.side_ = g.id();
         v.n_ = k;
         return v;
       }
-      const uint64_t lk = l->key.load(std::memory_order_acquire);
-      if (l == &st_.head || lk == 0) return {};
-      probe_key = std::min(probe_key, lk - 1);
+      if (c.key == 0) return {};  // the head: nothing below
+      probe_key = c.key - 1;
     }
   }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/iova.hpp -- the IOVA hole allocator over any extent index, and the
 // per-thread magazine cache in front of it.
 //

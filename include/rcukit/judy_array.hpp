@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/judy_array.hpp -- RCU Judy-style array: a 256-way digital tree
 // mapping 64-bit keys (the whole range, 0 and UINT64_MAX included) to values.
 //

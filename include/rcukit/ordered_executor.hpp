@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/ordered_executor.hpp -- order-preserving parallel executor (padata).
 //
 // The idea (Steffen Klassert's padata, kernel/padata.c, LWN 2010-04-06): jobs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/ordered_job.hpp -- the vocabulary of the ordered executor: the job
 // users derive from (ordered_job) and the executor's options.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/rbtree.hpp -- the intrusive red-black tree (rcukit::rb) and the two
 // locked rbtree extent maps, the baselines the RCU extent skiplist is
 // measured against.
@@ -127,8 +128,8 @@ class basic_rbtree_extent_map : private detail::rb_extent_map_impl<T, Rcu, Augme
   using impl::insert;
 
   // lookup(key, size = 1): a copy of the lowest extent overlapping
-  // [key, key + size); nullopt for none and for an empty or overflowing
-  // query. O(log n).
+  // [key, key + size); nullopt for none and for an empty query (size 0). A
+  // range reaching past the top of the key space is clamped there. O(log n).
   using impl::lookup;
 
   // lookup_rcu(guard, key, size = 1): lookup() for callers inside a read
@@ -136,8 +137,13 @@ class basic_rbtree_extent_map : private detail::rb_extent_map_impl<T, Rcu, Augme
   using impl::lookup_rcu;
 
   // erase(key, size = 1): removes and returns the lowest extent overlapping
-  // [key, key + size); nullopt if none. O(log n).
+  // [key, key + size) (clamped as lookup's); nullopt if none. O(log n).
   using impl::erase;
+
+  // assign(start, v): gives the extent that starts exactly at `start` the
+  // value v, in place (under the lock: a reader sees the old value or the
+  // new one, never no extent). NotFound if no extent starts there. O(log n).
+  using impl::assign;
 
   // insert_hole(r, v): finds the free aligned range API.md specifies (hint
   // window first, then the whole window), inserts it with value v and
@@ -150,9 +156,19 @@ class basic_rbtree_extent_map : private detail::rb_extent_map_impl<T, Rcu, Augme
   using impl::insert_hole;
 
   // for_each(lo, hi, f): calls f(const entry&) for every extent overlapping
-  // [lo, hi), ascending; none when lo >= hi. f runs with the lock held and
-  // must not call into this map. O(log n + extents visited).
+  // [lo, hi), ascending; none when lo >= hi. f returns void, or bool where
+  // false stops the walk. f runs with the lock held and must not call into
+  // this map. O(log n + extents visited).
   using impl::for_each;
+
+  // range(guard, lo, hi): the same walk as a single-pass C++20 view (input
+  // range) of entries, for range-for and std::ranges algorithms:
+  //   for (const auto& e : m.range(g, lo, hi)) ...
+  // Each step takes the lock and finds the next extent by key (the baseline
+  // has no lock-free walk), so the walk is sorted, never repeats an extent,
+  // and yields every extent present for the whole walk; the map may be
+  // called from inside the loop. O(log n) per step.
+  using impl::range;
 
   // lower_bound(key): the first extent with start >= key. O(log n).
   using impl::lower_bound;

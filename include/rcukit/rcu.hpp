@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/rcu.hpp -- read-copy-update over liburcu, as compile-time policies.
 //
 // The idea. liburcu (0.13, as shipped by Debian 12) exports one family of
@@ -42,6 +43,13 @@
 //      qsbr, liburcu's read_ongoing() means "online", so rcukit counts
 //      read_guard nesting itself; an online thread outside any guard is
 //      outside a read side (it may, e.g., take invariant 4's fallback).
+//  (7) A qsbr read side on a thread that is not registered, or is offline,
+//      would protect nothing: read_guard<qsbr> aborts instead, naming the
+//      caller's file and line. Every rcukit structure passes its own
+//      caller's location down, so the message names the user's call.
+//  (8) A program may register its threads through liburcu's own API
+//      (detail/urcu_abi.hpp): rcukit then neither registers them again nor
+//      unregisters them, for every flavour.
 //
 // Not supported: the signal flavour (deprecated upstream), defer_rcu.
 #pragma once
@@ -52,24 +60,7 @@
 #include <new>
 #include <type_traits>
 
-#include <urcu/urcu-bp.h>
-#include <urcu/urcu-mb.h>
-#include <urcu/urcu-memb.h>
-#include <urcu/urcu-qsbr.h>
-
-// <urcu/call-rcu.h> is guarded, so only the first flavour header included
-// above declares its call_rcu/barrier pair. Declare all four with the exact
-// signatures liburcu 0.13 exports (redeclaring the first is harmless).
-extern "C" {
-void urcu_memb_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
-void urcu_memb_barrier(void);
-void urcu_mb_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
-void urcu_bp_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
-void urcu_qsbr_call_rcu(struct rcu_head* head, void (*func)(struct rcu_head* head));
-void urcu_mb_barrier(void);
-void urcu_bp_barrier(void);
-void urcu_qsbr_barrier(void);
-}
+#include "rcukit/detail/urcu_abi.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define RCUKIT_TSAN_ENABLED 1
@@ -96,42 +87,48 @@ namespace rcukit::rcu {
 struct memb {
   static constexpr const char* name = "memb";
   static constexpr bool auto_register = true;
-  static void read_lock() noexcept { urcu_memb_read_lock(); }
-  static void read_unlock() noexcept { urcu_memb_read_unlock(); }
-  static bool read_ongoing() noexcept { return urcu_memb_read_ongoing() != 0; }
-  static void synchronize() noexcept { urcu_memb_synchronize_rcu(); }
-  static void barrier() noexcept { urcu_memb_barrier(); }
-  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_memb_call_rcu(h, fn); }
-  static void register_thread() noexcept { urcu_memb_register_thread(); }
-  static void unregister_thread() noexcept { urcu_memb_unregister_thread(); }
+  static void read_lock() noexcept { detail::urcu::memb_read_lock(); }
+  static void read_unlock() noexcept { detail::urcu::memb_read_unlock(); }
+  static bool read_ongoing() noexcept { return detail::urcu::memb_read_ongoing() != 0; }
+  static void synchronize() noexcept { detail::urcu::memb_synchronize_rcu(); }
+  static void barrier() noexcept { detail::urcu::memb_barrier(); }
+  static void call(detail::urcu::head* h, detail::urcu::callback fn) noexcept { detail::urcu::memb_call_rcu(h, fn); }
+  static void register_thread() noexcept { detail::urcu::memb_register_thread(); }
+  static void unregister_thread() noexcept { detail::urcu::memb_unregister_thread(); }
+  // liburcu counts the thread as registered (by rcukit or by the program).
+  static bool registered() noexcept { return detail::urcu::memb_registered(); }
 };
 
 // Readers issue a full memory barrier; no syscall on the writer side.
 struct mb {
   static constexpr const char* name = "mb";
   static constexpr bool auto_register = true;
-  static void read_lock() noexcept { urcu_mb_read_lock(); }
-  static void read_unlock() noexcept { urcu_mb_read_unlock(); }
-  static bool read_ongoing() noexcept { return urcu_mb_read_ongoing() != 0; }
-  static void synchronize() noexcept { urcu_mb_synchronize_rcu(); }
-  static void barrier() noexcept { urcu_mb_barrier(); }
-  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_mb_call_rcu(h, fn); }
-  static void register_thread() noexcept { urcu_mb_register_thread(); }
-  static void unregister_thread() noexcept { urcu_mb_unregister_thread(); }
+  static void read_lock() noexcept { detail::urcu::mb_read_lock(); }
+  static void read_unlock() noexcept { detail::urcu::mb_read_unlock(); }
+  static bool read_ongoing() noexcept { return detail::urcu::mb_read_ongoing() != 0; }
+  static void synchronize() noexcept { detail::urcu::mb_synchronize_rcu(); }
+  static void barrier() noexcept { detail::urcu::mb_barrier(); }
+  static void call(detail::urcu::head* h, detail::urcu::callback fn) noexcept { detail::urcu::mb_call_rcu(h, fn); }
+  static void register_thread() noexcept { detail::urcu::mb_register_thread(); }
+  static void unregister_thread() noexcept { detail::urcu::mb_unregister_thread(); }
+  // liburcu counts the thread as registered (by rcukit or by the program).
+  static bool registered() noexcept { return detail::urcu::mb_registered(); }
 };
 
 // "Bulletproof": liburcu registers the thread inside the first read_lock.
 struct bp {
   static constexpr const char* name = "bp";
   static constexpr bool auto_register = false;  // liburcu does it itself
-  static void read_lock() noexcept { urcu_bp_read_lock(); }
-  static void read_unlock() noexcept { urcu_bp_read_unlock(); }
-  static bool read_ongoing() noexcept { return urcu_bp_read_ongoing() != 0; }
-  static void synchronize() noexcept { urcu_bp_synchronize_rcu(); }
-  static void barrier() noexcept { urcu_bp_barrier(); }
-  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_bp_call_rcu(h, fn); }
-  static void register_thread() noexcept { urcu_bp_register_thread(); }
-  static void unregister_thread() noexcept { urcu_bp_unregister_thread(); }
+  static void read_lock() noexcept { detail::urcu::bp_read_lock(); }
+  static void read_unlock() noexcept { detail::urcu::bp_read_unlock(); }
+  static bool read_ongoing() noexcept { return detail::urcu::bp_read_ongoing() != 0; }
+  static void synchronize() noexcept { detail::urcu::bp_synchronize_rcu(); }
+  static void barrier() noexcept { detail::urcu::bp_barrier(); }
+  static void call(detail::urcu::head* h, detail::urcu::callback fn) noexcept { detail::urcu::bp_call_rcu(h, fn); }
+  static void register_thread() noexcept { detail::urcu::bp_register_thread(); }
+  static void unregister_thread() noexcept { detail::urcu::bp_unregister_thread(); }
+  // liburcu counts the thread as registered (by rcukit or by the program).
+  static bool registered() noexcept { return detail::urcu::bp_registered(); }
 };
 
 // Quiescent-state-based: free read sides, but every registered thread must
@@ -140,18 +137,22 @@ struct bp {
 struct qsbr {
   static constexpr const char* name = "qsbr";
   static constexpr bool auto_register = false;  // explicit by design
-  static void read_lock() noexcept { urcu_qsbr_read_lock(); }
-  static void read_unlock() noexcept { urcu_qsbr_read_unlock(); }
+  static void read_lock() noexcept { detail::urcu::qsbr_read_lock(); }
+  static void read_unlock() noexcept { detail::urcu::qsbr_read_unlock(); }
   // For qsbr this is "the thread is online", not "inside a read side".
-  static bool read_ongoing() noexcept { return urcu_qsbr_read_ongoing() != 0; }
-  static void synchronize() noexcept { urcu_qsbr_synchronize_rcu(); }
-  static void barrier() noexcept { urcu_qsbr_barrier(); }
-  static void call(rcu_head* h, void (*fn)(rcu_head*)) noexcept { urcu_qsbr_call_rcu(h, fn); }
-  static void register_thread() noexcept { urcu_qsbr_register_thread(); }
-  static void unregister_thread() noexcept { urcu_qsbr_unregister_thread(); }
-  static void quiescent_state() noexcept { urcu_qsbr_quiescent_state(); }
-  static void thread_offline() noexcept { urcu_qsbr_thread_offline(); }
-  static void thread_online() noexcept { urcu_qsbr_thread_online(); }
+  static bool read_ongoing() noexcept { return detail::urcu::qsbr_read_ongoing() != 0; }
+  static void synchronize() noexcept { detail::urcu::qsbr_synchronize_rcu(); }
+  static void barrier() noexcept { detail::urcu::qsbr_barrier(); }
+  static void call(detail::urcu::head* h, detail::urcu::callback fn) noexcept { detail::urcu::qsbr_call_rcu(h, fn); }
+  static void register_thread() noexcept { detail::urcu::qsbr_register_thread(); }
+  static void unregister_thread() noexcept { detail::urcu::qsbr_unregister_thread(); }
+  // liburcu counts the thread as registered (by rcukit or by the program).
+  static bool registered() noexcept { return detail::urcu::qsbr_registered(); }
+  // Registered and not offline: the only state in which a read side protects.
+  static bool online() noexcept { return detail::urcu::qsbr_online(); }
+  static void quiescent_state() noexcept { detail::urcu::qsbr_quiescent_state(); }
+  static void thread_offline() noexcept { detail::urcu::qsbr_thread_offline(); }
+  static void thread_online() noexcept { detail::urcu::qsbr_thread_online(); }
 };
 
 using default_flavor = memb;
@@ -163,7 +164,7 @@ concept flavor =
 // Embed (by inheritance) in objects that are retired often: retire() then
 // needs no allocation. The kernel embeds struct rcu_head the same way.
 struct retirable {
-  rcu_head rcu_head_{};
+  detail::urcu::head rcu_head_{};
 };
 
 namespace detail {
@@ -223,14 +224,24 @@ inline bool ensure_registered() noexcept {
     return false;
   } else {
     thread_state& s = tls_state<F>;
-    if (s.state == reg::automatic || s.state == reg::explicit_ || s.state == reg::external) [[likely]] {
+    if (s.state == reg::automatic || s.state == reg::explicit_) [[likely]] {
       return false;
     }
+    if (s.state == reg::external) {
+      if (F::registered()) return false;
+      s.state = reg::none;  // the program unregistered it through liburcu
+    }
     if (s.state == reg::none) {
+      if (F::registered()) {  // the program registered it through liburcu (invariant 2)
+        s.state = reg::external;
+        return false;
+      }
       register_slow<F>(s);
       return false;
     }
-    // reg::exited: register for this use only (nested uses share it).
+    // reg::exited: register for this use only (nested uses share it), unless
+    // the program's own registration is still in place.
+    if (s.transient_depth == 0 && F::registered()) return false;
     if (s.transient_depth++ == 0) F::register_thread();
     return true;
   }
@@ -254,6 +265,22 @@ inline bool in_read_side() noexcept {
   }
 }
 
+// The check a qsbr read side, and every public member of a structure of
+// flavour F, makes first (invariant 7): the calling thread must be
+// registered and online. Nothing at all for the other flavours.
+template <class F>
+inline void require_online(const call_site& where) noexcept {
+  if constexpr (std::is_same_v<F, qsbr>) {
+    if (!F::online()) [[unlikely]] {
+      ::rcukit::detail::fatal("rcu",
+                              "rcu::qsbr used on a thread that is not registered or is offline "
+                              "(hold an rcu::thread_registration<rcu::qsbr>, or call liburcu's "
+                              "rcu_register_thread(), and no offline_scope around the call)",
+                              where);
+    }
+  }
+}
+
 template <class F>
 inline void check_outside_read_side(const char* what, const call_site& where) noexcept {
   if (in_read_side<F>()) [[unlikely]] {
@@ -265,14 +292,14 @@ inline void check_outside_read_side(const char* what, const call_site& where) no
 // callback acquires what its retire() captured: the retiring thread's clock
 // and the read sides that began before the retire (invariant 5).
 template <class F>
-inline void enter_callback(rcu_head* h) noexcept {
+inline void enter_callback(detail::urcu::head* h) noexcept {
   thread_state& s = tls_state<F>;
   if (s.state == reg::none) s.state = reg::external;  // liburcu registered this thread
   tsan::unstash<F>(h);
 }
 
 template <class F, class T>
-void delete_retirable(rcu_head* h) noexcept {
+void delete_retirable(detail::urcu::head* h) noexcept {
   enter_callback<F>(h);
   auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
   T* obj = static_cast<T*>(r);
@@ -282,7 +309,7 @@ void delete_retirable(rcu_head* h) noexcept {
 }
 
 template <auto Fn, class F, class T>
-void call_retirable(rcu_head* h) noexcept {
+void call_retirable(detail::urcu::head* h) noexcept {
   enter_callback<F>(h);
   auto* r = reinterpret_cast<retirable*>(reinterpret_cast<char*>(h) - offsetof(retirable, rcu_head_));
   T* obj = static_cast<T*>(r);
@@ -294,12 +321,12 @@ void call_retirable(rcu_head* h) noexcept {
 // Carrier for objects that do not embed an rcu_head.
 template <class T>
 struct boxed_retire {
-  rcu_head head{};
+  urcu::head head{};
   T* obj = nullptr;
 };
 
 template <class F, class T>
-void delete_boxed(rcu_head* h) noexcept {
+void delete_boxed(detail::urcu::head* h) noexcept {
   enter_callback<F>(h);
   auto* box =
       reinterpret_cast<boxed_retire<T>*>(reinterpret_cast<char*>(h) - offsetof(boxed_retire<T>, head));
@@ -345,7 +372,7 @@ inline void exit_read_side() noexcept {
 // Queues fn(h) after a grace period. The TSan capture is taken first, so it
 // precedes the grace period liburcu starts for this callback.
 template <class F>
-inline void call_registered(rcu_head* h, void (*fn)(rcu_head*)) noexcept {
+inline void call_registered(detail::urcu::head* h, detail::urcu::callback fn) noexcept {
   const bool transient = ensure_registered<F>();
   tsan::stash<F>(h);
   F::call(h, fn);
@@ -388,8 +415,12 @@ class read_guard {
   static_assert(flavor<F>, "rcukit::rcu::read_guard<F>: F must be memb, mb, bp or qsbr");
 
  public:
-  read_guard() noexcept : transient_(detail::ensure_registered<F>()) {
+  // `where` names the caller in the one misuse this can detect: a qsbr read
+  // side on a thread that is not registered or is offline (invariant 7).
+  read_guard(detail::call_site where = detail::call_site::current()) noexcept
+      : transient_(detail::ensure_registered<F>()) {
     if constexpr (std::is_same_v<F, qsbr>) {
+      detail::require_online<F>(where);
       ++detail::tls_state<F>.qsbr_depth;  // invariant 6
     } else {
       detail::tsan::read_enter<F>();  // before the lock: see ~read_guard
@@ -431,7 +462,8 @@ class thread_registration {
  public:
   thread_registration() noexcept {
     detail::thread_state& s = detail::tls_state<F>;
-    if (s.explicit_depth++ == 0 && (s.state == detail::reg::none || s.state == detail::reg::exited)) {
+    if (s.explicit_depth++ == 0 && (s.state == detail::reg::none || s.state == detail::reg::exited) &&
+        !F::registered()) {  // a registration the program made through liburcu is kept as it is
       F::register_thread();
       owns_ = true;
       prev_ = s.state;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/rcukit.hpp -- umbrella header: every public rcukit component.
 #pragma once
 
@@ -8,3 +9,4 @@
 #include "rcukit/ordered_executor.hpp"
 #include "rcukit/rbtree.hpp"
 #include "rcukit/rcu.hpp"
+#include "rcukit/version.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // harness/paired.hpp -- statistics of paired measurements: two sides timed in
 // alternating rounds, one ratio per round, so that a drift of the machine
 // hits both sides of each ratio alike (bench/skiplist lookup_paired,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // harness/peers.hpp -- the libraries people would otherwise pick,
 // adapted to the extent operations the harnesses need, used honestly: each
 // peer gets the same work and its ordinary, documented locking.
@@ -50,7 +51,9 @@ struct ordered_map_extents {
     return absl::OkStatus();
   }
   static std::optional<entry> lookup(const Map& m, uint64_t key, uint64_t size) {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    const auto sz = clamp_query(key, size);  // the query semantics every index has (extent.hpp)
+    if (!sz) return std::nullopt;
+    size = *sz;
     auto it = m.upper_bound(key);
     if (it != m.begin()) {
       auto p = std::prev(it);

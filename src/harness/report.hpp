@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // src/harness/report.hpp -- the one reporting module every rcukit harness
 // and benchmark driver prints through: a result table rendered as an aligned
 // text table (like the 2013 article's tables), as TSV (one header line, one

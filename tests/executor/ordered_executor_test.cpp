@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of <rcukit/ordered_executor.hpp> (padata).
 //
 // What can fail here, bug by bug of padata's history:

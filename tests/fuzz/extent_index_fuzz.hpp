@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Differential fuzzing of an extent index against tests/support's
 // extent_model: the byte stream picks operations and arguments; one opcode
 // arms an allocation failure. Every result must equal the model's; a failed

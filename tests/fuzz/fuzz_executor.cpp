@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the ordered executor against a sequential run. The input
 // chooses how many jobs, which cb_cpu each uses, how each completes, and the
 // order in which parked jobs get their done() (from this thread). Per job

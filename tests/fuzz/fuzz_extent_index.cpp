@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the extent skiplist and both rbtree maps against the
 // model; the first byte picks the index.
 #include <cstddef>

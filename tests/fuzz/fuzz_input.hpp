@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/fuzz/fuzz_input.hpp -- turns a libFuzzer byte stream into values.
 // Reading past the end yields zeros, so every input is a valid program.
 #pragma once

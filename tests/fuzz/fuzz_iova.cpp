@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: iova_domain (over the skiplist and the augmented rbtree)
 // against a naive interval set. Checked: every allocation lies inside the
 // domain and under limit_pfn, is size-aligned when asked, overlaps no live

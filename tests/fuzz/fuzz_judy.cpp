@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: judy_array against std::map<uint64_t, uint64_t>, with
 // the array's own allocation hook failing the Nth allocation on demand.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Standalone driver: replays corpus files (or whole corpus directories)
 // through LLVMFuzzerTestOneInput, so the corpus and every crash reproducer
 // (tests/fuzz/regressions/<target>/) run as ordinary tests in builds without

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Runs one libFuzzer binary for RUNS executions on a scratch copy of CORPUS
 # plus the committed reproducers in REGRESSIONS (docs/RELIABILITY.md).
 #   FUZZER       the libFuzzer binary          TARGET  its short name (judy, ...)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Concurrent tests of iova_domain and iova_magazine_cache over every index:
 // several threads allocate and free through the domain and through the cache
 // at once. Every page of the domain has an ownership flag: an allocation

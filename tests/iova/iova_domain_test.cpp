@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sequential tests of iova_domain over every extent index: differential
 // random sequences (every index's domain must return exactly what the domain
 // over the reference model returns, step by step), with every invariant

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/iova/iova_test_support.hpp -- shared pieces of the IOVA tests: the
 // list of index types under test, a reference index adapter over
 // extent_model, and a shadow of the domain's state with the invariant checks.
@@ -14,6 +15,7 @@
 #include <new>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "rcukit/extent_skiplist.hpp"
 #include "rcukit/iova.hpp"
@@ -40,9 +42,16 @@ class model_index {
   absl::StatusOr<uint64_t> insert_hole(const rcukit::hole_request& r, const T& v) {
     return m_.insert_hole(r, v);
   }
+  absl::Status assign(uint64_t start, const T& v) { return m_.assign(start, v); }
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (hi > lo) m_.for_each(lo, hi, std::forward<F>(f));
+  }
+  // A snapshot is a range of entries too (the model has no concurrency).
+  std::vector<entry> range(const rcukit::rcu::read_guard<rcu_flavor>&, uint64_t lo, uint64_t hi) const {
+    std::vector<entry> v;
+    for_each(lo, hi, [&](const entry& e) { v.push_back(e); });
+    return v;
   }
   std::optional<entry> lower_bound(uint64_t k) const { return m_.lower_bound(k); }
   std::optional<entry> prev_extent(uint64_t k) const { return m_.prev_extent(k); }
@@ -129,9 +138,13 @@ class hooked_index {
     searches.fetch_add(1);
     return s;
   }
+  absl::Status assign(uint64_t start, const value_type& v) { return m_.assign(start, v); }
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     m_.for_each(lo, hi, std::forward<F>(f));
+  }
+  auto range(const rcukit::rcu::read_guard<rcu_flavor>& g, uint64_t lo, uint64_t hi) const {
+    return m_.range(g, lo, hi);
   }
   std::optional<entry> lower_bound(uint64_t k) const { return m_.lower_bound(k); }
   std::optional<entry> prev_extent(uint64_t k) const { return m_.prev_extent(k); }

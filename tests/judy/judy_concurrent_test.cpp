@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Concurrent tests of <rcukit/judy_array.hpp> (label: concurrent; each test
 // runs for RCUKIT_TEST_SECONDS, default 1 s; the tsan preset runs them).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Linearizability of judy_array's point operations (label: concurrent;
 // bounded by RCUKIT_TEST_SECONDS), with the Wing-Gong checker of
 // tests/support/linearizability.hpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Single-threaded tests of <rcukit/judy_array.hpp>.
 //
 // What can fail here: any member function disagreeing with std::map on

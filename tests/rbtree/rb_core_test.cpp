@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of the intrusive red-black tree core (rcukit::rb), plain and
 // augmented, against std::set. After every operation the whole tree is
 // checked: colours (root black, no red-red), equal black height on every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Concurrent test of the rbtree extent maps: several threads insert holes,
 // look them up and erase them; every value is unique, so a range handed out
 // twice or lost shows up as a mismatch. The space is far from full at every

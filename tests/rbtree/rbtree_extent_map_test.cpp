@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Model-based tests of rbtree_extent_map (the 2013 baseline) and
 // rbtree_extent_map_augmented against tests/support/extent_model.hpp: every
 // operation is applied to both and every result must be identical, including

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The shared extent_index suite (tests/support/extent_index_suite.hpp),
 // instantiated for both rbtree maps: one suite, every index, same results.
 #include "rcukit/rbtree.hpp"

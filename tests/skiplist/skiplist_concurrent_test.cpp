@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Concurrent tests of extent_skiplist with accounting, bounded by
 // RCUKIT_TEST_SECONDS (default 1). Typed over the default leaves and 4-extent
 // leaves (constant splits and leaf removals).
@@ -16,7 +17,10 @@
 //    believes it owns (nothing lost, nothing duplicated), an invariant is
 //    broken, or a leaf leaks (live counter after rcu::barrier()).
 //  * gap bounds: hole searches racing with splits (inserts only, no erase)
-//    leave a bound below the true largest gap of its span (invariant 7).
+//    leave a bound below the true largest gap of its span (invariant 7);
+//  * the quiescent oracle, after every race above: a free gap that for_each
+//    shows is not allocatable by insert_hole exactly where API.md's rule
+//    puts it, or check_invariants reports a violation.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -38,6 +42,75 @@ namespace {
 double test_seconds() {
   const char* s = std::getenv("RCUKIT_TEST_SECONDS");
   return s != nullptr ? std::atof(s) : 1.0;
+}
+
+// The quiescent oracle (call when no other thread uses the list): every free
+// gap [a, b) between the extents for_each yields in [lo, hi) (the stretch
+// from lo to the first extent and from the last one to hi count too) is
+// allocatable by insert_hole at exactly the start API.md's rule gives when
+// no other writer runs, for b - a units asked four ways: from hint a going
+// up and from hint b going down (answer a: the walk next to the hint finds
+// it), and from hint lo going up and hint hi going down (answer: the first,
+// or last, gap at least that long, which only the hole index finds without
+// reading every extent). Each allocation is erased again; the bounds the
+// searches lower on the way must still cover their gaps, so
+// check_invariants runs every 64 gaps. Returns the number of failures (the
+// first few are reported).
+template <class L>
+long expect_gaps_allocatable(L& list, uint64_t lo, uint64_t hi) {
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  uint64_t cursor = lo;
+  list.for_each(lo, hi, [&](const typename L::entry& e) {
+    if (e.range.start > cursor) gaps.emplace_back(cursor, e.range.start);
+    cursor = std::max(cursor, e.range.end());
+  });
+  if (cursor < hi) gaps.emplace_back(cursor, hi);
+  // Longest gap up to i, and from i on: the first (last) gap of at least a
+  // length is found by binary search.
+  const size_t g = gaps.size();
+  std::vector<uint64_t> longest_to(g), longest_from(g);
+  for (size_t i = 0; i < g; ++i) {
+    const uint64_t len = gaps[i].second - gaps[i].first;
+    longest_to[i] = i > 0 ? std::max(longest_to[i - 1], len) : len;
+  }
+  for (size_t i = g; i-- > 0;) {
+    const uint64_t len = gaps[i].second - gaps[i].first;
+    longest_from[i] = i + 1 < g ? std::max(longest_from[i + 1], len) : len;
+  }
+  long bad = 0;
+  auto report = [&](const std::string& what) {
+    if (++bad <= 5) ADD_FAILURE() << what;
+  };
+  auto ask = [&](uint64_t size, hole_request::direction dir, uint64_t hint, uint64_t want) {
+    hole_request r;
+    r.size = size;
+    r.floor = lo;
+    r.limit = hi;
+    r.dir = dir;
+    r.hint = hint;
+    const auto got = list.insert_hole(r, 0);
+    if (!got.ok() || *got != want) {
+      report("a free gap of " + std::to_string(size) + " asked " + (dir == hole_request::direction::up ? "up" : "down") +
+             " from " + std::to_string(hint) + ": want " + std::to_string(want) + ", got " +
+             (got.ok() ? std::to_string(*got) : got.status().ToString()));
+    }
+    if (got.ok() && !list.erase(*got).has_value()) report("the oracle's allocation vanished");
+  };
+  for (size_t i = 0; i < g; ++i) {
+    const auto [a, b] = gaps[i];
+    const uint64_t len = b - a;
+    ask(len, hole_request::direction::up, a, a);
+    ask(len, hole_request::direction::down, b, a);
+    // First gap from the left, last from the right, at least len long.
+    const size_t first = std::lower_bound(longest_to.begin(), longest_to.end(), len) - longest_to.begin();
+    const size_t last = g - 1 - (std::lower_bound(longest_from.rbegin(), longest_from.rend(), len) - longest_from.rbegin());
+    ask(len, hole_request::direction::up, lo, gaps[first].first);
+    ask(len, hole_request::direction::down, hi, gaps[last].second - len);
+    if (i % 64 == 63 || i + 1 == g) {
+      if (const absl::Status inv = list.check_invariants(); !inv.ok()) report("oracle: " + inv.ToString());
+    }
+  }
+  return bad;
 }
 
 constexpr uint64_t kRegion = uint64_t{1} << 40;    // one per writer
@@ -216,6 +289,7 @@ TYPED_TEST(SkiplistConcurrent, WritersHoleTakersScanners) {
   const absl::Status inv = list->check_invariants();
   EXPECT_TRUE(inv.ok()) << inv;
   EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(expect_gaps_allocatable(*list, 0, UINT64_MAX), 0);
   list->clear();
   EXPECT_TRUE(list->empty());
   list.reset();
@@ -276,6 +350,7 @@ TYPED_TEST(SkiplistConcurrent, HoleTakersExhaustAndRefill) {
   }
   EXPECT_EQ(failures.load(), 0);
   EXPECT_TRUE(list->check_invariants().ok());
+  EXPECT_EQ(expect_gaps_allocatable(*list, 0, kSpace), 0);
   list.reset();
 }
 
@@ -317,6 +392,7 @@ void splits_vs_tightening() {
     searcher.join();
     const absl::Status inv = list->check_invariants();
     if (!inv.ok() && ++bad <= 3) ADD_FAILURE() << "round " << rounds << ": " << inv;
+    if (inv.ok() && expect_gaps_allocatable(*list, 0, kSpace) != 0 && ++bad <= 3) ADD_FAILURE() << "round " << rounds;
   }
   EXPECT_EQ(bad, 0) << "of " << rounds << " rounds";
   rcu::barrier<typename L::rcu_flavor>();
@@ -328,7 +404,8 @@ void splits_vs_tightening() {
 // and a hole taker race, with the hole index already lowering bounds. Once
 // quiet, every bound must cover its gaps (check_invariants), and the largest
 // free gap the extents leave below the limit must be allocatable, exactly
-// where the deterministic rule puts it.
+// where the deterministic rule puts it, and so must every other free gap
+// (expect_gaps_allocatable).
 template <class L>
 void quiescent_oracle_rounds() {
   std::mt19937_64 rng(500);
@@ -399,6 +476,8 @@ void quiescent_oracle_rounds() {
                       << (got.ok() ? std::to_string(*got) : got.status().ToString());
       }
     }
+    if (got.ok()) (void)list->erase(*got);
+    if (expect_gaps_allocatable(*list, 0, kLimit) != 0 && ++bad <= 3) ADD_FAILURE() << "round " << rounds;
   }
   EXPECT_EQ(bad, 0) << "of " << rounds << " rounds";
   rcu::barrier<typename L::rcu_flavor>();

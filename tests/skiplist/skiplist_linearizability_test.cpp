@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Linearizability of extent_skiplist, checked with the Wing-Gong search of
 // tests/support/linearizability.hpp on recorded histories: 3 threads x up to
 // 8 operations (insert, erase, lookup, lookup_rcu, lower_bound, prev_extent,

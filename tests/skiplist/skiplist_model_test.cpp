@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Single-threaded tests of extent_skiplist: the shared model-based suite
 // (default leaves, and 4-extent leaves that split and die constantly), leaf
 // iteration, preload tokens, and allocation-failure injection.

@@ -1,8 +1,13 @@
-// Deterministic races of extent_skiplist (issue 15's defects), forced
-// through the traits hooks the list offers tests: Traits::sync_point holds a
-// thread at a named point, Traits::draw_height scripts tower heights.
+// SPDX-License-Identifier: MIT
+// Deterministic races of extent_skiplist's hole index and leaf views
+// (issue 15's defects, and issue 24's race 2), forced through the traits
+// hooks the list offers tests (skiplist_race_support.hpp).
 //
 // What can fail here:
+//  * an erase that read the hole index as off is preempted before it locks;
+//    meanwhile the index is armed and, after the grace period, a search
+//    lowers the bound of the leaf whose gap the erase then opens: the bound
+//    must still cover that gap (the gap stays allocatable);
 //  * a hole search lowers a span's bound from the children it listed while
 //    the span's end tower is removed (its span, with a large gap, joins the
 //    one being lowered): the gap must stay findable and the bounds covering;
@@ -20,67 +25,10 @@
 #include <vector>
 
 #include "rcukit/extent_skiplist.hpp"
-#include "skiplist_test_traits.hpp"
+#include "skiplist_race_support.hpp"
 
 namespace rcukit::testing {
 namespace {
-
-// A gate the list's sync points run through: armed for one (point, key,
-// level), it holds the first thread that reaches it until released.
-struct gate {
-  static inline std::atomic<int> point{-1};  // seq_cst (all): a test-only handshake
-  static inline std::atomic<uint64_t> key{0};
-  static inline std::atomic<unsigned> level{0};
-  static inline std::atomic<bool> held{false};
-  static inline std::atomic<bool> open{false};
-  static void arm(detail::sl_sync p, uint64_t k, unsigned l) {
-    key = k;
-    level = l;
-    held = false;
-    open = false;
-    point = static_cast<int>(p);
-  }
-  static void hit(detail::sl_sync p, uint64_t k, unsigned l) noexcept {
-    int want = static_cast<int>(p);
-    if (point.load() != want || key.load() != k || level.load() != l) return;
-    if (!point.compare_exchange_strong(want, -1)) return;  // only the first thread stops
-    held = true;
-    while (!open.load()) std::this_thread::yield();
-  }
-  // Waits (generously) until a thread is held; false if none came.
-  static bool wait_held() {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!held.load()) {
-      if (std::chrono::steady_clock::now() > until) return false;
-      std::this_thread::yield();
-    }
-    return true;
-  }
-};
-
-// Scripted heights: the next allocations take heights from `next`, in order
-// (0 = random once the script runs out).
-struct heights {
-  static inline std::atomic<unsigned> script[16] = {};
-  static inline std::atomic<unsigned> at{0}, len{0};
-  static void set(std::initializer_list<unsigned> h) {
-    unsigned i = 0;
-    for (unsigned x : h) script[i++] = x;
-    at = 0;
-    len = i;
-  }
-  static unsigned next() noexcept {
-    const unsigned i = at.fetch_add(1);
-    return i < len.load() ? script[i].load() : 0;
-  }
-};
-
-// 4-extent leaves, 8 levels, no index blocks (the races are about towers).
-struct race_traits : counting_traits<4, 8, false, 512, true, 0, 0> {
-  static void sync_point(detail::sl_sync p, uint64_t k, unsigned l) noexcept { gate::hit(p, k, l); }
-  static unsigned draw_height() noexcept { return heights::next(); }
-};
-using race_list = extent_skiplist<uint64_t, rcu::memb, race_traits>;
 
 // The hole index switches on at the first insert_hole and lets searches
 // lower bounds after a grace period (detail/skiplist_holes.hpp).
@@ -130,12 +78,13 @@ TEST(SkiplistRaces, TighteningWhileTheSpanEndIsRemoved) {
     ASSERT_TRUE(l.check_invariants().ok()) << l.check_invariants();
     ASSERT_TRUE(l.erase(10).has_value());  // opens [4, 60) in X: X's bounds rise to 56
     ASSERT_TRUE(l.insert(extent{10, 50}, 10).ok());
-    gate::arm(detail::sl_sync::before_tighten, 10, 2);
+    gates::reset();
+    gates::g[0].arm(detail::sl_sync::before_tighten, 10, 2);
     std::thread searcher([&] { EXPECT_FALSE(l.insert_hole(big, 0).ok()); });
-    ASSERT_TRUE(gate::wait_held()) << "the search never reached X's level-2 bound";
+    ASSERT_TRUE(gates::g[0].wait_held()) << "the search never reached X's level-2 bound";
     for (uint64_t k = 63; k < 67; ++k) ASSERT_TRUE(l.erase(k).has_value());  // E empties: removed
     EXPECT_EQ(l.leaf_count(), 4u);
-    gate::open = true;
+    gates::g[0].open = true;
     searcher.join();
     const absl::Status inv = l.check_invariants();
     EXPECT_TRUE(inv.ok()) << inv;
@@ -168,13 +117,14 @@ TEST(SkiplistRaces, RaiseReturningWhileALevelIsAdded) {
     // Erasing leaf 20's extents one by one: the last one opens [14, 30)
     // (owned by leaf 30) and climbs; it is held when it reaches the top (3).
     for (uint64_t k = 20; k < 23; ++k) ASSERT_TRUE(l.erase(k).has_value());
-    gate::arm(detail::sl_sync::climb_done, 30, 2);
+    gates::reset();
+    gates::g[0].arm(detail::sl_sync::climb_done, 30, 2);
     std::thread eraser([&] { EXPECT_TRUE(l.erase(23).has_value()); });
-    ASSERT_TRUE(gate::wait_held()) << "the erase never finished its climb";
+    ASSERT_TRUE(gates::g[0].wait_held()) << "the erase never finished its climb";
     heights::set({6});
     for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(l.insert(extent{50 + i, 1}, 50 + i).ok());  // a split: height 6
     EXPECT_EQ(l.insert_hole(big, 0).status().code(), absl::StatusCode::kResourceExhausted);  // tightens
-    gate::open = true;
+    gates::g[0].open = true;
     eraser.join();
     const absl::Status inv = l.check_invariants();
     EXPECT_TRUE(inv.ok()) << inv;
@@ -184,6 +134,57 @@ TEST(SkiplistRaces, RaiseReturningWhileALevelIsAdded) {
     const auto s = l.insert_hole(r, 1);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ(*s, 14u);
+  }
+  rcu::barrier();
+  EXPECT_EQ(race_traits::live.load(), 0);
+}
+
+// Issue 24, race 2: leaves H (head) [0, 4) | X [10, 50) in four extents |
+// Y [55, 59). An erase of [20, 30) in X, on the finger path, has read the
+// hole index (off) and is held before it locks X (a preemption). The index
+// is armed; once its grace period has ended a search lowers X's bound to
+// the gap it owns then ([4, 10): 6). The erase then opens [20, 30): X's bound
+// must cover it, or the hole index hides a free gap of 10 for good. A writer
+// that read "off" must be inside a read side entered before it looked, which
+// the arming grace period waits for: when the held erase is inside one, the
+// grace period cannot end while it is held, so the test lets it finish
+// first (the only schedule RCU allows); otherwise it runs the schedule above.
+TEST(SkiplistRaces, EraseThatReadTheHoleIndexOffIsCoveredByItsArming) {
+  {
+    race_list l;
+    insert_points(l, {0, 1, 2, 3});
+    for (uint64_t s = 10; s < 50; s += 10) ASSERT_TRUE(l.insert(extent{s, 10}, s).ok());
+    insert_points(l, {55, 56, 57, 58});
+    ASSERT_EQ(l.leaf_count(), 3u);
+    hole_request ten;  // fits only where [20, 30) is, once free
+    ten.size = 10;
+    ten.limit = 55;
+    hole_request eleven = ten;  // fits nowhere below 55: a search that lowers every bound it passes
+    eleven.size = 11;
+    gates::reset();
+    gate& held = gates::g[0];
+    held.arm(detail::sl_sync::lock_leaf, 10, 0);  // the erase, about to lock X
+    std::thread eraser([&] {
+      EXPECT_TRUE(l.lookup(25).has_value());  // the finger: X
+      EXPECT_TRUE(l.erase(20).has_value());
+    });
+    ASSERT_TRUE(held.wait_held()) << "the erase never reached X's lock";
+    const bool covered = held.in_read_side.load();
+    if (covered) {  // the grace period below would wait for the held erase
+      held.open = true;
+      eraser.join();
+    }
+    arm_hole_index(l);  // arms, then waits for grace periods
+    EXPECT_EQ(l.insert_hole(eleven, 0).status().code(), absl::StatusCode::kResourceExhausted);
+    if (!covered) {
+      held.open = true;
+      eraser.join();
+    }
+    const absl::Status inv = l.check_invariants();
+    EXPECT_TRUE(inv.ok()) << inv;
+    const auto s = l.insert_hole(ten, 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(*s, 20u);
   }
   rcu::barrier();
   EXPECT_EQ(race_traits::live.load(), 0);

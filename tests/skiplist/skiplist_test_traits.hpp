@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/skiplist/skiplist_test_traits.hpp -- skiplist traits for tests: a
 // live-allocation counter (leaves, towers, blocks, arena chunks and arenas;
 // every test ends with rcu::barrier() after the list is gone and expects 0)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/support/extent_index_suite.hpp -- one typed, model-based test suite
 // for every rcukit::extent_index (the skiplist, the rbtree baselines, ...).
 //
@@ -72,6 +73,23 @@ class ExtentIndexSuite : public ::testing::Test {
     m_->for_each(lo, hi, [&](const entry& e) { v.push_back(e); });
     return v;
   }
+  // The same walk through range() inside a read side, and through
+  // for_each stopping after `limit` extents.
+  std::vector<entry> range_contents(uint64_t lo, uint64_t hi) const {
+    rcu::read_guard<F> g;
+    std::vector<entry> v;
+    for (const entry& e : m_->range(g, lo, hi)) v.push_back(e);
+    return v;
+  }
+  std::vector<entry> first_n(uint64_t lo, uint64_t hi, size_t limit) const {
+    std::vector<entry> v;
+    if (limit == 0) return v;
+    m_->for_each(lo, hi, [&](const entry& e) {
+      v.push_back(e);
+      return v.size() < limit;
+    });
+    return v;
+  }
   std::vector<entry> model_contents(uint64_t lo = 0, uint64_t hi = UINT64_MAX) const {
     std::vector<entry> v;
     model_.for_each(lo, hi, [&](const entry& e) { v.push_back(e); });
@@ -101,6 +119,12 @@ class ExtentIndexSuite : public ::testing::Test {
       ASSERT_EQ(m_->lower_bound(k), model_.lower_bound(k)) << "lower_bound(" << k << ")";
     } else if (op < 72) {
       ASSERT_EQ(m_->prev_extent(k), model_.prev_extent(k)) << "prev_extent(" << k << ")";
+    } else if (op < 75) {  // assign: to an extent's start (when there is one near k) or anywhere
+      uint64_t at = k;
+      if (rng() & 1) {
+        if (auto e = model_.lower_bound(k)) at = e->range.start;
+      }
+      ASSERT_EQ(m_->assign(at, val(step)).code(), model_.assign(at, val(step)).code()) << "assign(" << at << ")";
     } else if (op < 90) {  // insert_hole with random request
       hole_request r;
       r.dir = (rng() & 1) ? hole_request::direction::up : hole_request::direction::down;
@@ -128,7 +152,20 @@ class ExtentIndexSuite : public ::testing::Test {
       const uint64_t k2 = shape == 0 ? k : u(rng);
       const uint64_t lo = shape == 1 ? std::max(k, k2) : std::min(k, k2);
       const uint64_t hi = shape == 1 ? std::min(k, k2) : std::max(k, k2);
-      ASSERT_EQ(contents(lo, hi), model_contents(lo, hi)) << "for_each(" << lo << ", " << hi << ")";
+      const auto want = model_contents(lo, hi);
+      switch (rng() % 3) {
+        case 0:
+          ASSERT_EQ(contents(lo, hi), want) << "for_each(" << lo << ", " << hi << ")";
+          break;
+        case 1:
+          ASSERT_EQ(range_contents(lo, hi), want) << "range(" << lo << ", " << hi << ")";
+          break;
+        default: {
+          const size_t limit = static_cast<size_t>(rng() % 6);
+          const std::vector<entry> head(want.begin(), want.begin() + std::min(limit, want.size()));
+          ASSERT_EQ(first_n(lo, hi, limit), head) << "for_each(" << lo << ", " << hi << ") stopping after " << limit;
+        }
+      }
     } else if (op < 99) {
       ASSERT_EQ(m_->size(), model_.size());
       ASSERT_EQ(m_->empty(), model_.empty());
@@ -364,6 +401,81 @@ TYPED_TEST_P(ExtentIndexSuite, EmptyRangeVisitsNothing) {
   EXPECT_TRUE(this->contents(110, 200).empty());
 }
 
+// assign (API.md): the value of the extent starting exactly there changes in
+// place; anything else is NotFound and changes nothing.
+TYPED_TEST_P(ExtentIndexSuite, AssignChangesTheValueInPlace) {
+  auto& m = *this->m_;
+  using E = typename TestFixture::entry;
+  for (uint64_t i = 0; i < 300; ++i) ASSERT_TRUE(m.insert(extent{i * 10, 4}, this->val(i)).ok());
+  ASSERT_TRUE(m.assign(1230, this->val(9999)).ok());
+  EXPECT_EQ(m.lookup(1232), (std::optional<E>{E{extent{1230, 4}, this->val(9999)}}));
+  EXPECT_EQ(m.assign(1231, this->val(1)).code(), absl::StatusCode::kNotFound) << "inside an extent, not its start";
+  EXPECT_EQ(m.assign(1235, this->val(1)).code(), absl::StatusCode::kNotFound) << "a gap";
+  EXPECT_EQ(m.assign(UINT64_MAX, this->val(1)).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(m.assign(0, this->val(7)).ok());
+  ASSERT_TRUE(m.assign(2990, this->val(8)).ok());
+  for (uint64_t i = 0; i < 300; ++i) {
+    const uint64_t want = i == 123 ? 9999 : i == 0 ? 7 : i == 299 ? 8 : i;
+    ASSERT_EQ(m.lookup(i * 10 + 3), (std::optional<E>{E{extent{i * 10, 4}, this->val(want)}})) << i;
+  }
+  EXPECT_EQ(m.size(), 300u);
+  maybe_check_invariants(m, "after assign");
+}
+
+// Visitors that return false stop the walk (API.md, "Common rules"); range()
+// is the same walk as for_each, usable with range-for and std::ranges.
+TYPED_TEST_P(ExtentIndexSuite, ForEachStopsAndRangeWalks) {
+  auto& m = *this->m_;
+  using E = typename TestFixture::entry;
+  for (uint64_t i = 0; i < 500; ++i) ASSERT_TRUE(m.insert(extent{i * 8, 5}, this->val(i)).ok());
+  EXPECT_EQ(this->range_contents(0, UINT64_MAX).size(), 500u);
+  EXPECT_EQ(this->range_contents(405, 408).size(), 0u);
+  EXPECT_EQ(this->range_contents(403, 900).size(), 63u);  // [400, 405) through [896, 901)
+  size_t calls = 0;
+  m.for_each(0, UINT64_MAX, [&](const E&) { return ++calls < 3; });
+  EXPECT_EQ(calls, 3u) << "a visitor returning false did not stop the walk";
+  calls = 0;
+  m.for_each(0, UINT64_MAX, [&](const E&) { return ++calls < 1000; });
+  EXPECT_EQ(calls, 500u);
+  EXPECT_EQ(this->first_n(403, 900, 4),
+            (std::vector<E>{E{extent{400, 5}, this->val(50)}, E{extent{408, 5}, this->val(51)},
+                            E{extent{416, 5}, this->val(52)}, E{extent{424, 5}, this->val(53)}}));
+  for (auto [lo, hi] : {std::pair<uint64_t, uint64_t>{0, UINT64_MAX}, {403, 900}, {405, 408}, {1, 0},
+                        {3999, 4000}, {4000, UINT64_MAX}, {7, 8}}) {
+    EXPECT_EQ(this->range_contents(lo, hi), this->contents(lo, hi)) << "range(" << lo << ", " << hi << ")";
+  }
+  {
+    rcu::read_guard<typename TestFixture::F> g;
+    const auto odd = std::ranges::count_if(m.range(g, 0, UINT64_MAX),
+                                           [&](const E& e) { return e.value == this->val(e.range.start / 8) && (e.range.start / 8) % 2 == 1; });
+    EXPECT_EQ(odd, 250);
+    auto r = m.range(g, 100, 200);
+    auto it = std::ranges::find_if(r, [](const E& e) { return e.range.start >= 150; });
+    ASSERT_NE(it, r.end());
+    EXPECT_EQ(it->range.start, 152u);
+  }
+}
+
+// lookup and erase clamp a query range at the top of the key space: an
+// extent ending there is found by a range whose end would overflow.
+TYPED_TEST_P(ExtentIndexSuite, QueriesClampAtTheTop) {
+  auto& m = *this->m_;
+  using E = typename TestFixture::entry;
+  const E top{extent{UINT64_MAX - 10, 10}, this->val(1)};
+  ASSERT_TRUE(m.insert(top.range, top.value).ok());
+  EXPECT_EQ(m.lookup(UINT64_MAX - 20, 100), std::optional<E>{top});
+  EXPECT_EQ(m.lookup(UINT64_MAX - 20, UINT64_MAX), std::optional<E>{top});
+  EXPECT_EQ(m.lookup(UINT64_MAX - 1, 2), std::optional<E>{top});
+  EXPECT_EQ(m.lookup(UINT64_MAX, 5), std::nullopt) << "no extent contains UINT64_MAX";
+  EXPECT_EQ(m.lookup(UINT64_MAX - 5, 0), std::nullopt) << "an empty query meets nothing";
+  {
+    rcu::read_guard<typename TestFixture::F> g;
+    EXPECT_EQ(m.lookup_rcu(g, 0, UINT64_MAX), std::optional<E>{top});
+  }
+  EXPECT_EQ(m.erase(UINT64_MAX - 100, 1000), std::optional<E>{top});
+  EXPECT_TRUE(m.empty());
+}
+
 // 4 x 250,000 = 1,000,000 random operations per instantiated type.
 TYPED_TEST_P(ExtentIndexSuite, RandomDense) {
   this->run_random(
@@ -397,7 +509,7 @@ TYPED_TEST_P(ExtentIndexSuite, RandomHoleHeavy) {
 
 REGISTER_TYPED_TEST_SUITE_P(ExtentIndexSuite, EmptyIndex, BasicInsertLookupErase, BadInputChangesNothing,
                             InsertHoleScripted, InsertHoleFirstFitAtEveryDistance, ManyExtentsAscendingDescending,
-                            EmptyRangeVisitsNothing,
-                            RandomDense, RandomSparse, RandomEdgeValues, RandomHoleHeavy);
+                            EmptyRangeVisitsNothing, AssignChangesTheValueInPlace, ForEachStopsAndRangeWalks,
+                            QueriesClampAtTheTop, RandomDense, RandomSparse, RandomEdgeValues, RandomHoleHeavy);
 
 }  // namespace rcukit::testing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/support/extent_model.hpp -- the sequential reference every extent
 // index is tested against: a std::map of extents with the API.md semantics
 // written as plainly as possible (linear scans, no cleverness), so that a
@@ -27,16 +28,25 @@ class extent_model {
     return absl::OkStatus();
   }
 
-  // Lowest extent overlapping [key, key + size).
+  // Lowest extent overlapping [key, key + size), the range taken as the
+  // mathematical interval (a size that would overflow reaches the top of
+  // the key space): written without the library's clamp_query.
   std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    if (size == 0) return std::nullopt;
     auto it = map_.upper_bound(key);
     if (it != map_.begin()) {
       auto p = std::prev(it);
       if (p->second.range.end() > key) return p->second;
     }
-    if (it != map_.end() && it->first < key + size) return it->second;
+    if (it != map_.end() && it->first - key < size) return it->second;  // it->first > key
     return std::nullopt;
+  }
+
+  absl::Status assign(uint64_t start, const T& v) {
+    auto it = map_.find(start);
+    if (it == map_.end()) return absl::NotFoundError("no extent starts there");
+    it->second.value = v;
+    return absl::OkStatus();
   }
 
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
@@ -54,11 +64,17 @@ class extent_model {
     return *s;
   }
 
+  // f returns void, or bool where false stops the walk (API.md).
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (lo >= hi) return;  // [lo, hi) is empty: nothing overlaps it
     for (const auto& [start, e] : map_) {
-      if (e.range.end() > lo && start < hi) f(e);
+      if (e.range.end() <= lo || start >= hi) continue;
+      if constexpr (std::is_void_v<decltype(f(e))>) {
+        f(e);
+      } else if (!f(e)) {
+        return;
+      }
     }
   }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/support/linearizability.hpp -- a linearizability checker for small
 // recorded concurrent histories.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/backoff.hpp -- how rcukit waits for another thread when it
 // holds no mutex to sleep on: spin, then yield, then spin again.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/cpu_affinity.hpp -- pinning a thread to one CPU. Compiled
 // once, with cpu_set::all(), in src/cpu_topology.cpp (rcukit::runtime), so
 // no header pulls in <sched.h> and <pthread.h>.

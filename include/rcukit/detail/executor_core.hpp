@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/executor_core.hpp -- the padata engine behind <rcukit/ordered_executor.hpp>.
 //
 // What every job pays for (submit, submit_batch, done and the reorder step a

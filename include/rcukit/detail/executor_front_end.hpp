@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/executor_front_end.hpp -- the waiting and error bookkeeping
 // that the executor's front ends (<rcukit/executor_front_ends.hpp>) share:
 // a completion counter one owner waits on, and the first exception by index.

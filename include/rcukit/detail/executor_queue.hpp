@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/executor_queue.hpp -- the intrusive hand-off list between
 // the executor's threads.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/executor_worker.hpp -- the loop every worker thread of an
 // ordered executor runs: its serial list first (that gives in-flight slots
 // back), then its parallel list, then a short poll, then sleep (W1/W2). The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/fatal.hpp -- the one way rcukit stops a program: a line on
 // stderr naming the component, what went wrong and where, then abort().
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/iova_magazine.hpp -- the pieces of iova_magazine_cache:
 // magazines, the per-thread cache block, and the thread-exit registry.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/judy_block_cache.hpp -- the Judy array's allocator: a
 // per-thread block cache over malloc, with byte accounting and a fault
 // injection hook, and the batched retire (detail/rcu_batch.hpp) bound to it.

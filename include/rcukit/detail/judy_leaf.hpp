@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/judy_leaf.hpp -- leaves of the RCU Judy-style array, changed
 // in place under a lock and read under a sequence count.
 //

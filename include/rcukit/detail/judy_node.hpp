@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/judy_node.hpp -- node encodings of the RCU Judy-style array.
 //
 // The idea. A 256-way digital tree over 64-bit keys: the node at depth d

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/ordered_executor_impl.hpp -- the member definitions of
 // ordered_executor and ordered_job::done(), over the engine
 // (detail/executor_core.hpp) and its workers' loop

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rbtree_core.hpp -- the intrusive red-black tree core: the
 // implementation of rcukit::rb, whose contract <rcukit/rbtree.hpp> states
 // (it brings these names into rcukit::rb with using-declarations).

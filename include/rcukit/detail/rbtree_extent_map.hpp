@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rbtree_extent_map.hpp -- extents in an intrusive rbtree
 // behind one global spinlock: the 2013 kernel baseline and its augmented
 // (subtree max-gap) variant, one class template with a compile-time switch.
@@ -148,9 +149,10 @@ class rb_extent_map_impl {
   }
 
   std::optional<entry> lookup(uint64_t key, uint64_t size = 1) const {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
     std::lock_guard<spin_lock> g(lock_);
-    const node_t* n = find_overlap_locked(key, size);
+    const node_t* n = find_overlap_locked(key, *sz);
     if (n == nullptr) return std::nullopt;
     return entry{n->range, n->value};
   }
@@ -162,11 +164,12 @@ class rb_extent_map_impl {
 
   // The node is freed after the lock is dropped.
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    const auto sz = clamp_query(key, size);
+    if (!sz) return std::nullopt;
     node_t* n;
     {
       std::lock_guard<spin_lock> g(lock_);
-      n = find_overlap_locked(key, size);
+      n = find_overlap_locked(key, *sz);
       if (n == nullptr) return std::nullopt;
       unlink_locked(n);
     }
@@ -201,34 +204,62 @@ class rb_extent_map_impl {
     return *start;
   }
 
+  // The value changes in place under the lock: a reader sees the old or the new.
+  absl::Status assign(uint64_t start, const T& v) {
+    std::lock_guard<spin_lock> g(lock_);
+    rb::node* n = floor_locked(start);
+    if (n == nullptr || as_extent<T>(n)->range.start != start) {
+      return absl::NotFoundError("rbtree_extent_map::assign: no extent starts there");
+    }
+    as_extent<T>(n)->value = v;
+    return absl::OkStatus();
+  }
+
   template <class F>
   void for_each(uint64_t lo, uint64_t hi, F&& f) const {
     if (hi <= lo) return;
     std::lock_guard<spin_lock> g(lock_);
-    const rb::node* n = floor_locked(lo);
-    if (n == nullptr || as_extent<T>(n)->range.end() <= lo) {
-      n = n == nullptr ? rb::first(&root_) : rb::next(n);
-    }
-    for (; n != nullptr; n = rb::next(n)) {
+    for (const rb::node* n = first_overlap_locked(lo); n != nullptr; n = rb::next(n)) {
       const node_t* e = as_extent<T>(n);
       if (e->range.start >= hi) break;
       const entry copy{e->range, e->value};
-      f(copy);
+      if (!visit_continues(f, copy)) break;
     }
+  }
+
+  // The baseline has no lock-free walk: each step takes the global lock and
+  // finds the next extent by key, so the nodes may change between steps
+  // (the guard protects nothing here; the signature is the common one).
+  class range_cursor {
+   public:
+    range_cursor(const rb_extent_map_impl* m, uint64_t lo, uint64_t hi) : m_(m), hi_(hi) {
+      if (lo >= hi) return;
+      std::lock_guard<spin_lock> g(m_->lock_);
+      take(m_->first_overlap_locked(lo));
+    }
+    const entry* get() const noexcept { return cur_ ? &*cur_ : nullptr; }
+    void next() {
+      const uint64_t after = cur_->range.start + 1;  // no overflow: start < end <= UINT64_MAX
+      std::lock_guard<spin_lock> g(m_->lock_);
+      take(m_->first_at_or_after_locked(after));
+    }
+
+   private:
+    void take(const rb::node* n) {
+      cur_.reset();
+      if (n != nullptr && as_extent<T>(n)->range.start < hi_) cur_ = entry{as_extent<T>(n)->range, as_extent<T>(n)->value};
+    }
+    const rb_extent_map_impl* m_;
+    uint64_t hi_;
+    std::optional<entry> cur_;
+  };
+  detail::cursor_view<range_cursor> range(const rcu::read_guard<Rcu>&, uint64_t lo, uint64_t hi) const {
+    return detail::cursor_view<range_cursor>(range_cursor(this, lo, hi));
   }
 
   std::optional<entry> lower_bound(uint64_t key) const {
     std::lock_guard<spin_lock> g(lock_);
-    const rb::node* n = root_.top;
-    const rb::node* best = nullptr;
-    while (n != nullptr) {
-      if (as_extent<T>(n)->range.start >= key) {
-        best = n;
-        n = n->left;
-      } else {
-        n = n->right;
-      }
-    }
+    const rb::node* best = first_at_or_after_locked(key);
     if (best == nullptr) return std::nullopt;
     return entry{as_extent<T>(best)->range, as_extent<T>(best)->value};
   }
@@ -323,6 +354,27 @@ class rb_extent_map_impl {
   }
   rb::node* floor_locked(uint64_t key) noexcept {
     return const_cast<rb::node*>(std::as_const(*this).floor_locked(key));
+  }
+
+  // First node with start >= key, or nullptr.
+  const rb::node* first_at_or_after_locked(uint64_t key) const noexcept {
+    const rb::node* n = root_.top;
+    const rb::node* best = nullptr;
+    while (n != nullptr) {
+      if (as_extent<T>(n)->range.start >= key) {
+        best = n;
+        n = n->left;
+      } else {
+        n = n->right;
+      }
+    }
+    return best;
+  }
+  // First node that ends after lo (the first a walk from lo yields), or nullptr.
+  const rb::node* first_overlap_locked(uint64_t lo) const noexcept {
+    const rb::node* n = floor_locked(lo);
+    if (n != nullptr && as_extent<T>(n)->range.end() > lo) return n;
+    return n == nullptr ? rb::first(&root_) : rb::next(n);
   }
 
   // Lowest extent overlapping [key, key + size) (a valid query).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rcu_batch.hpp -- batched RCU retire: many objects, one
 // rcu_head, freed by the thread that retired them.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rcu_poll.hpp -- polled grace periods: "has a full grace
 // period elapsed since I asked?", without a callback per object.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/rcu_tsan.hpp -- grace periods shown to ThreadSanitizer edge by
 // edge (invariant 5 of rcu.hpp). Included by rcu.hpp; every function here is
 // an empty inline unless the translation unit is built with

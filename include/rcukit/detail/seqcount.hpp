@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/seqcount.hpp -- a fence-free sequence counter.
 //
 // The idea (Lameter's seqcount, as in the kernel's seqcount_t): a writer that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_check.hpp -- the invariant checker of
 // extent_skiplist (tests and debugging; call when no writer runs).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_core.hpp -- the compile-time shape and the shared
 // state of one extent_skiplist, which the concern files operate on:
 //   skiplist_read.hpp    lockless descent, probes, scans, leaf views
@@ -35,10 +36,17 @@ namespace rcukit::detail {
 enum class sl_sync {
   before_tighten,  // a search listed the children of tower `key` at `level` and is about to lower its bound
   climb_done,      // a raise for `key` reached the top `level` and is about to return
+  lock_leaf,       // a writer holding `level` leaf locks of its set is about to lock the leaf of key `key`
+  redistributed,   // a redistribution gave extents to the successor (new key `key`), not yet dropped them
+  reader_waits,    // a reader is about to wait for the write section of the leaf it probes at `key`
+  walk_found,      // a backward walk found the leaf covering `key` and is about to copy it
+  walk_copied,     // a backward walk copied the leaf covering `key` and is about to step from it
 };
 template <class Traits>
+inline constexpr bool sl_has_sync = requires { Traits::sync_point(sl_sync{}, uint64_t{}, 0u); };
+template <class Traits>
 inline void sl_sync_point(sl_sync p, uint64_t key, unsigned level) noexcept {
-  if constexpr (requires { Traits::sync_point(p, key, level); }) Traits::sync_point(p, key, level);
+  if constexpr (sl_has_sync<Traits>) Traits::sync_point(p, key, level);
 }
 
 // Reads an optional Traits member with a default.

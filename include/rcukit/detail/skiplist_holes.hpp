@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_holes.hpp -- the hole index of extent_skiplist:
 // conservative gap bounds and the hole search that uses them.
 //
@@ -55,7 +56,8 @@
 // Writers that never see an insert_hole pay nothing: the index is off
 // until the first insert_hole, then "arming" (writers keep bounds) for one
 // grace period, after which searches may tighten (so no writer that missed
-// the switch can still be running, rcu_poll.hpp).
+// the switch can still be running, rcu_poll.hpp: a writer reads "off" only
+// inside a read side it holds until its change is visible).
 // Not supported: exact bounds (they are over-estimates until tightened).
 #pragma once
 

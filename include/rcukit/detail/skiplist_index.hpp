@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_index.hpp -- the upper levels of extent_skiplist:
 // linking and unlinking towers, and keeping the index blocks.
 //

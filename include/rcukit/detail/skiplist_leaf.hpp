@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_leaf.hpp -- the leaf (node) layout of extent_skiplist.
 //
 // A leaf is one skiplist node carrying up to Cap extents, as in Chris

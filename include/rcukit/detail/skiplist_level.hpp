@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_level.hpp -- random tower heights for skiplists.
 //
 // The idea (Pugh 1990): a node gets height h with probability p^(h-1)(1-p);

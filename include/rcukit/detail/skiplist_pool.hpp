@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_pool.hpp -- the node pool of one extent_skiplist:
 // where its leaves, towers and index blocks come from and go back to.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_read.hpp -- the lockless side of extent_skiplist:
 // the descent, leaf probes, the two-leaf answers, scans and leaf views.
 // Every function here runs inside the caller's RCU read side and takes no
@@ -58,8 +59,12 @@ struct sl_read {
     bool dead = false;
     bool has_le = false;
     bool has_gt = false;
-    raw le;  // valid when has_le (no zeroing: a probe is made per operation)
-    raw gt;  // gt.start valid when has_gt, the rest when gt.start < gt_limit
+    // Zeroed once per probe object (a few stores per operation): which
+    // fields a probe fills depends on has_le / has_gt and gt_limit, a
+    // correlation the compiler cannot follow through the retry loops, so it
+    // would warn -Wmaybe-uninitialized on every answer copied out of them.
+    raw le{};  // valid when has_le
+    raw gt{};  // gt.start valid when has_gt, the rest when gt.start < gt_limit
   };
 
   // The number of keys <= key among key_at(0 .. n-1), sorted, in two rounds
@@ -75,10 +80,19 @@ struct sl_read {
     return idx;
   }
 
+  // Tests hold a writer inside a write section and need to know when a
+  // reader waits for it (Traits::sync_point; compiled out otherwise).
+  static void note_wait(const leaf* l, uint64_t key) noexcept {
+    if constexpr (sl_has_sync<typename S::traits>) {
+      if ((l->seq.current() & 1) != 0) sl_sync_point<typename S::traits>(sl_sync::reader_waits, key, 0);
+    }
+  }
+
   static void probe_into(const leaf* l, uint64_t key, uint64_t gt_limit, probe& p) noexcept {
     p.self = const_cast<leaf*>(l);
     l->prefetch_slots();
     for (;;) {
+      note_wait(l, key);
       p.seq = l->seq.read_begin();
       // acquire (all, seq-protected): pair with the writers' release stores
       // inside their write sections (seqcount.hpp); link 0 also with the
@@ -285,10 +299,8 @@ struct sl_read {
     for (;;) {
       const probe p = find_leaf_near(st, key);
       if (p.has_le) return p.le;
-      if (p.self == &st.head) return std::nullopt;
-      const uint64_t k = p.self->key.load(std::memory_order_acquire);
-      if (k == 0) return std::nullopt;
-      const probe q = find_leaf(st, k - 1, 0);
+      if (p.self == &st.head || p.key == 0) return std::nullopt;
+      const probe q = find_leaf(st, p.key - 1, 0);
       // Both snapshots held at one instant: q saw p.self as its successor and
       // p.self did not change since its probe.
       if (q.next != p.self || p.self->seq.current() != p.seq) continue;
@@ -307,7 +319,7 @@ struct sl_read {
         if (p.le.start + p.le.size > key) return p.le;
       } else if (p.self != &st.head) {
         probe q;
-        find_leaf_into(st, p.self->key.load(std::memory_order_acquire) - 1, 0, q);
+        find_leaf_into(st, p.key - 1, 0, q);
         if (q.next != p.self || p.self->seq.current() != p.seq) continue;
         if (q.has_le && q.le.start + q.le.size > key) return q.le;
       }
@@ -333,24 +345,34 @@ struct sl_read {
       if (p.has_gt) return p.gt;
       if (p.next == nullptr) return std::nullopt;
       const probe q = do_probe(p.next, key);
+      // Both snapshots held at one instant (p.self unchanged since its probe).
       if (q.dead || p.self->seq.current() != p.seq) continue;
+      if (q.has_le && q.le.start == key) return q.le;
       if (q.has_gt) return q.gt;
     }
   }
 
+  // One snapshot of a leaf: its extents, and its key range [key, next_key).
   struct leaf_copy {
+    const leaf* self = nullptr;
     leaf* next = nullptr;
+    uint64_t key = 0;
+    uint64_t next_key = kNoKey;
     uint64_t seq = 0;  // the sequence the copy was taken at
     uint32_t n = 0;
     bool dead = false;
   };
   static leaf_copy copy_leaf(const leaf* l, raw* out) noexcept {
     leaf_copy c;
+    c.self = l;
     for (;;) {
+      note_wait(l, 0);
       const uint64_t s = l->seq.read_begin();
       // acquire (all, seq-protected): see probe_into.
       c.dead = l->dead.load(std::memory_order_acquire);
+      c.key = l->key.load(std::memory_order_acquire);
       c.next = l->next0(std::memory_order_acquire);
+      c.next_key = l->link0.key.load(std::memory_order_acquire);
       c.n = std::min<uint32_t>(l->count.load(std::memory_order_acquire), kCap);
       for (uint32_t i = 0; i < c.n; ++i) l->load_acquire(i, out[i]);
       c.seq = s;
@@ -382,31 +404,41 @@ struct sl_read {
     }
   }
 
+  // The live leaf covering key, copied in one snapshot that shows it live
+  // and covering key: out[0, c.n) holds every extent with start in
+  // [c.key, key] at that instant. The step of every backward walk. Extents
+  // only move right (a redistribution gives a leaf's top extents to its
+  // successor and lowers the successor's key), so a walk going down must
+  // take both ends of the range it covers from the snapshot it yields: a key
+  // read after the copy may have gone down over extents just moved in, and
+  // a leaf copied after it gave extents away no longer covers key.
+  static leaf_copy copy_covering(const state& st, uint64_t key, raw* out) noexcept {
+    for (;;) {
+      const leaf* l = find_leaf_near(st, key).self;
+      sl_sync_point<typename S::traits>(sl_sync::walk_found, key, 0);
+      const leaf_copy c = copy_leaf(l, out);
+      if (c.dead || c.key > key || (c.next != nullptr && c.next_key <= key)) continue;
+      sl_sync_point<typename S::traits>(sl_sync::walk_copied, key, 0);
+      return c;
+    }
+  }
+
   // Calls f(raw) for extents with start < below, descending, until f returns
-  // false. Used by the downward hole walk, whose result is re-validated
-  // under locks, so it only needs a plausible recent state.
+  // false. Never repeats an extent; visits every extent present for the
+  // whole scan (each step covers [c.key, bound) from one snapshot, and the
+  // next step starts below c.key).
   template <class F>
   static void scan_backward(const state& st, uint64_t below, F&& f) {
-    if (below == 0) return;
     uint64_t bound = below;  // only extents with start < bound remain to visit
-    const leaf* l = find_leaf_near(st, bound - 1).self;
     raw buf[kCap];
-    for (;;) {
-      const leaf_copy c = copy_leaf(l, buf);
-      if (c.dead) {
-        l = find_leaf_near(st, bound - 1).self;
-        continue;
-      }
+    while (bound > 0) {
+      const leaf_copy c = copy_covering(st, bound - 1, buf);
       for (uint32_t i = c.n; i-- > 0;) {
         if (buf[i].start >= bound) continue;
         if (!f(buf[i])) return;
         bound = buf[i].start;
       }
-      const uint64_t k = l->key.load(std::memory_order_acquire);
-      if (l == &st.head || k == 0) return;
-      if (k < bound) bound = k;
-      if (bound == 0) return;
-      l = find_leaf_near(st, bound - 1).self;
+      bound = c.key;  // <= every start yielded from c; 0 for the head
     }
   }
 

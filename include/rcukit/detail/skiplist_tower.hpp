@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_tower.hpp -- the index towers of extent_skiplist and
 // their index blocks.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/skiplist_write.hpp -- the writer protocol of extent_skiplist.
 //
 // The idea (Chris Mason's 2013 patch, v2): a writer descends without locks,
@@ -28,12 +29,14 @@
 //    is the successor leaf for a last extent, so that one is locked too)
 //    and the spans above it; an extent inserted as the last of a leaf takes
 //    over part of the next leaf's first gap, so its leaf is raised; a split
-//    copies bounds; a redistribution raises the receiving leaf before the
-//    giving leaf drops the extents.
+//    copies bounds; a redistribution raises the receiving leaf before it
+//    moves the extents. A writer that finds the index off trusts that only
+//    inside a read side (keep_bounds).
 //
-// Locks: leaf locks left to right (at most three: predecessor, leaf,
-// successor), then tower and block locks (skiplist_index.hpp). A lock is
-// never held across a grace period or an allocation.
+// Locks: leaf locks left to right (at most three adjacent leaves), each
+// taken only after the lock of the one before it showed that leaf live and
+// linked to it (lock_set); then tower and block locks (skiplist_index.hpp).
+// A lock is never held across a grace period or an allocation.
 #pragma once
 
 #include <algorithm>
@@ -114,38 +117,61 @@ struct sl_write {
 
   // --- locking -----------------------------------------------------------------
 
-  // Up to four leaves, locked in ascending key order, validated live and adjacent.
+  // Up to four adjacent leaves, locked left to right. A writer holding leaf
+  // locks waits only for the live successor of the last leaf it holds, read
+  // under that leaf's lock (where it is stable: changing a leaf's link needs
+  // the leaf's lock): so no cycle of waits can form, even when the set was
+  // chosen from a stale probe (docs/DESIGN.md, "No lock-order cycle").
   struct lock_set {
     leaf* l[4] = {};
     unsigned n = 0;
-    void add(leaf* x) noexcept {
-      if (x == nullptr) return;
+    // x must not be null. (The null test lives in add_if, apart: a test here
+    // let GCC thread a null `l` through the caller's later dereferences and
+    // warn -Wstringop-overflow about a path that cannot run.)
+    void add(leaf& x) noexcept {
       for (unsigned i = 0; i < n; ++i) {
-        if (l[i] == x) return;
+        if (l[i] == &x) return;
       }
       unsigned i = n++;
-      // relaxed (keys): the set is re-validated under the locks.
-      while (i > 0 && l[i - 1]->key.load(std::memory_order_relaxed) > x->key.load(std::memory_order_relaxed)) {
+      // relaxed (keys): only a guess at the left-to-right order; the locking
+      // below checks each link before it waits.
+      while (i > 0 && l[i - 1]->key.load(std::memory_order_relaxed) > x.key.load(std::memory_order_relaxed)) {
         l[i] = l[i - 1];
         --i;
       }
-      l[i] = x;
+      l[i] = &x;
     }
+    void add_if(leaf* x) noexcept {
+      if (x != nullptr) add(*x);
+    }
+    // True with every leaf locked, live and linked to the next one; false
+    // with none locked.
     bool lock_and_validate() noexcept {
-      for (unsigned i = 0; i < n; ++i) l[i]->lock.lock();  // left to right
       for (unsigned i = 0; i < n; ++i) {
-        // relaxed: dead and link 0 are written only under the leaf's lock, which we hold.
-        if (l[i]->dead.load(std::memory_order_relaxed) ||
-            (i + 1 < n && l[i]->next0(std::memory_order_relaxed) != l[i + 1])) {
-          unlock();
+        if (i > 0 && !live_and_linked(i - 1)) {
+          unlock_first(i);
           return false;
         }
+        if constexpr (sl_has_sync<typename S::traits>) {
+          sl_sync_point<typename S::traits>(sl_sync::lock_leaf, l[i]->key.load(std::memory_order_relaxed), i);
+        }
+        l[i]->lock.lock();
+      }
+      if (!live_and_linked(n - 1)) {
+        unlock();
+        return false;
       }
       return true;
     }
-    void unlock() noexcept {
-      for (unsigned i = n; i-- > 0;) l[i]->lock.unlock();
+    // Under l[i]'s lock. relaxed: dead and link 0 are written only under it.
+    bool live_and_linked(unsigned i) const noexcept {
+      return !l[i]->dead.load(std::memory_order_relaxed) &&
+             (i + 1 == n || l[i]->next0(std::memory_order_relaxed) == l[i + 1]);
     }
+    void unlock_first(unsigned k) noexcept {
+      for (unsigned i = k; i-- > 0;) l[i]->lock.unlock();
+    }
+    void unlock() noexcept { unlock_first(n); }
   };
 
   // True if locked leaf l (live) covers key now.
@@ -163,6 +189,18 @@ struct sl_write {
     return n;
   }
 
+  // Whether this change must keep the hole bounds (holes.hpp). "On" and
+  // "arming" never turn back to "off"; "off" may be trusted only inside a
+  // read side entered before it was read, because the arming grace period
+  // (after which searches may lower bounds) then waits for the change to be
+  // visible. So an "off" is read again inside g, which the caller holds
+  // until its change is published.
+  static bool keep_bounds(const state& st, std::optional<rcu::read_guard<Rcu>>& g) noexcept {
+    if (holes::maintained(st) || !S::kHoleIndex) return S::kHoleIndex;
+    if (!g) g.emplace();
+    return holes::maintained(st);
+  }
+
   // --- insert ------------------------------------------------------------------
 
   // Inserts r. tok: a preallocated leaf or null (filled on demand, with no
@@ -173,7 +211,7 @@ struct sl_write {
       // The read side keeps what a descent reads alive until it is locked
       // and validated; a finger hit needs none (skiplist_read.hpp), so the
       // common case of an insert next to the previous one enters it only if
-      // it has to descend later.
+      // it has to descend later, or to trust a hole index that is off.
       std::optional<rcu::read_guard<Rcu>> g;
       probe p;
       if (!rd::finger_probe(st, r.start, UINT64_MAX, p)) {
@@ -184,8 +222,8 @@ struct sl_write {
       leaf* nx = p.next;
       const bool need_next = nx != nullptr && end > p.next_key;
       lock_set ls;
-      ls.add(l);
-      if (need_next) ls.add(nx);
+      ls.add(*l);
+      if (need_next) ls.add(*nx);
       if (!ls.lock_and_validate()) continue;
       // Under l's lock: its successor and that successor's key are stable
       // (a redistribution that lowers the key holds l's lock too). The probe
@@ -220,7 +258,7 @@ struct sl_write {
       // An extent that becomes the last of its leaf while a next leaf
       // exists takes over the gap before it from that leaf (gap-before
       // ownership, holes.hpp): its own leaf must cover that gap.
-      const bool keep = holes::maintained(st);
+      const bool keep = keep_bounds(st, g);
       const uint64_t owned = keep && idx == n && nx != nullptr ? r.start - (n > 0 ? l->end_locked(n - 1) : 0) : 0;
       // Everything below but the plain in-place store may descend.
       if (!g && (n == kCap || owned != 0)) g.emplace();
@@ -281,11 +319,14 @@ struct sl_write {
   // l (full) and its successor nx (with room) are locked; r goes to slot
   // idx of l's merged sequence. The top of that sequence moves to the front
   // of nx, whose key goes down to the first extent moved (never up: readers
-  // rely on it, skiplist_read.hpp). Order: nx gets the extents (both leaves
-  // hold them for a moment, which every reader tolerates: a snapshot of
-  // either is consistent, scans skip what they yielded), nx covers the gaps
-  // it takes over, then l drops them and its link 0 takes the new key.
-  // Returns the new key of nx.
+  // rely on it, skiplist_read.hpp). Returns the new key of nx.
+  // Order: nx covers the gaps it takes over (holes.hpp: raised before the
+  // change is visible); then l's write section encloses nx's, so the move
+  // is one step for every reader. A reader that trusts l's link key as the
+  // end of l's range, or that pairs a snapshot of l with one of nx, waits
+  // for or re-validates l's sequence, which turned odd before nx changed;
+  // and nx alone is reached only at or above its old key, where nothing
+  // moved (docs/DESIGN.md, "Splits and redistribution").
   static uint64_t redistribute_locked(state& st, leaf* l, leaf* nx, uint32_t idx, const raw& r, bool keep) noexcept {
     constexpr uint32_t total = kCap + 1;
     raw buf[total];
@@ -295,6 +336,12 @@ struct sl_write {
     const uint32_t keep_n = (total + m + 1) / 2 < total ? (total + m + 1) / 2 : total - 1;
     const uint32_t moved = total - keep_n;  // >= 1, and m + moved <= kCap
     const uint64_t key = buf[keep_n].start;
+    // relaxed (l's bound): under l's lock.
+    if (keep) {
+      const uint64_t v = l->gap0.load(std::memory_order_relaxed);
+      if (holes::raise_leaf(nx, v)) holes::climb(st, nx, v);
+    }
+    l->seq.write_begin();  // nx's release stores below keep this odd value before them (seqcount.hpp)
     nx->seq.write_begin();
     raw tmp;
     for (uint32_t i = m; i-- > 0;) {
@@ -308,13 +355,7 @@ struct sl_write {
     nx->key.store(key, std::memory_order_release);
     if (nx->tower != nullptr) nx->tower->key.store(key, std::memory_order_release);
     nx->seq.write_end();
-    // The gaps before the moved extents were l's: nx covers them before l
-    // lets them go (holes.hpp). relaxed (l's bound): under l's lock.
-    if (keep) {
-      const uint64_t v = l->gap0.load(std::memory_order_relaxed);
-      if (holes::raise_leaf(nx, v)) holes::climb(st, nx, v);
-    }
-    l->seq.write_begin();
+    sl_sync_point<typename S::traits>(sl_sync::redistributed, key, 0);
     for (uint32_t i = 0; i < keep_n; ++i) l->store_release(i, buf[i]);
     l->count.store(keep_n, std::memory_order_release);  // seq-protected
     l->set_next0(nx);                                   // the same successor, its new key
@@ -376,14 +417,14 @@ struct sl_write {
     for (;;) {
       // As in insert: no read side unless something descends.
       std::optional<rcu::read_guard<Rcu>> g;
-      const bool keep = holes::maintained(st);
+      const bool keep = keep_bounds(st, g);
       leaf* l;  // the leaf holding x
       uint32_t idx;
       raw xr;
       lock_set ls;
       probe q;
       if (!rd::finger_probe(st, key, end, q)) {
-        g.emplace();
+        if (!g) g.emplace();  // (emplace on a held guard would end its read side)
         rd::find_leaf_remember(st, key, end, q);
       }
       leaf* p = nullptr;   // l's predecessor, locked when l empties
@@ -414,13 +455,13 @@ struct sl_write {
         l = px.self;
         xr = *x;
         idx = px.idx - 1;
-        ls.add(q.self);
+        ls.add(*q.self);
         if (keep && px.idx == px.n) nx = px.next;
         if (px.n == 1 && l != &st.head) p = rd::find_leaf(st, l->key.load(std::memory_order_acquire) - 1, 0).self;
       }
-      ls.add(p);
-      ls.add(l);
-      ls.add(nx);
+      ls.add_if(p);
+      ls.add(*l);
+      ls.add_if(nx);
       if (!ls.lock_and_validate()) continue;
       if (fast) {
         if (l->seq.current() != expect_seq) {  // under l's lock: stable
@@ -517,15 +558,52 @@ struct sl_write {
 
   // Removes every extent, one leaf at a time (each removal is atomic, the
   // whole clear is not).
+  // --- assign ------------------------------------------------------------------
+
+  // Gives the extent starting exactly at `start` the value words of r, in
+  // place: one leaf locked, one seqcount write section, so a reader sees the
+  // old value or the new one and never a gap. False if no extent starts
+  // there. Blocking.
+  static bool assign(state& st, uint64_t start, const raw& r) noexcept {
+    for (;;) {
+      rcu::read_guard<Rcu> g;  // not a hot path: a plain descent, no finger-only probe
+      probe p;
+      rd::find_leaf_fast(st, start, UINT64_MAX, p);
+      leaf* l = p.self;
+      lock_set ls;
+      ls.add(*l);
+      if (!ls.lock_and_validate()) continue;
+      if (!covers(l, start)) {  // the leaf split or gave extents away since the descent
+        ls.unlock();
+        continue;
+      }
+      const uint32_t idx = find_slot_locked(l, start);
+      if (idx == l->count.load(std::memory_order_relaxed)) {  // relaxed: under l's lock
+        ls.unlock();
+        return false;
+      }
+      raw cur;
+      l->load_locked(idx, cur);
+      std::memcpy(cur.w, r.w, sizeof(cur.w));
+      l->seq.write_begin();
+      l->store_release(idx, cur);
+      l->seq.write_end();
+      ls.unlock();
+      return true;
+    }
+  }
+
   static void clear(state& st) noexcept {
     for (;;) {
       rcu::read_guard<Rcu> g;
       const bool keep = holes::maintained(st);
       lock_set ls;
-      ls.add(&st.head);
+      ls.add(st.head);
       leaf* n = st.head.next0(std::memory_order_acquire);  // pairs with set_next0
-      ls.add(n);
-      if (n != nullptr) ls.add(n->next0(std::memory_order_acquire));
+      if (n != nullptr) {
+        ls.add(*n);
+        ls.add_if(n->next0(std::memory_order_acquire));
+      }
       if (!ls.lock_and_validate()) continue;
       // relaxed: under the locks.
       if (n != nullptr && (st.head.next0(std::memory_order_relaxed) != n ||

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/spin_lock.hpp -- a small test-and-test-and-set spin lock.
 //
 // The idea: the kernel's leaf locks are spinlocks held for a handful of

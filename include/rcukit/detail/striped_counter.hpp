@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // rcukit/detail/striped_counter.hpp -- statistics counters that writers on
 // different cores update without sharing a cache line.
 //
