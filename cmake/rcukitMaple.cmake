@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The kernel's maple tree as a benchmark peer (bench/peers/maple/), built
 # from Debian's linux-source-6.12 package the way the kernel's own user-space
 # test suite builds it. Nothing of the kernel is in this repository: the

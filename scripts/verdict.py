@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The verdict of the main job's report (scripts/report.py): each figure the
 2013 article published (LWN "Skiplists II"; per-core IOVA caching: Peleg et
 al. 2015) and each of the project's own targets, ours beside it with its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // stress/iommu_model.hpp -- the pieces of rcukit-iommu-sim's model: the
 // allocators under test behind one interface, the overlap checker, and the
 // shared device. The runs that drive them are in iommu_sim.cpp; what each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/peers/mixed_workload.hpp -- the mixed read/insert/erase workload of
 // bench_peers_mixed, shared with bench_peers_maple so that the maple tree
 // runs exactly the same loop:

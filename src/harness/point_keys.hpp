@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // harness/point_keys.hpp -- the default key set of CONVENTIONS.md
 // ("Benchmarks that tell the truth") and the two measurements the point
 // benchmarks take of it: random sparse 64-bit keys, the time per operation,

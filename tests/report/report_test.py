@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """scripts/report.py's verdict on harness outputs that are consistent, and on
 ones that contradict each other or the IOMMU model's bounds (the newcomer's
 run of issue 25: IOMMU-off at 84 MB/s, every allocator at 2514-2593 MB/s,

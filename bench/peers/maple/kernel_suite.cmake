@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ctest maple_kernel_suite: builds the kernel's tools/testing/radix-tree
 # `maple` target from the extracted sources with its own Makefile (64-bit
 # nodes, as the benchmarks use) and runs it; fails unless every check passed

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+// SPDX-License-Identifier: MIT
 //
 // bench_peers_maple -- the kernel's maple tree (bench/peers/maple/, GPL-2.0)
 // beside rcukit's extent skiplist on the workloads of CONVENTIONS.md

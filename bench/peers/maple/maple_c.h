@@ -1,9 +1,9 @@
-/* SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: MIT
  *
  * bench/peers/maple/maple_c.h -- the C interface rcukit's benchmarks use to
  * reach the kernel's maple tree (lib/maple_tree.c of Debian's
  * linux-source-6.12, built by maple_unit.c). Linked only into the binaries
- * of bench/peers/maple/, which are GPL-2.0 (README.md there).
+ * of bench/peers/maple/, which are GPL-2.0 for it (README.md there).
  *
  * Two builds of the same tree differ only in where its nodes come from;
  * each exports the same functions with its own prefix and keeps every other

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+// SPDX-License-Identifier: MIT
 //
 // bench/peers/maple/maple_extent_map.hpp -- the kernel's maple tree as a peer
 // of rcukit's extent indexes: the subset of the extent_index surface the

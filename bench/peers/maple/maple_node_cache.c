@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: MIT
  *
  * bench/peers/maple/maple_node_cache.c -- a plain per-thread node cache for
  * the maple tree peer, implementing the kmem_cache calls lib/maple_tree.c

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0-or-later
+/* SPDX-License-Identifier: MIT
  *
  * bench/peers/maple/maple_unit.c -- the build unit of the maple tree peer.
  *
