@@ -129,7 +129,7 @@ class extent_map {
   }
   // Removes the lowest extent overlapping [key, key + size) and returns it.
   std::optional<entry> erase(uint64_t key, uint64_t size = 1) {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    if (!is_valid_extent(key, size)) return std::nullopt;
     rcu::read_guard<rcu::memb> g;
     uint64_t at = key;
     if (size > 1) {
@@ -171,7 +171,7 @@ class extent_map {
     return entry{{r.first, r.last - r.first + 1}, r.value};
   }
   std::optional<entry> find(uint64_t key, uint64_t size) const {
-    if (!is_valid_query(key, size)) return std::nullopt;
+    if (!is_valid_extent(key, size)) return std::nullopt;
     rcukit_maple_range r;
     if (!Node::find(t_.get(), key, key + (size - 1), &r)) return std::nullopt;
     return to_entry(r);
