@@ -116,14 +116,14 @@ void magazines() {
         } else {
           const size_t k = rng() % mine.size();
           live.remove(mine[k].first);  // before the range can be handed out again
-          cache.free(mine[k].first, mine[k].second);
+          CHECK(cache.free(mine[k].first, mine[k].second).ok(), "a live range is freed");
           mine[k] = mine.back();
           mine.pop_back();
         }
       }
       for (auto [pfn, n] : mine) {
         live.remove(pfn);
-        cache.free(pfn, n);
+        CHECK(cache.free(pfn, n).ok(), "a live range is freed");
       }
     });
   }
@@ -153,13 +153,14 @@ void full_domain() {
     singles.push_back(*p);
   }
   CHECK(cache.alloc(1, 64).status().code() == absl::StatusCode::kResourceExhausted, "the domain is full");
-  for (uint64_t p : singles) cache.free(p, 1);  // they stay in this thread's magazines
+  for (uint64_t p : singles) CHECK(cache.free(p, 1).ok());  // they stay in this thread's magazines
   // 32 pages: no room in the domain while the magazines hold every page, so
   // the cache flushes them and asks again.
   auto big = cache.alloc(32, 64);
   CHECK_OK(big);
   CHECK(*big % 32 == 0, "size-aligned");
-  cache.free(*big, 32);
+  CHECK(cache.free(*big, 32).ok());
+  CHECK(cache.free(*big, 32).code() == absl::StatusCode::kNotFound, "a second free is refused");
   cache.flush();
   std::printf("full domain: the cache flushed its magazines and retried before failing: ok\n");
 }

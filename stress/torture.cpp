@@ -537,7 +537,7 @@ outcome torture_iova(const context& ctx) {
         if (!d->find(lo)) errs.report(absl::StrCat("live allocation at ", lo, " not found"));
         unclaim(lo);
         if (via_cache[i]) {
-          cache->free(lo, n);
+          if (auto s = cache->free(lo, n); !s.ok()) errs.report(absl::StrCat("cache free(", lo, "): ", s.ToString()));
         } else if (auto s = d->free(lo); !s.ok()) {
           errs.report(absl::StrCat("free(", lo, "): ", s.ToString()));
         }
@@ -551,7 +551,9 @@ outcome torture_iova(const context& ctx) {
     for (size_t i = 0; i < mine.size(); ++i) {
       unclaim(mine[i].first);
       if (via_cache[i]) {
-        cache->free(mine[i].first, mine[i].second);
+        if (auto s = cache->free(mine[i].first, mine[i].second); !s.ok()) {
+          errs.report(absl::StrCat("cache free(", mine[i].first, "): ", s.ToString()));
+        }
       } else {
         (void)d->free(mine[i].first);
       }

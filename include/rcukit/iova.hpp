@@ -58,10 +58,31 @@
 //      that observes an insert happens after it, as a lock or an RCU
 //      publication gives.)
 //
+//  (6) a range handed to iova_magazine_cache::free() and accepted is stored
+//      with the value kCached (not kAllocated) from before it enters a
+//      magazine until it leaves one: either handed out again (kAllocated
+//      once more, before alloc() returns it) or erased. So a free of a range
+//      that sits in a magazine finds kCached and is refused, and
+//      iova_domain::free() refuses it too.
+//
+// Why the checked magazine free is race-free without a compare-and-swap on
+// the value (the index's assign() is a plain store): each state change of a
+// range is made by the one party that holds it. Live -> cached is made by the
+// free() of the user holding the allocation; it marks the range before it
+// pushes it into a magazine, so nobody else can reach it through a magazine
+// until the mark is in the index. Cached -> live is made by the thread that
+// popped the range from a magazine (a magazine entry is popped once, under
+// that magazine's mutex), before the range is returned to its new user.
+// Cached -> gone (flush, depot overflow, destruction) is made by whoever
+// took the entry out of a magazine, under the same mutex. Between lookup
+// and assign no legal caller can change the range; only two frees of one
+// range at the same time (the caller bug below) can both see kAllocated.
+//
 // Not supported: the "max32_alloc_size" fail-fast shortcut, merging a
 // reservation with a live allocation (reserve() over an allocation is
 // AlreadyExists), and concurrent double-free of the same range (a caller
-// bug, as in the kernel; a sequential double free returns NotFound).
+// bug, as in the kernel; a sequential double free returns NotFound, through
+// the magazine cache too).
 #pragma once
 
 #include <algorithm>
@@ -76,6 +97,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/iova_magazine.hpp"
 #include "rcukit/extent.hpp"
 // The default index (API.md: iova_domain<> works after including this header
@@ -85,6 +107,10 @@
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
+
+namespace detail {
+struct iova_cache_access;
+}  // namespace detail
 
 template <class Index = extent_skiplist<uint64_t>>
 requires extent_index<Index>
@@ -96,16 +122,31 @@ class iova_domain {
   static constexpr uint64_t kReserved = 1;   // value stored for a reservation
 
   // Usable pfns are [start_pfn, end_pfn). An empty range (end_pfn <=
-  // start_pfn) makes every alloc() ResourceExhausted. `granule` is the page
-  // size in bytes; it places 4 GiB at pfn 2^32 / granule for the 32-bit
-  // hint (a granule of 0 makes every request wide).
+  // start_pfn) is bad input: status() reports InvalidArgument and every
+  // alloc(), free() and reserve() returns it (create() refuses it instead).
+  // `granule` is the page size in bytes; it places 4 GiB at pfn
+  // 2^32 / granule for the 32-bit hint (a granule of 0 makes every request
+  // wide; any granule is accepted, it only places that boundary).
   iova_domain(uint64_t granule, uint64_t start_pfn, uint64_t end_pfn)
       : granule_(granule),
         start_pfn_(start_pfn),
         end_pfn_(end_pfn),
-        dma32_end_(granule == 0 ? 0 : (uint64_t{1} << 32) / granule) {}
+        dma32_end_(granule == 0 ? 0 : (uint64_t{1} << 32) / granule),
+        status_(end_pfn <= start_pfn ? absl::InvalidArgumentError("iova_domain: empty range (end_pfn <= start_pfn)")
+                                     : absl::OkStatus()) {}
   iova_domain(const iova_domain&) = delete;
   iova_domain& operator=(const iova_domain&) = delete;
+
+  // Same, but an empty range is returned as InvalidArgument instead of a
+  // domain that refuses every call.
+  static absl::StatusOr<std::unique_ptr<iova_domain>> create(uint64_t granule, uint64_t start_pfn,
+                                                             uint64_t end_pfn) {
+    if (end_pfn <= start_pfn) return absl::InvalidArgumentError("iova_domain::create: end_pfn <= start_pfn");
+    return std::make_unique<iova_domain>(granule, start_pfn, end_pfn);
+  }
+
+  // Construction result: OK, or InvalidArgument for an empty range.
+  absl::Status status() const { return status_; }
 
   // Allocates npages top-down: the highest fitting range below the hint of
   // its class, else the highest fitting range at all, with
@@ -119,10 +160,10 @@ class iova_domain {
   // search plus leaf locks for the skiplist); a call that fails while a
   // multi-piece reserve() runs waits for it and searches again.
   absl::StatusOr<uint64_t> alloc(uint64_t npages, uint64_t limit_pfn, bool size_aligned) {
+    if (!status_.ok()) return status_;
     if (npages == 0) return absl::InvalidArgumentError("iova_domain::alloc: npages == 0");
     if (limit_pfn < start_pfn_)
       return absl::InvalidArgumentError("iova_domain::alloc: limit_pfn < start_pfn");
-    if (end_pfn_ <= start_pfn_) return absl::ResourceExhaustedError("iova_domain::alloc: empty domain");
     const uint64_t limit_excl = std::min(limit_pfn, end_pfn_ - 1) + 1;  // exclusive end of the window
     if (npages > limit_excl - start_pfn_)
       return absl::ResourceExhaustedError("iova_domain::alloc: too large");
@@ -149,39 +190,12 @@ class iova_domain {
   }
 
   // Frees the allocation that starts at pfn_lo. NotFound if no allocation
-  // starts there (reservations are never freed). Progress: the index's
-  // lookup + erase.
+  // starts there (reservations are never freed, nor ranges held by a
+  // magazine cache). InvalidArgument for a domain with an empty range.
+  // Progress: the index's lookup + erase.
   absl::Status free(uint64_t pfn_lo) {
-    auto e = index_.lookup(pfn_lo);
-    if (!e || e->range.start != pfn_lo || static_cast<uint64_t>(e->value) != kAllocated) {
-      return absl::NotFoundError("iova_domain::free: no allocation starts at this pfn");
-    }
-    // The caller owns [pfn_lo, ...): nobody else can remove it between the
-    // lookup and the erase (concurrent double free is a caller bug).
-    auto gone = index_.erase(pfn_lo);
-    if (!gone || gone->range.start != pfn_lo) {
-      return absl::NotFoundError("iova_domain::free: allocation vanished (concurrent double free?)");
-    }
-    // The kernel's __cached_rbnode_delete_update, per hint: a free at or
-    // above a hint restarts that hint's next search just below the
-    // allocation above the freed one, so the freed space is found first.
-    // The 32-bit hint moves only for a range wholly below 4 GiB.
-    std::optional<uint64_t> above;  // start of the allocation above, 0 = none (from the top)
-    auto above_start = [&] {
-      if (!above) {
-        auto a = index_.lower_bound(gone->range.end());
-        above = a ? a->range.start : 0;
-      }
-      return *above;
-    };
-    const uint64_t wide = cached_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
-    if (wide != 0 && pfn_lo >= wide) cached_.store(above_start(), std::memory_order_relaxed);
-    const uint64_t h32 = cached32_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
-    if (h32 != 0 && gone->range.end() <= dma32_end_ && pfn_lo >= h32) {
-      const uint64_t a = above_start();
-      cached32_.store(a < dma32_end_ ? a : 0, std::memory_order_relaxed);  // relaxed: hint
-    }
-    return absl::OkStatus();
+    if (!status_.ok()) return status_;
+    return erase_range(pfn_lo, 0, kAllocated, "iova_domain::free: no allocation starts at this pfn");
   }
 
   // The allocation or reservation containing pfn, as an extent in pages (a
@@ -213,6 +227,7 @@ class iova_domain {
   // if the index cannot allocate. Nothing changes on failure. Blocking: one
   // domain mutex serialises reserve() calls (see the header essay).
   absl::Status reserve(uint64_t pfn_lo, uint64_t pfn_hi) {
+    if (!status_.ok()) return status_;
     if (pfn_hi < pfn_lo) return absl::InvalidArgumentError("iova_domain::reserve: pfn_hi < pfn_lo");
     // pfn UINT64_MAX can never be allocated (end_pfn is exclusive), so a
     // reservation up to it is clipped to UINT64_MAX - 1.
@@ -224,7 +239,8 @@ class iova_domain {
       bool overlaps_alloc = false;
       uint64_t cursor = pfn_lo;
       index_.for_each(pfn_lo, hi, [&](const typename Index::entry& e) {
-        if (static_cast<uint64_t>(e.value) == kAllocated) overlaps_alloc = true;
+        // A range held by a magazine cache (kCached) is an allocation too.
+        if (static_cast<uint64_t>(e.value) != kReserved) overlaps_alloc = true;
         if (e.range.start > cursor) holes.push_back(extent{cursor, e.range.start - cursor});
         cursor = std::max(cursor, e.range.end());
       });
@@ -271,6 +287,78 @@ class iova_domain {
   const Index& index() const noexcept { return index_; }
 
  private:
+  friend struct detail::iova_cache_access;
+  // The value of a range that iova_magazine_cache holds (invariant 6).
+  static constexpr uint64_t kCached = 2;
+
+  // Erases the range that starts at pfn_lo if it holds `state` (and, unless
+  // npages is 0, is npages long), then moves the hints. NotFound (`why`)
+  // otherwise; nothing changes then.
+  absl::Status erase_range(uint64_t pfn_lo, uint64_t npages, uint64_t state, const char* why) {
+    auto e = index_.lookup(pfn_lo);
+    if (!e || e->range.start != pfn_lo || static_cast<uint64_t>(e->value) != state ||
+        (npages != 0 && e->range.size != npages)) {
+      return absl::NotFoundError(why);
+    }
+    // The caller owns [pfn_lo, ...): nobody else can remove it between the
+    // lookup and the erase (concurrent double free is a caller bug).
+    auto gone = index_.erase(pfn_lo);
+    if (!gone || gone->range.start != pfn_lo) {
+      return absl::NotFoundError("iova_domain::free: allocation vanished (concurrent double free?)");
+    }
+    // The kernel's __cached_rbnode_delete_update, per hint: a free at or
+    // above a hint restarts that hint's next search just below the
+    // allocation above the freed one, so the freed space is found first.
+    // The 32-bit hint moves only for a range wholly below 4 GiB.
+    std::optional<uint64_t> above;  // start of the allocation above, 0 = none (from the top)
+    auto above_start = [&] {
+      if (!above) {
+        auto a = index_.lower_bound(gone->range.end());
+        above = a ? a->range.start : 0;
+      }
+      return *above;
+    };
+    const uint64_t wide = cached_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
+    if (wide != 0 && pfn_lo >= wide) cached_.store(above_start(), std::memory_order_relaxed);
+    const uint64_t h32 = cached32_.load(std::memory_order_relaxed);  // relaxed: hint (invariant 4)
+    if (h32 != 0 && gone->range.end() <= dma32_end_ && pfn_lo >= h32) {
+      const uint64_t a = above_start();
+      cached32_.store(a < dma32_end_ ? a : 0, std::memory_order_relaxed);  // relaxed: hint
+    }
+    return absl::OkStatus();
+  }
+
+  // iova_magazine_cache::free(): the live allocation [pfn_lo, pfn_lo +
+  // npages) becomes a cached one (invariant 6). NotFound if there is none of
+  // exactly that size (never allocated, reserved, freed, already cached).
+  // One lookup and one assign (see the header essay for why no CAS).
+  absl::Status cache_hold(uint64_t pfn_lo, uint64_t npages) {
+    if (!status_.ok()) return status_;
+    auto e = index_.lookup(pfn_lo);
+    if (!e || e->range.start != pfn_lo || e->range.size != npages ||
+        static_cast<uint64_t>(e->value) != kAllocated) {
+      return absl::NotFoundError("iova_magazine_cache::free: not a live allocation of this size");
+    }
+    return index_.assign(pfn_lo, static_cast<value_type>(kCached));
+  }
+  // A cached range popped from a magazine is live again (invariant 6).
+  void cache_unhold(uint64_t pfn_lo) {
+    if (!index_.assign(pfn_lo, static_cast<value_type>(kAllocated)).ok()) {
+      detail::fatal("iova_magazine_cache", "a cached range vanished from the domain (corruption)");
+    }
+  }
+  // A cached range leaves the cache: back to the free space.
+  void cache_release(uint64_t pfn_lo) {
+    if (!erase_range(pfn_lo, 0, kCached, "iova_magazine_cache: cached range not found").ok()) {
+      detail::fatal("iova_magazine_cache", "a cached range vanished from the domain (corruption)");
+    }
+  }
+  // A live range too large for the magazines goes straight back (checked).
+  absl::Status cache_free_direct(uint64_t pfn_lo, uint64_t npages) {
+    if (!status_.ok()) return status_;
+    return erase_range(pfn_lo, npages, kAllocated, "iova_magazine_cache::free: not a live allocation of this size");
+  }
+
   // One search in [floor, limit_excl) from `hint` (0 = from the top).
   absl::StatusOr<uint64_t> search(uint64_t hint, uint64_t floor, uint64_t limit_excl, uint64_t npages,
                                   uint64_t align) {
@@ -333,6 +421,7 @@ class iova_domain {
   const uint64_t start_pfn_;
   const uint64_t end_pfn_;
   const uint64_t dma32_end_;  // first pfn above 4 GiB
+  const absl::Status status_;  // construction result (InvalidArgument: empty range)
   Index index_;
   std::atomic<uint64_t> cached_{0};       // wide requests' hint; 0 = from the top of the window
   std::atomic<uint64_t> cached32_{0};     // 32-bit requests' hint; 0 = from the top of the 32-bit window
@@ -340,10 +429,27 @@ class iova_domain {
   std::atomic<uint64_t> reserve_seq_{0};  // odd while a multi-piece reserve may be half made (invariant 5)
 };
 
+namespace detail {
+// How iova_magazine_cache reaches a domain's private cache operations
+// (cache_hold, cache_unhold, cache_release, cache_free_direct). A wrapper
+// domain (tests) befriends this too and forwards them.
+struct iova_cache_access {
+  template <class D>
+  static absl::Status hold(D& d, uint64_t pfn, uint64_t n) { return d.cache_hold(pfn, n); }
+  template <class D>
+  static void unhold(D& d, uint64_t pfn) { d.cache_unhold(pfn); }
+  template <class D>
+  static void release(D& d, uint64_t pfn) { d.cache_release(pfn); }
+  template <class D>
+  static absl::Status free_direct(D& d, uint64_t pfn, uint64_t n) { return d.cache_free_direct(pfn, n); }
+};
+}  // namespace detail
+
 // Per-thread magazines in front of a domain (the kernel's iova rcache).
-// Domain needs alloc(npages, limit_pfn, size_aligned) and free(pfn_lo) as
-// iova_domain has. The domain must outlive the cache; the cache returns
-// every range it holds to the domain when destroyed.
+// Domain needs alloc(npages, limit_pfn, size_aligned) as iova_domain has,
+// and the private cache operations that detail::iova_cache_access calls.
+// The domain must outlive the cache; the cache returns every range it holds
+// to the domain when destroyed.
 template <class Domain, class MagAlloc = detail::iova_default_mag_alloc>
 class iova_magazine_cache {
  public:
@@ -370,7 +476,10 @@ class iova_magazine_cache {
       const int cls = std::countr_zero(size);
       if (detail::iova_cpu_cache* c = my_cache()) {
         uint64_t pfn;
-        if (st_->get(*c, cls, size, limit_pfn, &pfn)) return pfn;
+        if (st_->get(*c, cls, size, limit_pfn, &pfn)) {
+          detail::iova_cache_access::unhold(st_->d, pfn);  // live again before the caller sees it
+          return pfn;
+        }
       }
     }
     auto r = st_->d.alloc(size, limit_pfn, true);
@@ -379,21 +488,25 @@ class iova_magazine_cache {
     return st_->d.alloc(size, limit_pfn, true);
   }
 
-  // Like free_iova_fast: npages must be what was passed to alloc(). Ranges
-  // of more than 32 pages go straight to the domain. Never fails (a range the
-  // cache cannot keep goes back to the domain).
-  void free(uint64_t pfn_lo, uint64_t npages) {
-    if (npages == 0 || npages > kMaxCachedPages) {
-      (void)st_->d.free(pfn_lo);
-      return;
-    }
-    const int cls = std::countr_zero(std::bit_ceil(npages));
+  // Like free_iova_fast: npages must be what was passed to alloc() (any
+  // npages that alloc() rounds to the same size names the same range).
+  // Checked: a range that is not a live allocation of this domain of that
+  // size (never allocated, reserved, freed already, or sitting in a
+  // magazine) is NotFound and is never handed out again; npages == 0 is
+  // InvalidArgument; nothing changes on error. Ranges of more than 32 pages
+  // go straight to the domain, others into this thread's magazine (a range
+  // the cache cannot keep goes back to the domain). Cost: one index lookup
+  // and one assign more than an unchecked push (invariant 6).
+  absl::Status free(uint64_t pfn_lo, uint64_t npages) {
+    if (npages == 0) return absl::InvalidArgumentError("iova_magazine_cache::free: npages == 0");
+    if (npages > kMaxCachedPages) return detail::iova_cache_access::free_direct(st_->d, pfn_lo, npages);
+    const uint64_t size = std::bit_ceil(npages);
     detail::iova_cpu_cache* c = my_cache();
-    if (c == nullptr) {
-      (void)st_->d.free(pfn_lo);
-      return;
-    }
-    st_->put(*c, cls, pfn_lo);
+    if (c == nullptr) return detail::iova_cache_access::free_direct(st_->d, pfn_lo, size);
+    // Marked cached before it enters a magazine (invariant 6).
+    if (absl::Status s = detail::iova_cache_access::hold(st_->d, pfn_lo, size); !s.ok()) return s;
+    st_->put(*c, std::countr_zero(size), pfn_lo);
+    return absl::OkStatus();
   }
 
   // Returns every cached range (all threads' magazines and the depot) to the
@@ -414,7 +527,7 @@ class iova_magazine_cache {
     static uint64_t pages(int cls) { return uint64_t{1} << cls; }
 
     void drain(detail::iova_magazine& m) {
-      for (uint32_t i = 0; i < m.count; ++i) (void)d.free(m.pfns[i]);
+      for (uint32_t i = 0; i < m.count; ++i) detail::iova_cache_access::release(d, m.pfns[i]);
       m.count = 0;
     }
     void drain_cpu(detail::iova_cpu_cache& c) {

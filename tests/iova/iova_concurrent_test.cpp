@@ -88,7 +88,7 @@ void hammer(D& d, Cache& cache, ownership& own, uint64_t end, int threads, doubl
         const held h = mine[i];
         if (!own.release(h.pfn, h.footprint)) errors++;
         if (h.via_cache) {
-          cache.free(h.pfn, h.npages);
+          if (!cache.free(h.pfn, h.npages).ok()) errors++;
         } else if (!d.free(h.pfn).ok()) {
           errors++;
         }
@@ -140,7 +140,7 @@ TYPED_TEST(IovaConcurrent, DomainAndCacheConserveRanges) {
     // Reuse after flush works and the destructor returns what is cached.
     auto s = cache.alloc(3, kEnd - 1);
     ASSERT_TRUE(s.ok());
-    cache.free(*s, 3);
+    EXPECT_TRUE(cache.free(*s, 3).ok());
   }
   EXPECT_TRUE(d.index().empty()) << "the cache destructor must return everything";
 }
@@ -151,7 +151,7 @@ TYPED_TEST(IovaConcurrent, ThreadExitReturnsMagazines) {
   std::thread([&] {
     std::vector<uint64_t> got;
     for (int i = 0; i < 100; ++i) got.push_back(*cache.alloc(1 + i % 8, kEnd - 1));
-    for (int i = 0; i < 100; ++i) cache.free(got[i], 1 + i % 8);
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(cache.free(got[i], 1 + i % 8).ok());
     // Fewer than two magazines per class: nothing reached the depot.
   }).join();
   EXPECT_TRUE(d.index().empty()) << d.index().size() << " ranges still held after thread exit";
@@ -183,21 +183,21 @@ TYPED_TEST(IovaConcurrent, CacheSemantics) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(*a % 8, 0u);
   EXPECT_EQ(d.find(*a)->size, 8u);
-  cache.free(*a, 5);
+  EXPECT_TRUE(cache.free(*a, 5).ok());
   EXPECT_EQ(d.find(*a)->size, 8u) << "a freed range stays allocated in the domain while cached";
   // The cached range is reused by the same class, but not past a lower limit.
   EXPECT_EQ(*cache.alloc(7, kEnd - 1), *a);
-  cache.free(*a, 7);
+  EXPECT_TRUE(cache.free(*a, 7).ok());
   auto low = cache.alloc(8, kStart + 100);
   ASSERT_TRUE(low.ok());
   EXPECT_LE(*low + 7, kStart + 100u);
   EXPECT_NE(*low, *a);
-  cache.free(*low, 8);
+  EXPECT_TRUE(cache.free(*low, 8).ok());
   // Above 32 pages: straight to the domain, freed immediately.
   auto big = cache.alloc(40, kEnd - 1);
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(d.find(*big)->size, 40u);
-  cache.free(*big, 40);
+  EXPECT_TRUE(cache.free(*big, 40).ok());
   EXPECT_FALSE(d.find(*big).has_value());
   // A full domain: alloc flushes the caches and retries before failing.
   TypeParam small(4096, 0, 64);
@@ -205,10 +205,10 @@ TYPED_TEST(IovaConcurrent, CacheSemantics) {
   std::vector<uint64_t> v;
   for (int i = 0; i < 16; ++i) v.push_back(*c2.alloc(4, 63));
   EXPECT_EQ(c2.alloc(4, 63).status().code(), absl::StatusCode::kResourceExhausted);
-  for (uint64_t p : v) c2.free(p, 4);  // all cached in class 4
+  for (uint64_t p : v) EXPECT_TRUE(c2.free(p, 4).ok());  // all cached in class 4
   auto x = c2.alloc(16, 63);           // needs the flush to succeed
   ASSERT_TRUE(x.ok());
-  c2.free(*x, 16);
+  EXPECT_TRUE(c2.free(*x, 16).ok());
   c2.flush();
   EXPECT_TRUE(small.index().empty());
 }
@@ -221,14 +221,14 @@ TYPED_TEST(IovaConcurrent, MagazinePopBelowTopKeepsTheRest) {
   std::vector<uint64_t> got;
   for (int i = 0; i < 4; ++i) got.push_back(*c.alloc(1, 63));
   ASSERT_EQ(got, (std::vector<uint64_t>{63, 62, 61, 60}));              // top-down from the domain
-  for (auto it = got.rbegin(); it != got.rend(); ++it) c.free(*it, 1);  // magazine: 60 61 62 63 (top)
+  for (auto it = got.rbegin(); it != got.rend(); ++it) EXPECT_TRUE(c.free(*it, 1).ok());  // magazine: 60 61 62 63 (top)
   EXPECT_EQ(*c.alloc(1, 60), 60u) << "only pfn 60 fits under limit 60";
   std::set<uint64_t> rest;
   for (int i = 0; i < 3; ++i) rest.insert(*c.alloc(1, 63));
   EXPECT_EQ(rest, (std::set<uint64_t>{61, 62, 63})) << "the ranges above the popped one, each once";
   EXPECT_EQ(*c.alloc(1, 63), 59u) << "the magazine is empty now: the domain's next page";
   EXPECT_EQ(d.index().size(), 5u);
-  for (uint64_t p : {59, 60, 61, 62, 63}) c.free(p, 1);
+  for (uint64_t p : {59, 60, 61, 62, 63}) EXPECT_TRUE(c.free(p, 1).ok());
   c.flush();
   EXPECT_TRUE(d.index().empty());
 }
@@ -247,7 +247,7 @@ TYPED_TEST(IovaConcurrent, CacheFlushesForEverySize) {
       v.push_back(*s);
     }
     EXPECT_EQ(c.alloc(1, 127).status().code(), absl::StatusCode::kResourceExhausted);
-    for (uint64_t p : v) c.free(p, 1);  // all 128 pages now sit in this thread's magazines
+    for (uint64_t p : v) EXPECT_TRUE(c.free(p, 1).ok());  // all 128 pages now sit in this thread's magazines
     ASSERT_EQ(d.index().size(), 128u);
     auto x = c.alloc(big, 127);
     ASSERT_TRUE(x.ok()) << big << "-page request: " << x.status()
@@ -255,7 +255,7 @@ TYPED_TEST(IovaConcurrent, CacheFlushesForEverySize) {
     const uint64_t footprint = big <= 32 ? std::bit_ceil(big) : big;
     EXPECT_EQ(*x % std::bit_ceil(big), 0u);
     EXPECT_EQ(d.find(*x)->size, footprint);
-    c.free(*x, big);
+    EXPECT_TRUE(c.free(*x, big).ok());
     c.flush();
     EXPECT_TRUE(d.index().empty());
   }
@@ -317,6 +317,124 @@ TEST(IovaReserve, AtomicOverAugmentedRbtree) {
 TEST(IovaReserve, AtomicOverSkiplist) {
   reserve_is_atomic<rcukit::extent_skiplist<uint64_t>>();
   rcukit::rcu::barrier();
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 23, item 4 (API.md, iova_magazine_cache::free): a range that is not
+// a live allocation of this domain with this npages is refused and never
+// handed out again.
+TYPED_TEST(IovaConcurrent, CheckedFreeRefusesWhatIsNotALiveAllocation) {
+  TypeParam d(4096, 0, 256);
+  ASSERT_TRUE(d.reserve(0, 3).ok());
+  iova_magazine_cache<TypeParam> c(d);
+  EXPECT_EQ(c.free(40, 1).code(), absl::StatusCode::kNotFound) << "never allocated";
+  EXPECT_EQ(c.free(0, 1).code(), absl::StatusCode::kNotFound) << "reserved";
+  EXPECT_EQ(c.free(40, 64).code(), absl::StatusCode::kNotFound) << "never allocated, above 32 pages";
+  auto a = c.alloc(4, 255);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(c.free(*a, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.free(*a, 1).code(), absl::StatusCode::kNotFound) << "wrong size (1 page, allocated 4)";
+  EXPECT_EQ(c.free(*a + 1, 2).code(), absl::StatusCode::kNotFound) << "not the start of the range";
+  ASSERT_TRUE(c.free(*a, 3).ok()) << "3 pages round to the same 4-page range";
+  // A double free while the range sits in this thread's magazine.
+  EXPECT_EQ(c.free(*a, 4).code(), absl::StatusCode::kNotFound) << "double free of a cached range";
+  EXPECT_EQ(d.free(*a).code(), absl::StatusCode::kNotFound) << "the domain refuses a cached range too";
+  EXPECT_EQ(d.reserve(*a, *a).code(), absl::StatusCode::kAlreadyExists) << "a cached range is allocated";
+  // Handed out once, not twice: the second allocation must be another range.
+  auto x = c.alloc(4, 255);
+  auto y = c.alloc(4, 255);
+  ASSERT_TRUE(x.ok() && y.ok());
+  EXPECT_EQ(*x, *a) << "the cached range is reused";
+  EXPECT_NE(*y, *a) << "the refused double free put it in a magazine a second time";
+  // Live again once handed out: an ordinary free works, a second is refused.
+  EXPECT_TRUE(c.free(*x, 4).ok());
+  EXPECT_TRUE(c.free(*y, 4).ok());
+  EXPECT_EQ(c.free(*y, 4).code(), absl::StatusCode::kNotFound);
+  // Above 32 pages (straight to the domain): a second free is refused too.
+  auto big = c.alloc(33, 255);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(c.free(*big, 34).code(), absl::StatusCode::kNotFound) << "wrong size above 32 pages";
+  EXPECT_TRUE(c.free(*big, 33).ok());
+  EXPECT_EQ(c.free(*big, 33).code(), absl::StatusCode::kNotFound);
+  // A range freed after flush() (no longer in any magazine) is refused.
+  c.flush();
+  EXPECT_EQ(c.free(*x, 4).code(), absl::StatusCode::kNotFound) << "freed and flushed";
+  EXPECT_EQ(d.index().size(), 1u) << "only the reservation is left";
+}
+
+// Double frees from several threads, each of a range it freed already (now
+// in its own magazine or in the depot): every one refused, and no range is
+// ever held by two users (the ownership map).
+TYPED_TEST(IovaConcurrent, CheckedFreeRefusesDoubleFreesUnderLoad) {
+  TypeParam d(4096, kStart, kEnd);
+  ownership own;
+  std::atomic<long> errors{0}, refused{0};
+  {
+    iova_magazine_cache<TypeParam> c(d);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t) {
+      ts.emplace_back([&, t] {
+        std::mt19937_64 rng(77 + t);
+        for (int i = 0; i < 2000; ++i) {
+          const uint64_t n = 1 + rng() % 8;
+          auto s = c.alloc(n, kEnd - 1);
+          if (!s.ok()) {
+            errors++;
+            continue;
+          }
+          const uint64_t fp = std::bit_ceil(n);
+          if (!own.claim(*s, fp)) errors++;
+          if (!own.release(*s, fp)) errors++;
+          if (!c.free(*s, n).ok()) errors++;
+          // The second free may race with another thread taking the range
+          // from the depot (then it is that thread's live range, and this
+          // free is the caller bug API.md leaves undefined), so only free
+          // again ranges this thread's own magazine still holds: rounding
+          // to one class with fewer than 127 pushes keeps it there.
+          if (c.free(*s, n).code() == absl::StatusCode::kNotFound) refused++;
+          // Had the second free been taken, these two would be one range.
+          auto p = c.alloc(n, kEnd - 1);
+          auto q = c.alloc(n, kEnd - 1);
+          if (!p.ok() || !q.ok()) {
+            errors++;
+            continue;
+          }
+          if (!own.claim(*p, fp) || !own.claim(*q, fp)) errors++;
+          if (!own.release(*p, fp) || !own.release(*q, fp)) errors++;
+          if (!c.free(*p, n).ok() || !c.free(*q, n).ok()) errors++;
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    c.flush();
+  }
+  EXPECT_EQ(errors.load(), 0) << "a range handed out twice or a live free refused";
+  EXPECT_EQ(refused.load(), 4 * 2000) << "every double free refused";
+  EXPECT_TRUE(d.index().empty());
+}
+
+// Issue 23, item 5: a domain with an empty range reports InvalidArgument.
+TYPED_TEST(IovaConcurrent, EmptyDomainIsInvalidArgument) {
+  for (auto [lo, hi] : {std::pair<uint64_t, uint64_t>{10, 10}, {10, 5}}) {
+    TypeParam d(4096, lo, hi);
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(d.alloc(1, 100, false).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(d.free(lo).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(d.reserve(0, 3).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(TypeParam::create(4096, lo, hi).status().code(), absl::StatusCode::kInvalidArgument);
+    iova_magazine_cache<TypeParam> c(d);
+    EXPECT_EQ(c.alloc(1, 100).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(c.free(lo, 1).code(), absl::StatusCode::kInvalidArgument);
+  }
+  TypeParam ok(4096, 0, 1);
+  EXPECT_TRUE(ok.status().ok());
+  auto made = TypeParam::create(4096, 0, 1);
+  ASSERT_TRUE(made.ok());
+  EXPECT_TRUE((*made)->status().ok());
+  EXPECT_EQ(*(*made)->alloc(1, 0, false), 0u);
 }
 
 }  // namespace

@@ -211,6 +211,22 @@ class counted_domain {
   uint64_t wrong_failures() const { return wrong_failures_.load(); }
 
  private:
+  // iova_magazine_cache's private domain operations, forwarded; a range that
+  // leaves the domain through them counts as ended, as free() does.
+  friend struct rcukit::detail::iova_cache_access;
+  using access = rcukit::detail::iova_cache_access;
+  absl::Status cache_hold(uint64_t pfn, uint64_t n) { return access::hold(d_, pfn, n); }
+  void cache_unhold(uint64_t pfn) { access::unhold(d_, pfn); }
+  void cache_release(uint64_t pfn) {
+    access::release(d_, pfn);
+    ended_.fetch_add(1);
+  }
+  absl::Status cache_free_direct(uint64_t pfn, uint64_t n) {
+    absl::Status s = access::free_direct(d_, pfn, n);
+    if (s.ok()) ended_.fetch_add(1);
+    return s;
+  }
+
   // Whole kBlock-aligned blocks inside [start_pfn, min(limit_pfn, end_pfn - 1)].
   uint64_t whole_blocks(uint64_t limit_pfn) const {
     const uint64_t hi = std::min(limit_pfn, d_.end_pfn() - 1) + 1;  // exclusive

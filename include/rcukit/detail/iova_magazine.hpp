@@ -14,8 +14,9 @@
 // objects whose contents are copied in and out (1 KiB memcpy per 127 ranges).
 //
 // Invariants:
-//  (1) every pfn in a magazine or the depot is a live allocation of its
-//      class's size in the domain, held by the cache (not by any user);
+//  (1) every pfn in a magazine or the depot is an allocation of its
+//      class's size in the domain, held by the cache (not by any user), and
+//      stored there as cached, not live (<rcukit/iova.hpp>, invariant 6);
 //  (2) a per-thread block is read and written only with its mutex held
 //      (the owner thread, flush(), thread exit and the cache destructor all
 //      lock it);
