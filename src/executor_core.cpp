@@ -92,8 +92,10 @@ cpu_set executor_core::cpus() const {
   return cpus_;
 }
 
-void executor_core::drain() {
-  if (on_own_thread()) fatal("ordered_executor", "drain() called from one of the executor's own threads");
+void executor_core::drain(const call_site& where) {
+  if (on_own_thread()) {
+    fatal("ordered_executor", "drain() called from inside a job (one of the executor's own threads)", where);
+  }
   // acquire: pairs with S1; every job numbered below target has been assigned.
   const std::uint64_t target = next_seq_.load(std::memory_order_acquire);
   wait_until(drain_waiters_, [&] {

@@ -51,6 +51,10 @@
 // Numbered invariants (referred to in detail/executor_core.hpp):
 //  (1) in_flight <= max_in_flight <= ring capacity; a job's ring slot is empty
 //      when its done() stores into it (checked, always on: a violation aborts).
+//      A job is in flight from submit() until just before its serial() runs
+//      (its flag, J2/J3): submit() of a job in flight returns
+//      FailedPrecondition before it reserves anything, so one job never holds
+//      two sequence numbers at once.
 //  (2) Jobs leave the ring strictly in sequence order, one drainer at a time.
 //  (3) A callback worker's serial list is FIFO and it runs one serial() at a
 //      time, so per callback CPU serial() order is sequence order.
@@ -114,7 +118,8 @@ class ordered_executor {
   // Drains (waits for every submitted job's serial()), waits for an RCU grace
   // period so no done() caller is still inside the executor, then stops and
   // joins the threads. Blocking. Must not run on one of its own threads or
-  // inside an rcu::memb read side.
+  // inside an rcu::memb read side: either aborts, with a message that names
+  // the executor and the rule (a destructor has no caller location).
   ~ordered_executor();
   ordered_executor(const ordered_executor&) = delete;
   ordered_executor& operator=(const ordered_executor&) = delete;
@@ -142,17 +147,20 @@ class ordered_executor {
   // worker in sequence order. Non-blocking (a CAS loop and a short mutex
   // hand-off to wake a sleeping worker), except that past max_in_flight it
   // blocks or fails according to executor_options::on_full. Errors (nothing
-  // queued): FailedPrecondition (stopped), InvalidArgument (cb_cpu not in the
-  // current set), ResourceExhausted (full and on_full == fail, or full and
-  // called from one of this executor's threads). j must stay alive until its
-  // serial() has started.
+  // queued): FailedPrecondition (stopped, or j still in flight: submitted
+  // and its serial() not started yet; J2/J3), InvalidArgument (cb_cpu not in
+  // the current set), ResourceExhausted (full and on_full == fail, or full
+  // and called from one of this executor's threads). j must stay alive until
+  // its serial() has started; it may be submitted again from inside its own
+  // serial() or after it.
   absl::Status submit(ordered_job& j, int cb_cpu);
 
   // Blocks until the serial() of every job submitted before the call has
   // returned. A job that never calls done() holds back every later job and
   // makes drain() wait forever: that is the contract. Must not be called
-  // from one of this executor's threads (it would wait for itself; aborts).
-  void drain();
+  // from one of this executor's threads (it would wait for itself): that
+  // aborts naming the caller's file and line (`where`, filled in by default).
+  void drain(detail::call_site where = detail::call_site::current());
 
   // Diagnostics (relaxed snapshots).
   std::size_t in_flight() const;

@@ -26,7 +26,8 @@ class mpsc_list;
 // A unit of work; embed it (by inheritance) in your own struct, as the kernel
 // embeds padata_priv. The executor keeps its bookkeeping inside the job, so
 // submitting never allocates. A job may be submitted again once its serial()
-// has started (the executor no longer touches it, invariant 4).
+// has started (the executor no longer touches it, invariant 4); submitting
+// it while it is still in flight is refused (FailedPrecondition).
 struct ordered_job {
   // Runs once on some worker thread. Must end in exactly one done() call,
   // now or later, from any thread. If it throws before done() has been
@@ -84,6 +85,9 @@ struct ordered_job {
   std::uint64_t seq_ = 0;
   std::exception_ptr error_;
   std::atomic<bool> done_called_{false};  // this submission's done() has been called (J0, J1)
+  // Submitted and its serial() not yet started (J2, J3): submit() refuses
+  // the job meanwhile instead of corrupting the reorder ring.
+  std::atomic<bool> in_flight_{false};
 };
 
 // What submit() does when max_in_flight jobs are already in flight.

@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -1355,6 +1356,167 @@ TEST_F(ExecutorTest, ParallelChunksRethrows) {
   });
   EXPECT_EQ(sum.load(), 999u * 1000u / 2u);
   ex.drain();
+}
+
+}  // namespace
+
+// --- misuse: issue 23 (API.md "Common rules", submit, drain, destructor) ----------
+namespace {
+
+// A one-shot gate a job waits on (a test must not depend on timing).
+struct gate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  void wait() {
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> g(m);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+struct gated_job final : ordered_job {
+  gate* par = nullptr;  // parallel() waits here before done()
+  gate* ser = nullptr;  // serial() waits here
+  std::atomic<int> serials{0};
+  void parallel() override {
+    if (par != nullptr) par->wait();
+    done();
+  }
+  void serial() override {
+    if (ser != nullptr) ser->wait();
+    serials.fetch_add(1);
+  }
+};
+
+TEST(ExecutorMisuse, SubmitOfAJobInFlightIsFailedPrecondition) {
+  ordered_executor ex(test_cpus());
+  const int cb = *test_cpus().begin();
+  // In flight before done(): its parallel() is held.
+  gate par;
+  gated_job a;
+  a.par = &par;
+  ASSERT_TRUE(ex.submit(a, cb).ok());
+  EXPECT_EQ(ex.submit(a, cb).code(), absl::StatusCode::kFailedPrecondition)
+      << "a job whose parallel() has not finished was accepted again";
+  // In flight after done(): its serial() waits behind an earlier job's.
+  gate ser;
+  gated_job first, b;
+  first.ser = &ser;
+  par.release();
+  ASSERT_TRUE(ex.submit(first, cb).ok());
+  ASSERT_TRUE(ex.submit(b, cb).ok());
+  EXPECT_EQ(ex.submit(b, cb).code(), absl::StatusCode::kFailedPrecondition)
+      << "a job done but not yet serialised was accepted again";
+  ser.release();
+  ex.drain();
+  EXPECT_EQ(a.serials.load(), 1);
+  EXPECT_EQ(b.serials.load(), 1) << "the refused submit must not have queued the job a second time";
+  // Once its serial() has run, the job may be submitted again.
+  EXPECT_TRUE(ex.submit(b, cb).ok());
+  ex.drain();
+  EXPECT_EQ(b.serials.load(), 2);
+  EXPECT_EQ(ex.in_flight(), 0u);
+}
+
+// A refused submit for another reason leaves the job free to submit.
+TEST(ExecutorMisuse, AFailedSubmitDoesNotLeaveTheJobInFlight) {
+  ordered_executor ex(test_cpus());
+  const int cb = *test_cpus().begin();
+  gated_job j;
+  EXPECT_EQ(ex.submit(j, -1).code(), absl::StatusCode::kInvalidArgument);
+  ex.stop();
+  EXPECT_EQ(ex.submit(j, cb).code(), absl::StatusCode::kFailedPrecondition);
+  ex.start();
+  EXPECT_TRUE(ex.submit(j, cb).ok());
+  ex.drain();
+  EXPECT_EQ(j.serials.load(), 1);
+}
+
+// Submitting again from inside its own serial() is allowed (API.md).
+struct self_resubmitting_job final : ordered_job {
+  ordered_executor* ex = nullptr;
+  int cb = 0;
+  std::atomic<int> left{3};
+  std::atomic<int> refused{0};
+  void parallel() override { done(); }
+  void serial() override {
+    if (left.fetch_sub(1) > 1 && !ex->submit(*this, cb).ok()) refused.fetch_add(1);
+  }
+};
+
+TEST(ExecutorMisuse, ResubmitFromInsideSerialIsAccepted) {
+  ordered_executor ex(test_cpus());
+  self_resubmitting_job j;
+  j.ex = &ex;
+  j.cb = *test_cpus().begin();
+  ASSERT_TRUE(ex.submit(j, j.cb).ok());
+  // Each serial() resubmits before it returns; wait until the last one ran.
+  while (j.left.load() > 0) ex.drain();
+  ex.drain();
+  EXPECT_EQ(j.refused.load(), 0);
+  EXPECT_EQ(j.left.load(), 0);
+}
+
+struct drain_inside_job final : ordered_job {
+  static constexpr int kDrainLine = __LINE__ + 3;  // the line the report must name
+  ordered_executor* ex = nullptr;
+  void parallel() override { done(); }
+  void serial() override { ex->drain(); }
+};
+
+TEST(ExecutorMisuseDeathTest, DrainInsideAJobAbortsWithTheCallersFileAndLine) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the parent has liburcu's threads
+  EXPECT_DEATH(
+      {
+        ordered_executor ex(test_cpus());
+        drain_inside_job j;
+        j.ex = &ex;
+        if (ex.submit(j, *test_cpus().begin()).ok()) ex.drain();
+      },
+      "rcukit::ordered_executor: drain\\(\\) called from inside a job .*\\(called from "
+      ".*ordered_executor_test\\.cpp:" +
+          std::to_string(drain_inside_job::kDrainLine) + ", in ");
+}
+
+// The destructor has no caller location to name: its report names the
+// executor and the rule (API.md, ~ordered_executor).
+struct destroy_inside_job final : ordered_job {
+  std::unique_ptr<ordered_executor>* owner = nullptr;
+  void parallel() override { done(); }
+  void serial() override { owner->reset(); }
+};
+
+TEST(ExecutorMisuseDeathTest, DestroyingFromInsideAJobAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto ex = std::make_unique<ordered_executor>(test_cpus());
+        destroy_inside_job j;
+        j.owner = &ex;
+        if (ex->submit(j, *test_cpus().begin()).ok()) {
+          // The job destroys the executor; wait for the abort, not for it.
+          for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      },
+      "rcukit::ordered_executor: destroyed from inside one of its own jobs");
+}
+
+TEST(ExecutorMisuseDeathTest, DestroyingInsideAReadSideAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto ex = std::make_unique<ordered_executor>(test_cpus());
+        rcukit::rcu::read_guard<rcukit::rcu::memb> g;
+        ex.reset();
+      },
+      "rcukit::ordered_executor: destroyed inside an rcu::memb read side");
 }
 
 }  // namespace

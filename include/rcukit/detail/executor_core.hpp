@@ -170,6 +170,25 @@ class executor_core {
   bool on_own_thread() const { return tls_worker != nullptr && tls_worker->core == this; }
 
   absl::Status submit(ordered_job& j, int cb_cpu) {
+    // (J2) acquire: pairs with J3, the release store before the previous
+    // submission's serial() started, so the executor's last reads of the job
+    // (its list link, its callback worker) happen before the writes below.
+    // Of two submits of one job exactly one reads false (one modification
+    // order); the loser has touched nothing.
+    if (j.in_flight_.exchange(true, std::memory_order_acquire)) {
+      return absl::FailedPreconditionError(
+          "ordered_executor: job submitted again while in flight (its serial() has not started)");
+    }
+    absl::Status st = submit_marked(j, cb_cpu);
+    // relaxed: nothing was queued, the job stays the caller's; this thread
+    // set the flag and nobody else reads the job.
+    if (!st.ok()) j.in_flight_.store(false, std::memory_order_relaxed);
+    return st;
+  }
+
+ private:
+  // submit() once the job is marked in flight.
+  absl::Status submit_marked(ordered_job& j, int cb_cpu) {
     for (;;) {
       // relaxed: start/stop only gate new submissions; no data is published by it.
       if (!running_.load(std::memory_order_relaxed)) {
@@ -215,6 +234,8 @@ class executor_core {
     }
   }
 
+
+ public:
   // The front ends' batched submit: queues a prefix of js[0..n) (all with
   // callback CPU cb_cpu, in this order, with consecutive sequence numbers)
   // and returns its length. It reserves in-flight slots with one CAS for the
@@ -267,6 +288,9 @@ class executor_core {
         j->seq_ = seq0 + i;
         j->error_ = nullptr;
         j->done_called_.store(false, std::memory_order_relaxed);  // (J0) as in submit()
+        // relaxed: the front ends' own jobs, never submitted twice; set so
+        // that J3's clear means the same for every job. Published by Q1.
+        j->in_flight_.store(true, std::memory_order_relaxed);
         if (last != nullptr) j->next_ = last;                     // reverse push order (push_chain)
         last = j;
       }
@@ -364,8 +388,9 @@ class executor_core {
 
  public:
   // Blocks until every job submitted before the call has finished serial()
-  // (the facade's drain()). Compiled (src/executor_core.cpp).
-  void drain();
+  // (the facade's drain()). Called on one of this executor's threads it
+  // aborts naming `where` (the caller). Compiled (src/executor_core.cpp).
+  void drain(const call_site& where);
 
   // A worker thread's loop (detail/executor_worker.hpp): runs w's serial
   // list, then its parallel list, and sleeps when both stay empty (W1/W2).

@@ -97,6 +97,10 @@ inline std::uint64_t executor_core::run_serials(executor_worker& w) {
   std::uint64_t finished = 0;
   while (j != nullptr) {
     ordered_job* next = j->next_;  // queue invariant 3
+    // (J3) release: pairs with J2 in a later submit() of this job: every
+    // read of the job by the executor is above this line, and the job may be
+    // submitted again from here on (from inside serial() too).
+    j->in_flight_.store(false, std::memory_order_release);
     try {
       j->serial();
     } catch (...) {

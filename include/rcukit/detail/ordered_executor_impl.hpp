@@ -52,8 +52,19 @@ inline absl::StatusOr<std::unique_ptr<ordered_executor>> ordered_executor::creat
   return ex;
 }
 
+// A destructor takes no arguments, so its misuse aborts naming the executor
+// and the rule (and this line), not the caller (API.md).
 inline ordered_executor::~ordered_executor() {
-  core_->drain();
+  if (core_->on_own_thread()) {
+    detail::fatal("ordered_executor",
+                  "destroyed from inside one of its own jobs (on one of its own threads); it would wait for "
+                  "itself");
+  }
+  if (rcu::detail::in_read_side<detail::executor_rcu>()) {
+    detail::fatal("ordered_executor",
+                  "destroyed inside an rcu::memb read side; it waits for a grace period, which would never end");
+  }
+  core_->drain(detail::call_site::current());
   core_.reset();
 }
 
@@ -87,7 +98,7 @@ inline std::size_t detail::submit_batch(ordered_executor& ex, ordered_job* const
 
 inline cpu_set ordered_executor::cpus() const { return core_->cpus(); }
 inline absl::Status ordered_executor::submit(ordered_job& j, int cb_cpu) { return core_->submit(j, cb_cpu); }
-inline void ordered_executor::drain() { core_->drain(); }
+inline void ordered_executor::drain(detail::call_site where) { core_->drain(where); }
 inline std::size_t ordered_executor::in_flight() const { return core_->in_flight(); }
 inline std::size_t ordered_executor::max_in_flight() const { return core_->max_in_flight(); }
 inline std::uint64_t ordered_executor::parallel_errors() const { return core_->parallel_errors(); }
