@@ -58,25 +58,31 @@
 //      that observes an insert happens after it, as a lock or an RCU
 //      publication gives.)
 //
-//  (6) a range handed to iova_magazine_cache::free() and accepted is stored
-//      with the value kCached (not kAllocated) from before it enters a
-//      magazine until it leaves one: either handed out again (kAllocated
-//      once more, before alloc() returns it) or erased. So a free of a range
-//      that sits in a magazine finds kCached and is refused, and
-//      iova_domain::free() refuses it too.
+//  (6) states_ (detail/iova_state.hpp) holds, for the first pfn of every
+//      live allocation, its size class (iova_live_state), and for a range
+//      that iova_magazine_cache holds, that class with kIovaCachedBit set;
+//      every other pfn reads kIovaNoStart. alloc() sets the entry after its
+//      insert and before it returns; free() clears it before its erase; the
+//      cache sets the cached bit before the range enters a magazine and
+//      clears it before the range leaves one (handed out again, or erased).
+//      So a free of a range that sits in a magazine is refused, by the
+//      cache and by iova_domain::free() alike, and the cache checks a free
+//      with one load and one store instead of an index lookup.
 //
-// Why the checked magazine free is race-free without a compare-and-swap on
-// the value (the index's assign() is a plain store): each state change of a
-// range is made by the one party that holds it. Live -> cached is made by the
-// free() of the user holding the allocation; it marks the range before it
-// pushes it into a magazine, so nobody else can reach it through a magazine
-// until the mark is in the index. Cached -> live is made by the thread that
-// popped the range from a magazine (a magazine entry is popped once, under
-// that magazine's mutex), before the range is returned to its new user.
-// Cached -> gone (flush, depot overflow, destruction) is made by whoever
-// took the entry out of a magazine, under the same mutex. Between lookup
-// and assign no legal caller can change the range; only two frees of one
-// range at the same time (the caller bug below) can both see kAllocated.
+// Why the entries need no read-modify-write (relaxed loads and stores):
+// each entry is written only by whoever holds the range at that moment, and
+// every hand-off of a range already orders the writes. The domain's
+// alloc() is the holder between its insert and its return; a later
+// allocation of the same pfn comes after the free that cleared the entry
+// (cleared before the erase, and the index orders an insert after the erase
+// it observed). Live -> cached is written by the free() of the user holding
+// the allocation, before the push (a magazine mutex or the depot's mutex
+// orders it before the pop). Cached -> live is written by the thread that
+// popped the range (a magazine entry is popped once, under that magazine's
+// mutex), before alloc() returns it to its new user. Cached -> gone (flush,
+// depot overflow, destruction) is written by whoever took the entry out of
+// a magazine. Only two frees of one range at the same time (the caller bug
+// below) can both read "live".
 //
 // Not supported: the "max32_alloc_size" fail-fast shortcut, merging a
 // reservation with a live allocation (reserve() over an allocation is
@@ -99,6 +105,7 @@
 #include "absl/status/statusor.h"
 #include "rcukit/detail/fatal.hpp"
 #include "rcukit/detail/iova_magazine.hpp"
+#include "rcukit/detail/iova_state.hpp"
 #include "rcukit/extent.hpp"
 // The default index (API.md: iova_domain<> works after including this header
 // alone). The domain itself sees any index only through rcukit::extent_index;
@@ -133,7 +140,8 @@ class iova_domain {
         end_pfn_(end_pfn),
         dma32_end_(granule == 0 ? 0 : (uint64_t{1} << 32) / granule),
         status_(end_pfn <= start_pfn ? absl::InvalidArgumentError("iova_domain: empty range (end_pfn <= start_pfn)")
-                                     : absl::OkStatus()) {}
+                                     : absl::OkStatus()),
+        states_(end_pfn <= start_pfn ? 1 : end_pfn - start_pfn) {}
   iova_domain(const iova_domain&) = delete;
   iova_domain& operator=(const iova_domain&) = delete;
 
@@ -177,7 +185,8 @@ class iova_domain {
       // count even, so pieces it rolled back are gone for the search below.
       const uint64_t seq = reserve_seq_.load(std::memory_order_acquire);
       absl::StatusOr<uint64_t> s = alloc_once(npages, limit_excl, align);
-      if (s.ok() || !absl::IsResourceExhausted(s.status())) return s;
+      if (s.ok()) return mark_live(*s, npages);
+      if (!absl::IsResourceExhausted(s.status())) return s;
       // The failure may come from pieces of a multi-piece reserve() that is
       // then rolled back (invariant 5). It stands if no such reserve
       // overlapped the search: the count was even and is unchanged.
@@ -195,7 +204,7 @@ class iova_domain {
   // Progress: the index's lookup + erase.
   absl::Status free(uint64_t pfn_lo) {
     if (!status_.ok()) return status_;
-    return erase_range(pfn_lo, 0, kAllocated, "iova_domain::free: no allocation starts at this pfn");
+    return erase_range(pfn_lo, 0, false, "iova_domain::free: no allocation starts at this pfn");
   }
 
   // The allocation or reservation containing pfn, as an extent in pages (a
@@ -239,8 +248,8 @@ class iova_domain {
       bool overlaps_alloc = false;
       uint64_t cursor = pfn_lo;
       index_.for_each(pfn_lo, hi, [&](const typename Index::entry& e) {
-        // A range held by a magazine cache (kCached) is an allocation too.
-        if (static_cast<uint64_t>(e.value) != kReserved) overlaps_alloc = true;
+        // (A range a magazine cache holds is stored as an allocation too.)
+        if (static_cast<uint64_t>(e.value) == kAllocated) overlaps_alloc = true;
         if (e.range.start > cursor) holes.push_back(extent{cursor, e.range.start - cursor});
         cursor = std::max(cursor, e.range.end());
       });
@@ -288,20 +297,51 @@ class iova_domain {
 
  private:
   friend struct detail::iova_cache_access;
-  // The value of a range that iova_magazine_cache holds (invariant 6).
-  static constexpr uint64_t kCached = 2;
 
-  // Erases the range that starts at pfn_lo if it holds `state` (and, unless
-  // npages is 0, is npages long), then moves the hints. NotFound (`why`)
-  // otherwise; nothing changes then.
-  absl::Status erase_range(uint64_t pfn_lo, uint64_t npages, uint64_t state, const char* why) {
-    auto e = index_.lookup(pfn_lo);
-    if (!e || e->range.start != pfn_lo || static_cast<uint64_t>(e->value) != state ||
-        (npages != 0 && e->range.size != npages)) {
+  // The state entry of pfn (invariant 6), nullptr if it was never made
+  // (then it reads kIovaNoStart) or pfn is outside the domain.
+  std::atomic<uint8_t>* state_of(uint64_t pfn) noexcept {
+    if (pfn < start_pfn_ || pfn >= end_pfn_) return nullptr;
+    return states_.at(pfn - start_pfn_, false);
+  }
+
+  // alloc()'s last step: records the new allocation (invariant 6). If the
+  // table cannot grow, the allocation is undone: ResourceExhausted.
+  absl::StatusOr<uint64_t> mark_live(uint64_t pfn, uint64_t npages) {
+    std::atomic<uint8_t>* st = states_.at(pfn - start_pfn_, true);
+    if (st == nullptr) {
+      (void)index_.erase(pfn);
+      return absl::ResourceExhaustedError("iova_domain::alloc: out of memory");
+    }
+    // relaxed: this thread holds the range; the entry's hand-offs are
+    // ordered by the index and by the caller (invariant 6, header essay).
+    st->store(detail::iova_live_state(npages), std::memory_order_relaxed);
+    return pfn;
+  }
+
+  // Erases the range that starts at pfn_lo if it is live (or, with
+  // `cached`, held by a magazine cache) and, unless npages is 0, npages
+  // long, then moves the hints. NotFound (`why`) otherwise; nothing changes
+  // then.
+  absl::Status erase_range(uint64_t pfn_lo, uint64_t npages, bool cached, const char* why) {
+    std::atomic<uint8_t>* st = state_of(pfn_lo);
+    // relaxed: invariant 6 (only the range's holder writes its entry).
+    const uint8_t v = st == nullptr ? detail::kIovaNoStart : st->load(std::memory_order_relaxed);
+    if (v == detail::kIovaNoStart || ((v & detail::kIovaCachedBit) != 0) != cached) {
       return absl::NotFoundError(why);
     }
+    if (npages != 0) {
+      auto e = index_.lookup(pfn_lo);
+      if (!e || e->range.start != pfn_lo || e->range.size != npages ||
+          static_cast<uint64_t>(e->value) != kAllocated) {
+        return absl::NotFoundError(why);
+      }
+    }
+    // Cleared before the erase: whoever allocates this pfn next does so
+    // after the erase, so after this store (invariant 6).
+    st->store(detail::kIovaNoStart, std::memory_order_relaxed);  // relaxed: invariant 6
     // The caller owns [pfn_lo, ...): nobody else can remove it between the
-    // lookup and the erase (concurrent double free is a caller bug).
+    // check and the erase (concurrent double free is a caller bug).
     auto gone = index_.erase(pfn_lo);
     if (!gone || gone->range.start != pfn_lo) {
       return absl::NotFoundError("iova_domain::free: allocation vanished (concurrent double free?)");
@@ -328,35 +368,41 @@ class iova_domain {
     return absl::OkStatus();
   }
 
-  // iova_magazine_cache::free(): the live allocation [pfn_lo, pfn_lo +
-  // npages) becomes a cached one (invariant 6). NotFound if there is none of
-  // exactly that size (never allocated, reserved, freed, already cached).
-  // One lookup and one assign (see the header essay for why no CAS).
+  // iova_magazine_cache::free() of a range of at most 32 pages: the live
+  // allocation [pfn_lo, pfn_lo + npages) becomes a cached one (invariant
+  // 6). NotFound if no live allocation of exactly that size starts there
+  // (never allocated, reserved, freed, already cached). One table walk, one
+  // load, one store; no index access.
   absl::Status cache_hold(uint64_t pfn_lo, uint64_t npages) {
     if (!status_.ok()) return status_;
-    auto e = index_.lookup(pfn_lo);
-    if (!e || e->range.start != pfn_lo || e->range.size != npages ||
-        static_cast<uint64_t>(e->value) != kAllocated) {
+    std::atomic<uint8_t>* st = state_of(pfn_lo);
+    const uint8_t live = detail::iova_live_state(npages);
+    // relaxed: invariant 6 (only the range's holder writes its entry).
+    if (st == nullptr || live == detail::kIovaLiveOther || st->load(std::memory_order_relaxed) != live) {
       return absl::NotFoundError("iova_magazine_cache::free: not a live allocation of this size");
     }
-    return index_.assign(pfn_lo, static_cast<value_type>(kCached));
+    st->store(live | detail::kIovaCachedBit, std::memory_order_relaxed);  // relaxed: invariant 6
+    return absl::OkStatus();
   }
   // A cached range popped from a magazine is live again (invariant 6).
   void cache_unhold(uint64_t pfn_lo) {
-    if (!index_.assign(pfn_lo, static_cast<value_type>(kAllocated)).ok()) {
-      detail::fatal("iova_magazine_cache", "a cached range vanished from the domain (corruption)");
+    std::atomic<uint8_t>* st = state_of(pfn_lo);
+    const uint8_t v = st == nullptr ? 0 : st->load(std::memory_order_relaxed);  // relaxed: invariant 6
+    if ((v & detail::kIovaCachedBit) == 0) {
+      detail::fatal("iova_magazine_cache", "a cached range is not marked cached (corruption)");
     }
+    st->store(static_cast<uint8_t>(v & ~detail::kIovaCachedBit), std::memory_order_relaxed);  // relaxed: invariant 6
   }
   // A cached range leaves the cache: back to the free space.
   void cache_release(uint64_t pfn_lo) {
-    if (!erase_range(pfn_lo, 0, kCached, "iova_magazine_cache: cached range not found").ok()) {
-      detail::fatal("iova_magazine_cache", "a cached range vanished from the domain (corruption)");
+    if (!erase_range(pfn_lo, 0, true, "").ok()) {
+      detail::fatal("iova_magazine_cache", "a cached range is not marked cached (corruption)");
     }
   }
   // A live range too large for the magazines goes straight back (checked).
   absl::Status cache_free_direct(uint64_t pfn_lo, uint64_t npages) {
     if (!status_.ok()) return status_;
-    return erase_range(pfn_lo, npages, kAllocated, "iova_magazine_cache::free: not a live allocation of this size");
+    return erase_range(pfn_lo, npages, false, "iova_magazine_cache::free: not a live allocation of this size");
   }
 
   // One search in [floor, limit_excl) from `hint` (0 = from the top).
@@ -423,6 +469,7 @@ class iova_domain {
   const uint64_t dma32_end_;  // first pfn above 4 GiB
   const absl::Status status_;  // construction result (InvalidArgument: empty range)
   Index index_;
+  detail::iova_state_table states_;  // per-pfn allocation state (invariant 6)
   std::atomic<uint64_t> cached_{0};       // wide requests' hint; 0 = from the top of the window
   std::atomic<uint64_t> cached32_{0};     // 32-bit requests' hint; 0 = from the top of the 32-bit window
   mutable std::mutex reserve_mu_;         // serialises reserve(); waited on by alloc()/find() (invariant 5)
@@ -495,8 +542,9 @@ class iova_magazine_cache {
   // magazine) is NotFound and is never handed out again; npages == 0 is
   // InvalidArgument; nothing changes on error. Ranges of more than 32 pages
   // go straight to the domain, others into this thread's magazine (a range
-  // the cache cannot keep goes back to the domain). Cost: one index lookup
-  // and one assign more than an unchecked push (invariant 6).
+  // the cache cannot keep goes back to the domain). Cost: one load and one
+  // store of the domain's state table (invariant 6) more than an unchecked
+  // push, and one store more per range popped.
   absl::Status free(uint64_t pfn_lo, uint64_t npages) {
     if (npages == 0) return absl::InvalidArgumentError("iova_magazine_cache::free: npages == 0");
     if (npages > kMaxCachedPages) return detail::iova_cache_access::free_direct(st_->d, pfn_lo, npages);
