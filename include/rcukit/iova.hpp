@@ -302,7 +302,7 @@ class iova_domain {
   // (then it reads kIovaNoStart) or pfn is outside the domain.
   std::atomic<uint8_t>* state_of(uint64_t pfn) noexcept {
     if (pfn < start_pfn_ || pfn >= end_pfn_) return nullptr;
-    return states_.at(pfn - start_pfn_, false);
+    return states_.find(pfn - start_pfn_);
   }
 
   // alloc()'s last step: records the new allocation (invariant 6). If the
@@ -370,10 +370,11 @@ class iova_domain {
 
   // iova_magazine_cache::free() of a range of at most 32 pages: the live
   // allocation [pfn_lo, pfn_lo + npages) becomes a cached one (invariant
-  // 6). NotFound if no live allocation of exactly that size starts there
-  // (never allocated, reserved, freed, already cached). One table walk, one
-  // load, one store; no index access.
-  absl::Status cache_hold(uint64_t pfn_lo, uint64_t npages) {
+  // 6); *entry is its state entry, for detail::iova_state_uncache() when a
+  // magazine hands it out again. NotFound if no live allocation of exactly
+  // that size starts there (never allocated, reserved, freed, already
+  // cached). One table walk, one load, one store; no index access.
+  absl::Status cache_hold(uint64_t pfn_lo, uint64_t npages, std::atomic<uint8_t>** entry) {
     if (!status_.ok()) return status_;
     std::atomic<uint8_t>* st = state_of(pfn_lo);
     const uint8_t live = detail::iova_live_state(npages);
@@ -382,16 +383,8 @@ class iova_domain {
       return absl::NotFoundError("iova_magazine_cache::free: not a live allocation of this size");
     }
     st->store(live | detail::kIovaCachedBit, std::memory_order_relaxed);  // relaxed: invariant 6
+    *entry = st;
     return absl::OkStatus();
-  }
-  // A cached range popped from a magazine is live again (invariant 6).
-  void cache_unhold(uint64_t pfn_lo) {
-    std::atomic<uint8_t>* st = state_of(pfn_lo);
-    const uint8_t v = st == nullptr ? 0 : st->load(std::memory_order_relaxed);  // relaxed: invariant 6
-    if ((v & detail::kIovaCachedBit) == 0) {
-      detail::fatal("iova_magazine_cache", "a cached range is not marked cached (corruption)");
-    }
-    st->store(static_cast<uint8_t>(v & ~detail::kIovaCachedBit), std::memory_order_relaxed);  // relaxed: invariant 6
   }
   // A cached range leaves the cache: back to the free space.
   void cache_release(uint64_t pfn_lo) {
@@ -478,13 +471,13 @@ class iova_domain {
 
 namespace detail {
 // How iova_magazine_cache reaches a domain's private cache operations
-// (cache_hold, cache_unhold, cache_release, cache_free_direct). A wrapper
-// domain (tests) befriends this too and forwards them.
+// (cache_hold, cache_release, cache_free_direct). A wrapper domain (tests)
+// befriends this too and forwards them.
 struct iova_cache_access {
   template <class D>
-  static absl::Status hold(D& d, uint64_t pfn, uint64_t n) { return d.cache_hold(pfn, n); }
-  template <class D>
-  static void unhold(D& d, uint64_t pfn) { d.cache_unhold(pfn); }
+  static absl::Status hold(D& d, uint64_t pfn, uint64_t n, std::atomic<uint8_t>** entry) {
+    return d.cache_hold(pfn, n, entry);
+  }
   template <class D>
   static void release(D& d, uint64_t pfn) { d.cache_release(pfn); }
   template <class D>
@@ -523,8 +516,9 @@ class iova_magazine_cache {
       const int cls = std::countr_zero(size);
       if (detail::iova_cpu_cache* c = my_cache()) {
         uint64_t pfn;
-        if (st_->get(*c, cls, size, limit_pfn, &pfn)) {
-          detail::iova_cache_access::unhold(st_->d, pfn);  // live again before the caller sees it
+        std::atomic<uint8_t>* entry;
+        if (st_->get(*c, cls, size, limit_pfn, &pfn, &entry)) {
+          detail::iova_state_uncache(entry);  // live again before the caller sees it (invariant 6)
           return pfn;
         }
       }
@@ -552,8 +546,9 @@ class iova_magazine_cache {
     detail::iova_cpu_cache* c = my_cache();
     if (c == nullptr) return detail::iova_cache_access::free_direct(st_->d, pfn_lo, size);
     // Marked cached before it enters a magazine (invariant 6).
-    if (absl::Status s = detail::iova_cache_access::hold(st_->d, pfn_lo, size); !s.ok()) return s;
-    st_->put(*c, std::countr_zero(size), pfn_lo);
+    std::atomic<uint8_t>* entry = nullptr;
+    if (absl::Status s = detail::iova_cache_access::hold(st_->d, pfn_lo, size, &entry); !s.ok()) return s;
+    st_->put(*c, std::countr_zero(size), pfn_lo, entry);
     return absl::OkStatus();
   }
 
@@ -599,11 +594,12 @@ class iova_magazine_cache {
       }
     }
 
-    bool get(detail::iova_cpu_cache& c, int cls, uint64_t size, uint64_t limit_pfn, uint64_t* out) {
+    bool get(detail::iova_cpu_cache& c, int cls, uint64_t size, uint64_t limit_pfn, uint64_t* out,
+             std::atomic<uint8_t>** entry) {
       {
         std::lock_guard<std::mutex> g(c.m);
         if (c.loaded_mag(cls).empty() && !c.prev_mag(cls).empty()) c.swap(cls);
-        if (!c.loaded_mag(cls).empty()) return c.loaded_mag(cls).pop_fitting(size, limit_pfn, out);
+        if (!c.loaded_mag(cls).empty()) return c.loaded_mag(cls).pop_fitting(size, limit_pfn, out, entry);
       }
       // Both empty: take a full magazine from the depot.
       detail::iova_magazine* full = nullptr;
@@ -621,25 +617,25 @@ class iova_magazine_cache {
         detail::iova_magazine& l = c.loaded_mag(cls);
         // Only the owner fills its magazines, so loaded is still empty.
         l = *full;
-        ok = l.pop_fitting(size, limit_pfn, out);
+        ok = l.pop_fitting(size, limit_pfn, out, entry);
       }
       MagAlloc::deallocate(full);
       return ok;
     }
 
-    void put(detail::iova_cpu_cache& c, int cls, uint64_t pfn) {
+    void put(detail::iova_cpu_cache& c, int cls, uint64_t pfn, std::atomic<uint8_t>* entry) {
       detail::iova_magazine spill;  // a full magazine leaving this thread
       {
         std::lock_guard<std::mutex> g(c.m);
         if (c.loaded_mag(cls).full() && !c.prev_mag(cls).full()) c.swap(cls);
         if (!c.loaded_mag(cls).full()) {
-          c.loaded_mag(cls).push(pfn);
+          c.loaded_mag(cls).push(pfn, entry);
           return;
         }
         // Both full: the loaded one goes to the depot (outside this lock).
         spill = c.loaded_mag(cls);
         c.loaded_mag(cls).count = 0;
-        c.loaded_mag(cls).push(pfn);
+        c.loaded_mag(cls).push(pfn, entry);
       }
       detail::iova_magazine* m = MagAlloc::allocate();  // no lock held (invariant 4)
       if (m != nullptr) {

@@ -215,8 +215,9 @@ class counted_domain {
   // leaves the domain through them counts as ended, as free() does.
   friend struct rcukit::detail::iova_cache_access;
   using access = rcukit::detail::iova_cache_access;
-  absl::Status cache_hold(uint64_t pfn, uint64_t n) { return access::hold(d_, pfn, n); }
-  void cache_unhold(uint64_t pfn) { access::unhold(d_, pfn); }
+  absl::Status cache_hold(uint64_t pfn, uint64_t n, std::atomic<uint8_t>** entry) {
+    return access::hold(d_, pfn, n, entry);
+  }
   void cache_release(uint64_t pfn) {
     access::release(d_, pfn);
     ended_.fetch_add(1);

@@ -11,7 +11,8 @@
 // state. Only when both are full (empty) does a whole magazine move to (from)
 // a bounded global depot. Here the per-thread magazines are embedded in the
 // thread's block (swapping is an index flip) and depot magazines are heap
-// objects whose contents are copied in and out (1 KiB memcpy per 127 ranges).
+// objects whose contents are copied in and out (a 2 KiB copy per 127 ranges:
+// each pfn travels with the address of its state entry).
 //
 // Invariants:
 //  (1) every pfn in a magazine or the depot is an allocation of its
@@ -26,6 +27,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,24 +38,34 @@
 namespace rcukit::detail {
 
 inline constexpr int kIovaCacheClasses = 6;    // sizes 1, 2, 4, 8, 16, 32 pages
-inline constexpr uint32_t kIovaMagSize = 127;  // as the kernel since 2023 (1 KiB magazines)
+inline constexpr uint32_t kIovaMagSize = 127;  // as the kernel since 2023 (its 1 KiB magazines)
 inline constexpr size_t kIovaDepotMax = 32;    // full magazines per class in the depot
 
+// Beside each pfn, the address of its entry in the domain's state table
+// (detail/iova_state.hpp), so that handing the range out again marks it
+// live without walking the table.
 struct iova_magazine {
   uint32_t count = 0;
   uint64_t pfns[kIovaMagSize];
+  std::atomic<uint8_t>* states[kIovaMagSize];
 
   bool full() const noexcept { return count == kIovaMagSize; }
   bool empty() const noexcept { return count == 0; }
-  void push(uint64_t pfn) noexcept { pfns[count++] = pfn; }
+  void push(uint64_t pfn, std::atomic<uint8_t>* st) noexcept {
+    pfns[count] = pfn;
+    states[count++] = st;
+  }
   // Pops the most recently pushed pfn whose range [pfn, pfn + size) ends at
   // or below limit_pfn (inclusive), as the kernel's iova_magazine_pop; false
   // if none does.
-  bool pop_fitting(uint64_t size, uint64_t limit_pfn, uint64_t* out) noexcept {
+  bool pop_fitting(uint64_t size, uint64_t limit_pfn, uint64_t* out, std::atomic<uint8_t>** st) noexcept {
     for (uint32_t i = count; i-- > 0;) {
       if (pfns[i] + (size - 1) <= limit_pfn) {
         *out = pfns[i];
-        pfns[i] = pfns[--count];
+        *st = states[i];
+        --count;
+        pfns[i] = pfns[count];
+        states[i] = states[count];
         return true;
       }
     }
