@@ -201,7 +201,8 @@ class iova_domain {
   // Frees the allocation that starts at pfn_lo. NotFound if no allocation
   // starts there (reservations are never freed, nor ranges held by a
   // magazine cache). InvalidArgument for a domain with an empty range.
-  // Progress: the index's lookup + erase.
+  // Progress: a lock-free state-table load (invariant 6), then the index's
+  // erase.
   absl::Status free(uint64_t pfn_lo) {
     if (!status_.ok()) return status_;
     return erase_range(pfn_lo, 0, false, "iova_domain::free: no allocation starts at this pfn");
