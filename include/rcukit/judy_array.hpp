@@ -12,8 +12,9 @@
 // Readers (find, lower_equal, upper_equal, for_each) run inside one RCU read
 // side and never lock, never write shared memory. Every word they read is
 // either immutable since the node was published or an atomic loaded with
-// acquire. find and for_each never retry: wait-free (bounded by the tree
-// depth and the node sizes). find reads one child word per level, and the
+// acquire. find and for_each walk down once; inside a leaf they wait out a
+// writer's in-place change (a sequence count, a few stores) and read the
+// leaf again: lock-free, not wait-free. find reads one child word per level, and the
 // word it reads in a node that was replaced meanwhile is the one the node
 // held when it was last live, which is inside the call: linearizable.
 //
@@ -116,6 +117,8 @@
 #include "rcukit/detail/judy_node.hpp"
 #include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/detail/striped_counter.hpp"
+#include "rcukit/detail/visit.hpp"
+#include "rcukit/detail/fatal.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit {
@@ -155,7 +158,8 @@ class judy_array {
   // locks); readers see the key from the linearization point (the store
   // that publishes it: in the leaf, or of a new leaf or subtree) on. Call
   // outside or inside a read side.
-  absl::Status insert(std::uint64_t key, const T& v) {
+  absl::Status insert(std::uint64_t key, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
     absl::StatusOr<bool> r = update(key, &v, /*assign=*/false, nullptr);
     if (!r.ok()) return r.status();
     return *r ? absl::OkStatus() : absl::AlreadyExistsError("judy_array::insert: key already present");
@@ -166,14 +170,15 @@ class judy_array {
   // it throws std::bad_alloc and nothing changed (the API.md signature has
   // no error channel; std::map::insert_or_assign behaves the same way).
   // try_insert_or_assign reports ResourceExhausted instead.
-  bool insert_or_assign(std::uint64_t key, const T& v) {
-    absl::StatusOr<bool> r = try_insert_or_assign(key, v);
+  bool insert_or_assign(std::uint64_t key, const T& v, detail::call_site where = detail::call_site::current()) {
+    absl::StatusOr<bool> r = try_insert_or_assign(key, v, where);
     if (!r.ok()) throw std::bad_alloc();
     return *r;
   }
   // As insert_or_assign; ResourceExhausted (nothing changed) on allocation
   // failure. Never throws.
-  absl::StatusOr<bool> try_insert_or_assign(std::uint64_t key, const T& v) {
+  absl::StatusOr<bool> try_insert_or_assign(std::uint64_t key, const T& v, detail::call_site where = detail::call_site::current()) {
+    online(where);
     return update(key, &v, /*assign=*/true, nullptr);
   }
 
@@ -181,14 +186,15 @@ class judy_array {
   // shrinks or removes a leaf rebuilds it and may merge nodes, so it can
   // allocate: on allocation failure it throws std::bad_alloc and nothing
   // changed (use try_erase to get ResourceExhausted instead). Blocking writer.
-  std::optional<T> erase(std::uint64_t key) {
-    absl::StatusOr<std::optional<T>> r = try_erase(key);
+  std::optional<T> erase(std::uint64_t key, detail::call_site where = detail::call_site::current()) {
+    absl::StatusOr<std::optional<T>> r = try_erase(key, where);
     if (!r.ok()) throw std::bad_alloc();
     return *r;
   }
   // As erase; ResourceExhausted (nothing changed) on allocation failure.
   // Never throws.
-  absl::StatusOr<std::optional<T>> try_erase(std::uint64_t key) {
+  absl::StatusOr<std::optional<T>> try_erase(std::uint64_t key, detail::call_site where = detail::call_site::current()) {
+    online(where);
     std::optional<T> out;
     absl::StatusOr<bool> r = update(key, nullptr, false, &out);
     if (!r.ok()) return r.status();
@@ -199,9 +205,14 @@ class judy_array {
   // memory; waits out a writer inside an in-place change of the key's leaf
   // (a few stores) and reads the leaf again if one changed it meanwhile.
   // Takes its own read side.
-  std::optional<T> find(std::uint64_t key) const {
-    rcu::read_guard<Rcu> g;
+  std::optional<T> find(std::uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    rcu::read_guard<Rcu> g(where);
     return find_rcu(g, key);
+  }
+  // Whether key is present. As find.
+  bool contains(std::uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    rcu::read_guard<Rcu> g(where);
+    return find_rcu(g, key).has_value();
   }
   // Same, inside the caller's read side.
   std::optional<T> find_rcu(const rcu::read_guard<Rcu>&, std::uint64_t key) const {
@@ -223,13 +234,13 @@ class judy_array {
   // its walk when a concurrent update changed a node or leaf it read, and
   // waits out a writer inside an in-place change (a few stores). Takes its
   // own read side.
-  std::optional<std::pair<std::uint64_t, T>> lower_equal(std::uint64_t key) const {
-    rcu::read_guard<Rcu> g;
+  std::optional<std::pair<std::uint64_t, T>> lower_equal(std::uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    rcu::read_guard<Rcu> g(where);
     return bound_query<false>(key);
   }
   // Least key >= key with its value. As lower_equal.
-  std::optional<std::pair<std::uint64_t, T>> upper_equal(std::uint64_t key) const {
-    rcu::read_guard<Rcu> g;
+  std::optional<std::pair<std::uint64_t, T>> upper_equal(std::uint64_t key, detail::call_site where = detail::call_site::current()) const {
+    rcu::read_guard<Rcu> g(where);
     return bound_query<true>(key);
   }
 
@@ -240,25 +251,29 @@ class judy_array {
   // should be short (it delays grace periods); it may call writers of this
   // array. Under concurrent updates every key present for the whole walk is
   // visited once, keys come strictly ascending, and no key is visited twice.
+  // f returns void, or bool: false stops the walk (no further key is read).
   template <class F>
-  void for_each(std::uint64_t lo, std::uint64_t hi, F&& f) const {
+  void for_each(std::uint64_t lo, std::uint64_t hi, F&& f, detail::call_site where = detail::call_site::current()) const {
+    online(where);
     if (lo > hi) return;
-    rcu::read_guard<Rcu> g;
+    rcu::read_guard<Rcu> g(where);
     const word root = root_.load(std::memory_order_acquire);  // as find_rcu
     if (!is_rec(root)) {
-      walk(root, 0, lo, hi, true, true, f);
+      (void)walk(root, 0, lo, hi, true, true, f);
       return;
     }
     const rec* r = as_rec(root);
     const std::uint64_t first = r->prefix, last = r->prefix | ~prefix_mask(r->depth);
     if (hi < first || lo > last) return;
-    walk(r->top, r->depth, lo, hi, lo >= first, hi <= last, f);
+    (void)walk(r->top, r->depth, lo, hi, lo >= first, hi <= last, f);
   }
 
   // Keys present. Exact when no writer runs; relaxed snapshot otherwise.
   std::size_t size() const noexcept {
     return static_cast<std::size_t>(counts_.load(count_keys_field));  // statistic: relaxed sum
   }
+  // size() == 0. As size().
+  bool empty() const noexcept { return size() == 0; }
   // Bytes the process holds from malloc for judy arrays, seen from this
   // array: node_bytes() (its reachable nodes and leaves) plus
   // detail::judy_alloc::held_bytes(), which covers the whole process:
@@ -294,9 +309,9 @@ class judy_array {
     std::size_t buckets = 0;
     std::size_t bitmaps = 0;
   };
-  shape stats() const {
+  shape stats(detail::call_site where = detail::call_site::current()) const {
     shape s;
-    rcu::read_guard<Rcu> g;
+    rcu::read_guard<Rcu> g(where);
     const word root = root_.load(std::memory_order_acquire);
     count_shape(is_rec(root) ? as_rec(root)->top : root, s);
     return s;
@@ -306,8 +321,8 @@ class judy_array {
   // detail/judy_leaf.hpp (L2), leaves sorted, within capacity, on their
   // path and of the encoding their depth allows, size and memory
   // accounting). Quiescent only.
-  absl::Status check_invariants() const {
-    rcu::read_guard<Rcu> g;
+  absl::Status check_invariants(detail::call_site where = detail::call_site::current()) const {
+    rcu::read_guard<Rcu> g(where);
     std::size_t keys = 0, bytes = 0;
     std::string err;
     const word root = root_.load(std::memory_order_acquire);
@@ -329,6 +344,9 @@ class judy_array {
   }
 
  private:
+  // qsbr: the calling thread must be registered and online (rcu.hpp (8)).
+  static void online(const detail::call_site& where) noexcept { rcu::detail::require_online<Rcu>(where); }
+
   using entry = std::pair<std::uint64_t, T>;
   // Capacity classes of sorted leaves: even, from 2 up to BucketCap (and
   // BucketCap itself when odd). cap_for(n): the least class >= n.
@@ -617,9 +635,9 @@ class judy_array {
   // kChunk entries at a time under the leaf's sequence count, and calls f on
   // a copy that validated (judy_leaf.hpp (L1)); the next chunk starts after
   // the last key passed to f, so a change between chunks neither repeats
-  // nor skips a key present throughout.
+  // nor skips a key present throughout. Returns true if f asked to stop.
   template <class F>
-  static void walk_leaf(const leaf* l, std::uint64_t lo, std::uint64_t hi, F& f) {
+  static bool walk_leaf(const leaf* l, std::uint64_t lo, std::uint64_t hi, F& f) {
     constexpr unsigned kChunk = 32;
     std::uint64_t from = lo;
     for (;;) {
@@ -657,25 +675,24 @@ class judy_array {
         }
       }
       if (l->seq.retry(s)) continue;
-      for (unsigned j = 0; j < m; ++j) f(ks[j], vs[j]);
-      if (!more) return;
+      for (unsigned j = 0; j < m; ++j) {
+        if (!detail::visit_continues(f, ks[j], vs[j])) return true;
+      }
+      if (!more) return false;
       from = ks[m - 1] + 1;  // more: a key above ks[m-1] exists, so no wrap
     }
   }
 
+  // Returns true if f asked to stop.
   template <class F>
-  static void walk(word w, unsigned d, std::uint64_t lo, std::uint64_t hi, bool lo_tight, bool hi_tight,
+  static bool walk(word w, unsigned d, std::uint64_t lo, std::uint64_t hi, bool lo_tight, bool hi_tight,
                    F& f) {
-    if (w == 0) return;
-    if (detail::judy_is_leaf(w)) {
-      walk_leaf(as_leaf(w), lo, hi, f);
-      return;
-    }
+    if (w == 0) return false;
+    if (detail::judy_is_leaf(w)) return walk_leaf(as_leaf(w), lo, hi, f);
     const unsigned from = lo_tight ? detail::judy_byte(lo, d) : 0;
     const unsigned to = hi_tight ? detail::judy_byte(hi, d) : 255;
-    as_node(w)->template visit<true>(from, to, [&](unsigned b, word c) {
-      walk(c, d + 1, lo, hi, lo_tight && b == from, hi_tight && b == to, f);
-      return false;
+    return as_node(w)->template visit<true>(from, to, [&](unsigned b, word c) {
+      return walk(c, d + 1, lo, hi, lo_tight && b == from, hi_tight && b == to, f);
     });
   }
 

@@ -11,6 +11,7 @@
 // (live-allocation counter not 0 after rcu::barrier()).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <new>
@@ -191,9 +192,23 @@ void run_phase(keyset ks, int ops, std::uint64_t seed) {
         for (auto it = m.lower_bound(lo); it != m.end() && it->first <= hi; ++it) want.emplace_back(*it);
       }
       ASSERT_EQ(got, want) << "for_each [" << lo << ", " << hi << "]";
+      // The same walk stopped after a random number of keys: exactly that
+      // prefix, and f is not called again after it returned false.
+      if (!want.empty()) {
+        const std::size_t stop_after = 1 + rng() % want.size();
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> part;
+        a.for_each(lo, hi, [&](std::uint64_t kk, std::uint64_t vv) {
+          part.emplace_back(kk, vv);
+          return part.size() < stop_after;
+        });
+        ASSERT_EQ(part.size(), stop_after) << "for_each stop [" << lo << ", " << hi << "]";
+        ASSERT_TRUE(std::equal(part.begin(), part.end(), want.begin()));
+      }
     } else {
       ASSERT_EQ(a.size(), m.size());
+      ASSERT_EQ(a.empty(), m.empty());
       ASSERT_EQ(a.node_bytes() == 0, m.empty());
+      ASSERT_EQ(a.contains(k), m.count(k) == 1) << k;
     }
     if (i % 1000 == 999) {
       ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
