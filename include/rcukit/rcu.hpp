@@ -522,7 +522,7 @@ void barrier(detail::call_site where = detail::call_site::current()) noexcept {
 // called inside or outside a read side. The object must no longer be
 // reachable by new readers.
 template <class F = default_flavor, class T>
-void retire(T* p) noexcept {
+void retire(T* p, detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::retire<F>: F must be memb, mb, bp or qsbr");
   static_assert(!std::is_array_v<T>, "rcukit::rcu::retire: arrays are not supported");
   if (p == nullptr) return;
@@ -536,7 +536,7 @@ void retire(T* p) noexcept {
       // An online qsbr thread outside a read_guard may wait here (invariant 6
       // tells a guard from "online").
       if (detail::in_read_side<F>()) {
-        ::rcukit::detail::fatal("rcu", "retire(): out of memory inside a read side");
+        ::rcukit::detail::fatal("rcu", "retire(): out of memory inside a read side", where);
       }
       synchronize<F>();
       delete p;
