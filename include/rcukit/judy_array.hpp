@@ -69,12 +69,13 @@
 // committing.
 //
 // Reclamation. Each thread batches what it retires (detail/rcu_batch.hpp:
-// one rcu::retire_with per batch), the callback hands the batch back to the
-// retiring thread, and that thread frees the memory itself into its block
-// cache (detail/judy_block_cache.hpp). Memory of a retired object is
-// reclaimed after its grace period and after its retiring thread's next
-// update (or its exit, or its destruction of a judy_array); what an idle
-// thread may hold is bounded (judy_block_cache.hpp, "Not supported").
+// one rcu::retire_with per batch). When a batch's grace period ends, the
+// callback parks it in a bounded process-wide depot or, when the depot is
+// full, frees it; each update takes the parked batches into its
+// thread's block cache (detail/judy_block_cache.hpp). So a busy writer
+// reuses what it retires, and a thread that stops updating holds no
+// retired object past its grace period: only its cache and its open batch
+// (fewer than 64 objects not yet handed to RCU), both bounded.
 //
 // Allocation failure. insert, try_insert_or_assign and try_erase return
 // ResourceExhausted; insert_or_assign and erase (API.md gives them no error
@@ -146,7 +147,8 @@ class judy_array {
   judy_array& operator=(const judy_array&) = delete;
   // Frees every node at once. Precondition: no other thread uses the array.
   // Also hands the calling thread's pending retired nodes (of any array) to
-  // RCU, so that they are freed by the next rcu::barrier().
+  // RCU, so that the next rcu::barrier() frees them or parks them in the
+  // bounded depot.
   ~judy_array() {
     destroy(root_.load(std::memory_order_relaxed));  // quiescent
     detail::judy_reclaimer<Rcu>::flush();
@@ -280,20 +282,27 @@ class judy_array {
   //   - free blocks in the block caches of live threads that allocated judy
   //     nodes (at most detail::judy_cache_max_bytes each; freed when the
   //     thread exits);
-  //   - every retired node and leaf not yet reused or freed: in a batch
-  //     waiting for its grace period, or returned to the thread that
-  //     retired it and not yet drained (that thread's next update drains);
-  //   - the retire batches and per-thread boxes that hold them, and objects
-  //     retired alone when no batch could be allocated.
+  //   - every retired node and leaf not yet reused or freed: in a thread's
+  //     open batch (fewer than 64, handed to RCU by that thread's next
+  //     update, exit or destruction of a judy_array), in a batch waiting
+  //     for its grace period, or past it in the process-wide depot (at
+  //     most detail::judy_depot_max_bytes; updates of any thread take from
+  //     it, and callbacks free what would not fit);
+  //   - the retire batch structures, and objects retired alone when no
+  //     batch could be allocated.
+  // So after the last update and rcu::barrier() no thread holds a retired
+  // node past its grace period: this figure minus node_bytes() is at most
+  // detail::judy_idle_thread_max_bytes() per thread that updated, plus the
+  // depot.
   // Sizes are the blocks requested from malloc (16-byte classes); malloc's
   // own chunk headers and this judy_array object itself are not included.
   // The held part is shared: caches and batches belong to threads, not to
   // arrays, so with several judy_arrays each figure includes all of it
   // (their sum overcounts; node_bytes() is the per-array part). With one
   // array it is everything the structure makes the process hold through
-  // the judy allocator. Exact when no update, drain or RCU callback of an
-  // exited thread's batch runs (e.g. after joining the writers and
-  // rcu::barrier()); a relaxed snapshot otherwise. Blocking: takes a
+  // the judy allocator. Exact when no update or judy RCU callback runs
+  // (e.g. after joining the writers and rcu::barrier()); a relaxed snapshot
+  // otherwise. Blocking: takes a
   // process-wide spin lock for one pass over the per-thread holdings.
   std::size_t memory_bytes() const noexcept { return node_bytes() + detail::judy_alloc::held_bytes(); }
   // Block bytes of this array's reachable nodes and leaves (0 when empty).
@@ -1186,8 +1195,8 @@ class judy_array {
   // returning true if the key was inserted, false if it was present.
   // v == nullptr: erase, returning true and filling *erased if removed.
   absl::StatusOr<bool> update(std::uint64_t key, const T* v, bool assign, std::optional<T>* erased) {
-    // Free (on this thread) what this thread retired before, now past its
-    // grace period (detail/rcu_batch.hpp, drain()).
+    // Take the batches parked in the depot (past their grace period) into
+    // this thread's block cache (detail/rcu_batch.hpp, drain()).
     detail::judy_reclaimer<Rcu>::drain();
     for (;;) {
       // The read side covers the lock-free part (descend, plan, lock,
