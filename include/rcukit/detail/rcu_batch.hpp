@@ -36,14 +36,20 @@
 //       only after the grace period of the batch's rcu::retire_with.
 //  (R2) A batch is in exactly one place: a thread's open or spare slot,
 //       liburcu's queue, or the depot. Only its thread touches a batch in
-//       its slots; the depot's lock hands a parked batch to a drainer.
+//       its slots; the depot hands parked batches to a drainer (a release
+//       push, an acquire exchange that takes the whole list).
 //  (R3) A thread's holding counts its open and spare batch structures and
 //       object_bytes() of the objects in its open batch; only that thread
 //       writes it (relaxed load and store). The depot's holding counts every
 //       queued and parked batch (structure and objects); it is written with
 //       relaxed read-modify-writes by any thread.
-//  (R4) The depot parks at most depot_max_bytes (its `parked`, under its
-//       lock); a callback that would exceed it frees its batch instead.
+//  (R4) The depot parks at most depot_max_bytes: a callback reserves its
+//       batch's bytes in `parked` before pushing it, and frees the batch
+//       instead if the reservation would exceed the bound; a drainer
+//       releases the bytes of what it took after taking it. So `parked` is
+//       never below the bytes actually in the list.
+// Nothing here takes a lock: a callback preempted on this 2-CPU machine
+// must not make a writer spin.
 // Not supported: a thread that retired objects and then never calls
 // retire(), flush() or drain() again keeps its open batch (at most cap - 1
 // objects, not yet handed to RCU) and one spare batch structure until it
@@ -55,7 +61,6 @@
 #include <cstdint>
 #include <new>
 
-#include "rcukit/detail/spin_lock.hpp"
 #include "rcukit/rcu.hpp"
 
 namespace rcukit::detail {
@@ -107,11 +112,10 @@ inline void rcu_batch_free(rcu_batch<Policy>* b) noexcept {
 // parks at process exit stays reachable from it.
 template <class Policy>
 struct rcu_batch_depot {
-  spin_lock lock;
-  // Parked batches. Written under `lock`; drain() loads it relaxed as a
-  // hint before taking the lock.
+  // Parked batches: a stack pushed by callbacks (release CAS), taken whole
+  // by drainers (acquire exchange; no single pop, so no ABA).
   std::atomic<rcu_batch<Policy>*> head{nullptr};
-  std::size_t parked = 0;         // bytes of parked batches (R4); under `lock`
+  std::atomic<std::size_t> parked{0};  // bytes reserved by parked batches (R4)
   typename Policy::holding held;  // R3; linked once, by the first thread that opens a batch
 };
 template <class Policy>
@@ -131,18 +135,19 @@ inline void rcu_batch_done(rcu_batch<Policy>* b) noexcept {
   Policy::grace_period_over(b->n);
   rcu_batch_depot<Policy>& d = rcu_batch_depot_v<Policy>;
   const std::size_t bytes = b->bytes;
-  d.lock.lock();
-  if (d.parked + bytes <= Policy::depot_max_bytes) {
-    b->next = d.head.load(std::memory_order_relaxed);  // under the depot lock
-    // relaxed: under the lock, whose unlock (release) hands the batch, and
-    // the end of its grace period before this callback, to the drainer's
-    // lock (acquire).
-    d.head.store(b, std::memory_order_relaxed);
-    d.parked += bytes;
-    d.lock.unlock();
+  // relaxed: the bound is a statistic-like reservation (R4); the batch
+  // itself is handed over by the release CAS below.
+  if (d.parked.fetch_add(bytes, std::memory_order_relaxed) + bytes <= Policy::depot_max_bytes) {
+    rcu_batch<Policy>* head = d.head.load(std::memory_order_relaxed);  // only the CAS's expected value
+    do {
+      b->next = head;
+      // release: hands the batch (and the end of its grace period, which the
+      // rcu layer made happen-before this callback) to the acquire exchange
+      // in drain(); relaxed on failure (head is only the next guess).
+    } while (!d.head.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
     return;
   }
-  d.lock.unlock();
+  d.parked.fetch_sub(bytes, std::memory_order_relaxed);  // the reservation failed (R4)
   rcu_batch_free_objects(b, /*owner=*/false);
   rcu_batch_free(b);
   // relaxed RMW: a statistic written by every thread (R3).
@@ -165,8 +170,7 @@ inline thread_local constinit rcu_batch_state<Policy> rcu_batch_tls{};
 
 // Batched retire for flavour Rcu; retire and flush act on the calling
 // thread's batches, drain on the shared depot. Writers only, outside or
-// inside a read side. retire and flush never block; drain takes the depot's
-// spin lock for a few stores, and only when the depot holds a batch.
+// inside a read side. Never blocks, never takes a lock.
 template <class Rcu, class Policy>
 class rcu_batch_retirer {
   using batch = rcu_batch<Policy>;
@@ -211,14 +215,14 @@ class rcu_batch_retirer {
     rcu_batch_state<Policy>& st = rcu_batch_tls<Rcu, Policy>;
     if (st.phase != 1) return;
     rcu_batch_depot<Policy>& d = rcu_batch_depot_v<Policy>;
-    // relaxed: only a hint; the lock below acquires.
+    // relaxed: only a hint; the exchange below acquires.
     if (d.head.load(std::memory_order_relaxed) == nullptr) return;
-    d.lock.lock();
-    batch* l = d.head.load(std::memory_order_relaxed);  // under the depot lock
-    d.head.store(nullptr, std::memory_order_relaxed);   // under the depot lock
-    const std::size_t bytes = d.parked;
-    d.parked = 0;
-    d.lock.unlock();
+    // acquire: pairs with the release CAS in rcu_batch_done().
+    batch* l = d.head.exchange(nullptr, std::memory_order_acquire);
+    std::size_t bytes = 0;
+    for (batch* b = l; b != nullptr; b = b->next) bytes += b->bytes;
+    // relaxed: releases the reservations of the batches taken (R4).
+    d.parked.fetch_sub(bytes, std::memory_order_relaxed);
     while (l != nullptr) {
       batch* next = l->next;
       rcu_batch_free_objects(l, /*owner=*/true);
