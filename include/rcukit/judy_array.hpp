@@ -81,8 +81,7 @@ class judy_array : private detail::judy_check<T, Rcu, BucketCap> {
   judy_array& operator=(const judy_array&) = delete;
   // Frees every node at once. Precondition: no other thread uses the array.
   // Also hands the calling thread's pending retired nodes (of any array) to
-  // RCU, so that the next rcu::barrier() frees them or parks them in the
-  // bounded depot.
+  // RCU, so that the next rcu::barrier() frees them.
   ~judy_array() {
     base::destroy(this->root_.load(std::memory_order_relaxed));  // quiescent
     detail::judy_reclaimer<Rcu>::flush();
@@ -199,15 +198,14 @@ class judy_array : private detail::judy_check<T, Rcu, BucketCap> {
   //   - every retired node and leaf not yet reused or freed: in a thread's
   //     open batch (fewer than 64, handed to RCU by that thread's next
   //     update, exit or destruction of a judy_array), in a batch waiting
-  //     for its grace period, or past it in the process-wide depot (at
-  //     most detail::judy_depot_max_bytes; updates of any thread take from
-  //     it, and callbacks free what would not fit);
+  //     for its grace period, or past it in the process-wide depot
+  //     (updates of any thread take from it, callbacks free what would not
+  //     fit in detail::judy_depot_max_bytes, and rcu::barrier() frees it);
   //   - the retire batch structures, and objects retired alone when no
   //     batch could be allocated.
   // So after the last update and rcu::barrier() no thread holds a retired
   // node past its grace period: this figure minus node_bytes() is at most
-  // detail::judy_idle_thread_max_bytes() per thread that updated, plus the
-  // depot.
+  // detail::judy_idle_thread_max_bytes() per thread that updated.
   // Sizes are the blocks requested from malloc (16-byte classes); malloc's
   // own chunk headers and this judy_array object itself are not included.
   // The held part is shared: caches and batches belong to threads, not to

@@ -546,10 +546,9 @@ TEST_F(JudyTest, ShortLivedWriterThreads) {
 // The judy allocator counts the same bytes at its malloc and free calls
 // (judy_alloc::malloc_bytes()); with one array in the process the two must
 // agree whenever no callback runs (after rcu::barrier()). They must also
-// agree at every stage: right after erases (retired objects pending), after
-// the grace period (parked in the depot), after the next update (the
-// parked batches taken into the cache), after trimming the cache (cold),
-// and after the array is gone.
+// agree at every stage: after erases (the barrier that precedes each
+// comparison freed what the callbacks parked), after the next update,
+// after trimming the cache (cold), and after the array is gone.
 TEST_F(JudyTest, MemoryBytesIsWhatTheAllocatorHandedOut) {
   auto agree = [](const auto& a, const char* when) {
     rcu::barrier();  // no judy callback runs while we compare
@@ -568,9 +567,9 @@ TEST_F(JudyTest, MemoryBytesIsWhatTheAllocatorHandedOut) {
     EXPECT_GT(a.node_bytes(), 60000u * 8);
     EXPECT_GT(alloc::held_bytes(), 0u) << "a build retires every bucket it outgrows";
     for (std::size_t i = 0; i < keys.size(); i += 2) (void)a.erase(keys[i]);
-    agree(a, "after erases (retired objects pending or parked)");
-    (void)a.insert(1, 1);  // takes the parked batches into this thread's cache
-    agree(a, "after a drain");
+    agree(a, "after erases");
+    (void)a.insert(1, 1);
+    agree(a, "after an update");
     const std::size_t before_trim = a.memory_bytes();
     rcukit::detail::judy_cache_trim();
     agree(a, "after trimming the cache");
@@ -589,8 +588,9 @@ TEST_F(JudyTest, MemoryBytesIsWhatTheAllocatorHandedOut) {
 // it retired (docs/API.md, memory_bytes()): once rcu::barrier() returns,
 // what the judy allocator holds besides nodes is at most the per-thread
 // bound for each thread that updated (its block cache, its open batch and
-// two batch structures) plus the shared depot. Retired nodes used to wait
-// for the retiring thread's next update (3.4 MB here, for good).
+// two batch structures); barrier() emptied the shared depot. Retired nodes
+// used to wait for the retiring thread's next update (3.2 MB here, for
+// good).
 TEST_F(JudyTest, IdleThreadHoldsNoRetiredNodesAfterBarrier) {
   judy_array<std::uint64_t> a;
   std::mt19937_64 rng(26);
@@ -619,8 +619,9 @@ TEST_F(JudyTest, IdleThreadHoldsNoRetiredNodesAfterBarrier) {
   EXPECT_EQ(a.node_bytes(), 0u);
   const std::size_t held = a.memory_bytes() - a.node_bytes();
   // Two threads updated: this one (the inserts) and the eraser.
-  constexpr std::size_t bound = 2 * rcukit::detail::judy_idle_thread_max_bytes(rcukit::detail::judy_leaf<std::uint64_t>::bitmap_bytes) +
-                                rcukit::detail::judy_depot_max_bytes;
+  // rcu::barrier() emptied the shared depot.
+  constexpr std::size_t bound =
+      2 * rcukit::detail::judy_idle_thread_max_bytes(rcukit::detail::judy_leaf<std::uint64_t>::bitmap_bytes);
   EXPECT_LE(held, bound) << "retired nodes stayed with the idle thread";
   {
     std::lock_guard<std::mutex> l(m);

@@ -6,21 +6,22 @@
 // The idea. Nodes and leaves are allocated and retired on nearly every
 // update. Each thread keeps the blocks it freed in exact 16-byte size
 // classes and reuses them. What threads retire waits for its grace period
-// in batches (rcu_batch.hpp); past it, a batch is parked in a bounded
-// process-wide depot (judy_depot_max_bytes) or freed at once, and updates
-// take parked batches into their caches, so busy writers keep reusing
-// blocks while a thread that goes idle holds no retired object past its
-// grace period. judy_alloc::live counts objects not yet past their grace
-// period; every byte taken from malloc is accounted for in one of three
-// states (nodes, cached, pending: "Memory accounting" below).
+// in batches (rcu_batch.hpp); past it, a batch is parked in a process-wide
+// depot (up to judy_depot_max_bytes; a callback frees what would not fit)
+// and updates take parked batches into their caches, so busy writers keep
+// reusing blocks. rcu::barrier() frees what is parked, so a thread that
+// goes idle holds no retired object past its grace period.
+// judy_alloc::live counts objects not yet past their grace period; every
+// byte taken from malloc is accounted for in one of three states (nodes,
+// cached, pending: "Memory accounting" below).
 //
 // Bounds. After the last update of a thread and rcu::barrier(), the thread
 // holds at most judy_idle_thread_max_bytes(largest object): its cache, its
 // open batch (fewer than judy_batch_policy::cap retired objects not yet
 // handed to RCU: its next update, flush, exit or destruction of a
-// judy_array hands them over) and two batch structures; the process adds
-// the depot. Not supported: returning cached memory before the thread
-// exits (judy_cache_trim() empties the caller's cache).
+// judy_array hands them over) and two batch structures; the depot is empty.
+// Not supported: returning cached memory before the thread exits
+// (judy_cache_trim() empties the caller's cache).
 #pragma once
 
 #include <atomic>
@@ -248,9 +249,13 @@ struct judy_alloc {
 // The batched retire of judy_array (rcu_batch.hpp) over this allocator:
 // batch structures come from malloc (counted in judy_malloc_count), each
 // thread's batch holding and the depot's are process-wide holdings (M3),
-// parked objects go into the draining writer's block cache, and a callback
-// that finds the depot full frees its batch's objects to malloc.
-inline constexpr std::size_t judy_depot_max_bytes = judy_cache_max_bytes;
+// parked objects go into the draining writer's block cache, a callback
+// that finds the depot full frees its batch's objects to malloc, and
+// rcu::barrier() frees what is parked. The bound is large because one
+// grace period of a busy writer returns a few MB at once here: a 256 KiB
+// depot overflowed on every burst, and the callback's frees (against the
+// writer's mallocs, for glibc's arena) slowed a 10^6-key build 1.5-1.7x.
+inline constexpr std::size_t judy_depot_max_bytes = 16 * 1024 * 1024;
 struct judy_batch_policy {
   static constexpr unsigned cap = 64;
   static constexpr std::size_t depot_max_bytes = judy_depot_max_bytes;
@@ -271,8 +276,8 @@ struct judy_batch_policy {
 // At most what a thread that updated judy arrays holds once it stopped
 // updating and rcu::barrier() returned, when no retired object exceeds
 // `largest` bytes: its block cache, an open batch of fewer than cap
-// objects, and its open and spare batch structures. The depot
-// (judy_depot_max_bytes, process-wide) comes on top.
+// objects, and its open and spare batch structures. (rcu::barrier() empties
+// the process-wide depot.)
 constexpr std::size_t judy_idle_thread_max_bytes(std::size_t largest) noexcept {
   return judy_cache_max_bytes + (judy_batch_policy::cap - 1) * judy_block_bytes(largest) +
          2 * sizeof(rcu_batch<judy_batch_policy>);

@@ -6,12 +6,13 @@
 //
 // Reclamation. Each thread batches what it retires (detail/rcu_batch.hpp:
 // one rcu::retire_with per batch). When a batch's grace period ends, the
-// callback parks it in a bounded process-wide depot or, when the depot is
-// full, frees it; each update takes the parked batches into its
-// thread's block cache (detail/judy_block_cache.hpp). So a busy writer
-// reuses what it retires, and a thread that stops updating holds no
-// retired object past its grace period: only its cache and its open batch
-// (fewer than 64 objects not yet handed to RCU), both bounded.
+// callback parks it in a process-wide depot (or frees it, past the depot's
+// bound); each update takes the parked batches into its thread's block
+// cache (detail/judy_block_cache.hpp), and rcu::barrier() frees what is
+// parked. So a busy writer reuses what it retires, and after rcu::barrier()
+// a thread that stopped updating holds no retired object past its grace
+// period: only its cache and its open batch (fewer than 64 objects not yet
+// handed to RCU), both bounded.
 // When no batch can be allocated an object is retired alone through
 // rcu::retire_with, and its callback frees it straight to malloc
 // (judy_alloc::solo_pending counts it meanwhile).

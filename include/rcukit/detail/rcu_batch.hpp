@@ -12,8 +12,10 @@
 // itself (Policy::free_foreign). Any thread's next update takes the parked
 // batches (drain()) and frees their objects through Policy::free_owned
 // (e.g. into its thread-local cache), so a busy writer keeps reusing the
-// blocks it retires, and a thread that goes idle holds none of them: after
-// rcu::barrier() every retired object is freed or in the bounded depot.
+// blocks it retires, and a thread that goes idle holds none of them.
+// rcu::barrier() runs the depot's trim once the callbacks ran (rcu.hpp,
+// run_barrier_hooks), which frees whatever is parked: after it, every
+// retired object that was handed to RCU before it is freed or reused.
 //
 // The allocator is the Policy (all members static and noexcept):
 //   cap                               objects per batch (constexpr unsigned)
@@ -121,10 +123,34 @@ struct rcu_batch_depot {
 template <class Policy>
 inline constinit rcu_batch_depot<Policy> rcu_batch_depot_v{};
 
+// Frees every batch parked in the depot (objects through free_foreign):
+// rcu::barrier() calls it once the callbacks ran.
+template <class Policy>
+inline void rcu_batch_depot_trim() noexcept {
+  rcu_batch_depot<Policy>& d = rcu_batch_depot_v<Policy>;
+  // relaxed: only a hint; the exchange below acquires.
+  if (d.head.load(std::memory_order_relaxed) == nullptr) return;
+  // acquire: pairs with the release CAS in rcu_batch_done().
+  rcu_batch<Policy>* l = d.head.exchange(nullptr, std::memory_order_acquire);
+  std::size_t bytes = 0;
+  while (l != nullptr) {
+    rcu_batch<Policy>* next = l->next;
+    bytes += l->bytes;
+    rcu_batch_free_objects(l, /*owner=*/false);
+    rcu_batch_free(l);
+    l = next;
+  }
+  // relaxed: releases the reservations of the batches taken (R4).
+  d.parked.fetch_sub(bytes, std::memory_order_relaxed);
+  // relaxed RMW: a statistic written by every thread (R3).
+  d.held.bytes.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
 template <class Policy>
 inline void rcu_batch_depot_link() noexcept {
   // Thread-safe one-time initialization (a function-local static).
-  static const bool linked = (Policy::link(&rcu_batch_depot_v<Policy>.held), true);
+  static const bool linked = (Policy::link(&rcu_batch_depot_v<Policy>.held),
+                              rcu::detail::add_barrier_hook(&rcu_batch_depot_trim<Policy>), true);
   (void)linked;
 }
 
