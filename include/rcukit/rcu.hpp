@@ -177,6 +177,33 @@ using ::rcukit::detail::call_site;
 template <class F>
 inline char barrier_clock = 0;  // released after each callback, acquired by barrier()
 
+// --- Work after barrier(). -------------------------------------------------
+// An allocator whose RCU callbacks park memory past its grace period for
+// reuse (detail/rcu_batch.hpp's depot) registers a function that frees what
+// is parked; barrier() calls every registered function once the callbacks
+// ran, so that after rcu::barrier() no such memory stays parked. Up to
+// kBarrierHooks functions, each registered once; more are ignored (their
+// memory then stays parked until reused).
+using barrier_hook = void (*)() noexcept;
+inline constexpr unsigned kBarrierHooks = 8;
+inline constinit std::atomic<barrier_hook> barrier_hooks[kBarrierHooks]{};
+inline void add_barrier_hook(barrier_hook h) noexcept {
+  for (std::atomic<barrier_hook>& slot : barrier_hooks) {
+    barrier_hook cur = nullptr;
+    // acq_rel: the release publishes the hook's setup to run_barrier_hooks();
+    // on failure, acquire reads the registered entry to compare it.
+    if (slot.compare_exchange_strong(cur, h, std::memory_order_acq_rel, std::memory_order_acquire)) return;
+    if (cur == h) return;
+  }
+}
+inline void run_barrier_hooks() noexcept {
+  for (std::atomic<barrier_hook>& slot : barrier_hooks) {
+    const barrier_hook h = slot.load(std::memory_order_acquire);  // pairs with add_barrier_hook()
+    if (h == nullptr) return;
+    h();
+  }
+}
+
 // --- Per-thread registration state (invariants 1-3). ----------------------
 // Trivially destructible and constant-initialized, so it stays readable while
 // other thread_local destructors run at thread exit. Only the owning thread
@@ -502,8 +529,9 @@ void synchronize(detail::call_site where = detail::call_site::current()) noexcep
   F::synchronize();
 }
 
-// Waits until every retire() callback queued before the call has run.
-// Blocking. Must not be called inside a read side (aborts with a message
+// Waits until every retire() callback queued before the call has run, then
+// lets allocators free what those callbacks parked for reuse
+// (detail::run_barrier_hooks). Blocking. Must not be called inside a read side (aborts with a message
 // naming the caller's file and line) or from a retire callback.
 template <class F = default_flavor>
 void barrier(detail::call_site where = detail::call_site::current()) noexcept {
@@ -514,6 +542,7 @@ void barrier(detail::call_site where = detail::call_site::current()) noexcept {
   F::barrier();
   if (transient) detail::end_transient<F>();
   detail::tsan::acquire(&detail::barrier_clock<F>);
+  detail::run_barrier_hooks();
 }
 
 // Deletes p after a grace period, on liburcu's call_rcu thread. Never blocks
