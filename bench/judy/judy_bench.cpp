@@ -281,12 +281,9 @@ double heap_bytes() {
   const struct mallinfo2 mi = mallinfo2();
   return static_cast<double>(mi.uordblks + mi.hblkhd);
 }
-// After the barrier, also free on this thread the judy nodes it retired
-// (judy_array frees retired memory on the retiring thread, lazily).
-void settle_rcu() {
-  rcu::barrier<rcu::memb>();
-  rcukit::detail::judy_reclaimer<rcu::memb>::drain();
-}
+// After the barrier every judy node retired before it (and handed to RCU)
+// is freed: the barrier also empties the judy depot (detail/rcu_batch.hpp).
+void settle_rcu() { rcu::barrier<rcu::memb>(); }
 // A cold start for a memory measurement: settled, and this thread's judy
 // block cache given back to malloc (a warm cache would let the build reuse
 // blocks that the baseline already counts, undercounting the build).

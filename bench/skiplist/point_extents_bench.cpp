@@ -13,6 +13,9 @@
 //                          arena chunks, towers, blocks, slack). The peer is
 //                          absl::btree_map<start, {size, value}> without a
 //                          lock (the best honest single-thread answer).
+//                          plain_kv_btree_* columns: the same keys in a plain
+//                          absl::btree_map<uint64_t, uint64_t> (points, not
+//                          extents): what an extent costs over a point.
 //   BM_write_mix_paired/T  T threads, 10^6 extents prefilled from a key
 //                          space of 2*10^6 sparse keys, then uniform random
 //                          inserts and erases (50/50) for a fixed time:
@@ -139,10 +142,37 @@ point_round run_btree(const std::vector<uint64_t>& ins, const std::vector<uint64
   return r;
 }
 
+// The same keys in a plain key -> value B-tree (absl::btree_map<uint64_t,
+// uint64_t>): not a peer (it cannot answer "which extent holds k"), a
+// reference that shows what storing an extent rather than a point costs.
+point_round run_plain_btree(const std::vector<uint64_t>& ins, const std::vector<uint64_t>& look,
+                            const std::vector<uint64_t>& del) {
+  point_round r;
+  const size_t h0 = heap_bytes();
+  auto m = std::make_unique<absl::btree_map<uint64_t, uint64_t>>();
+  auto t0 = clock_type::now();
+  for (uint64_t k : ins) m->emplace(k, k);
+  r.insert_ns = ns_since(t0, ins.size());
+  r.bytes = static_cast<double>(heap_bytes() - h0) / static_cast<double>(ins.size());
+  uint64_t sum = 0;
+  t0 = clock_type::now();
+  for (uint64_t k : look) sum += m->find(k)->second;
+  r.lookup_ns = r.lookup_rcu_ns = ns_since(t0, look.size());
+  t0 = clock_type::now();
+  for (uint64_t k : del) {
+    auto it = m->find(k);
+    sum += it->second;
+    m->erase(it);
+  }
+  r.erase_ns = ns_since(t0, del.size());
+  benchmark::DoNotOptimize(sum);
+  return r;
+}
+
 void BM_point_paired(benchmark::State& st) {
   constexpr int kRounds = 5;
   const size_t n = static_cast<size_t>(st.range(0));
-  std::vector<point_round> sl, bt;
+  std::vector<point_round> sl, bt, kv;
   for (auto _ : st) {
     for (int r = 0; r < kRounds; ++r) {
       const auto keys = sparse_keys(n, 100 + r);
@@ -157,6 +187,7 @@ void BM_point_paired(benchmark::State& st) {
         bt.push_back(run_btree(keys, look, del));
         sl.push_back(run_skiplist(keys, look, del));
       }
+      kv.push_back(run_plain_btree(keys, look, del));
     }
   }
   auto report = [&](const char* name, double point_round::*f) {
@@ -168,6 +199,9 @@ void BM_point_paired(benchmark::State& st) {
     }
     st.counters[std::string("skiplist_") + name] = rcukit::harness::median(a);
     st.counters[std::string("btree_") + name] = rcukit::harness::median(b);
+    std::vector<double> c;
+    for (const point_round& k : kv) c.push_back(k.*f);
+    st.counters[std::string("plain_kv_btree_") + name] = rcukit::harness::median(c);
     rcukit::harness::set_ratio_counters(st, std::string("ratio_") + name, ratio);
   };
   report("insert_ns", &point_round::insert_ns);

@@ -177,6 +177,33 @@ using ::rcukit::detail::call_site;
 template <class F>
 inline char barrier_clock = 0;  // released after each callback, acquired by barrier()
 
+// --- Work after barrier(). -------------------------------------------------
+// An allocator whose RCU callbacks park memory past its grace period for
+// reuse (detail/rcu_batch.hpp's depot) registers a function that frees what
+// is parked; barrier() calls every registered function once the callbacks
+// ran, so that after rcu::barrier() no such memory stays parked. Up to
+// kBarrierHooks functions, each registered once; more are ignored (their
+// memory then stays parked until reused).
+using barrier_hook = void (*)() noexcept;
+inline constexpr unsigned kBarrierHooks = 8;
+inline constinit std::atomic<barrier_hook> barrier_hooks[kBarrierHooks]{};
+inline void add_barrier_hook(barrier_hook h) noexcept {
+  for (std::atomic<barrier_hook>& slot : barrier_hooks) {
+    barrier_hook cur = nullptr;
+    // acq_rel: the release publishes the hook's setup to run_barrier_hooks();
+    // on failure, acquire reads the registered entry to compare it.
+    if (slot.compare_exchange_strong(cur, h, std::memory_order_acq_rel, std::memory_order_acquire)) return;
+    if (cur == h) return;
+  }
+}
+inline void run_barrier_hooks() noexcept {
+  for (std::atomic<barrier_hook>& slot : barrier_hooks) {
+    const barrier_hook h = slot.load(std::memory_order_acquire);  // pairs with add_barrier_hook()
+    if (h == nullptr) return;
+    h();
+  }
+}
+
 // --- Per-thread registration state (invariants 1-3). ----------------------
 // Trivially destructible and constant-initialized, so it stays readable while
 // other thread_local destructors run at thread exit. Only the owning thread
@@ -502,8 +529,9 @@ void synchronize(detail::call_site where = detail::call_site::current()) noexcep
   F::synchronize();
 }
 
-// Waits until every retire() callback queued before the call has run.
-// Blocking. Must not be called inside a read side (aborts with a message
+// Waits until every retire() callback queued before the call has run, then
+// lets allocators free what those callbacks parked for reuse
+// (detail::run_barrier_hooks). Blocking. Must not be called inside a read side (aborts with a message
 // naming the caller's file and line) or from a retire callback.
 template <class F = default_flavor>
 void barrier(detail::call_site where = detail::call_site::current()) noexcept {
@@ -514,6 +542,7 @@ void barrier(detail::call_site where = detail::call_site::current()) noexcept {
   F::barrier();
   if (transient) detail::end_transient<F>();
   detail::tsan::acquire(&detail::barrier_clock<F>);
+  detail::run_barrier_hooks();
 }
 
 // Deletes p after a grace period, on liburcu's call_rcu thread. Never blocks
@@ -522,7 +551,7 @@ void barrier(detail::call_site where = detail::call_site::current()) noexcept {
 // called inside or outside a read side. The object must no longer be
 // reachable by new readers.
 template <class F = default_flavor, class T>
-void retire(T* p) noexcept {
+void retire(T* p, detail::call_site where = detail::call_site::current()) noexcept {
   static_assert(flavor<F>, "rcukit::rcu::retire<F>: F must be memb, mb, bp or qsbr");
   static_assert(!std::is_array_v<T>, "rcukit::rcu::retire: arrays are not supported");
   if (p == nullptr) return;
@@ -536,7 +565,7 @@ void retire(T* p) noexcept {
       // An online qsbr thread outside a read_guard may wait here (invariant 6
       // tells a guard from "online").
       if (detail::in_read_side<F>()) {
-        ::rcukit::detail::fatal("rcu", "retire(): out of memory inside a read side");
+        ::rcukit::detail::fatal("rcu", "retire(): out of memory inside a read side", where);
       }
       synchronize<F>();
       delete p;

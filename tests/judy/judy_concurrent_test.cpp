@@ -280,11 +280,15 @@ TEST_F(JudyConcurrent, WritersFightOverTheSameNodes) { run(2, 2, layout{4, 200},
 TEST_F(JudyConcurrent, OversubscribedWriters) { run(6, 1, layout{7, 3000}, 3000); }
 
 // memory_bytes() counts what live writer threads hold for the array: each
-// one's block cache and pending retire batches. Writers update, then park
-// (alive, caches and batches full) while the main thread compares
-// memory_bytes() with the allocator-side count; then they exit, which frees
-// their caches and hands their batches to RCU, and the counts must agree
-// again, lower.
+// one's block cache and open retire batch, and the shared depot. Writers
+// update, then park (alive) while the main thread compares memory_bytes()
+// with the allocator-side count; then they exit, which frees their caches
+// and hands their batches to RCU, and the counts must agree again, not
+// higher, with nothing left besides nodes but what this thread holds
+// itself (rcu::barrier() empties the shared depot). A writer's cache may
+// be empty when it parks (the blocks it retired come back through the
+// depot, to whichever writer drains it first, after a grace period), so
+// the figure need not drop.
 TEST_F(JudyConcurrent, MemoryBytesCountsEveryWritersCacheAndBatches) {
   judy_array<std::uint64_t> a;
   constexpr int kWriters = 3;
@@ -314,7 +318,10 @@ TEST_F(JudyConcurrent, MemoryBytesCountsEveryWritersCacheAndBatches) {
   for (auto& t : threads) t.join();
   rcu::barrier();  // the exited writers' batches are freed by their callbacks
   EXPECT_EQ(a.memory_bytes(), alloc::malloc_bytes());
-  EXPECT_LT(a.memory_bytes(), with_writers) << "the exited writers' caches were not released";
+  EXPECT_LE(a.memory_bytes(), with_writers);
+  EXPECT_LE(a.memory_bytes() - a.node_bytes(),
+            rcukit::detail::judy_idle_thread_max_bytes(rcukit::detail::judy_leaf<std::uint64_t>::bitmap_bytes))
+      << "the exited writers' caches or batches were not released";
   ASSERT_TRUE(a.check_invariants().ok()) << a.check_invariants();
 }
 
@@ -461,8 +468,8 @@ void in_place_run(hot_leaf kind) {
   ASSERT_EQ(a.stats().bitmaps, kind == hot_leaf::bitmap ? 1u : 0u);
   std::atomic<bool> stop{false};
   std::atomic<long> torn{0}, missing{0}, reads{0}, writes{0};  // relaxed: read after join
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] {
+  std::thread threads[2];  // a plain array: g++ 12 reports a false -Warray-bounds on vector growth here
+  threads[0] = std::thread([&] {
     std::mt19937_64 rng(40);
     long n = 0;
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops
@@ -482,7 +489,7 @@ void in_place_run(hot_leaf kind) {
     }
     writes.fetch_add(n, std::memory_order_relaxed);
   });
-  threads.emplace_back([&] {
+  threads[1] = std::thread([&] {
     std::mt19937_64 rng(80);
     long n = 0;
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by loops

@@ -5,18 +5,23 @@
 //
 // The idea. Nodes and leaves are allocated and retired on nearly every
 // update. Each thread keeps the blocks it freed in exact 16-byte size
-// classes and reuses them, and what it retires comes back to it after the
-// grace period (rcu_batch.hpp), so the thread that allocates is the one
-// that frees. judy_alloc::live counts objects not yet past their grace
-// period; every byte taken from malloc is accounted for in one of three
-// states (nodes, cached, pending: "Memory accounting" below).
+// classes and reuses them. What threads retire waits for its grace period
+// in batches (rcu_batch.hpp); past it, a batch is parked in a process-wide
+// depot (up to judy_depot_max_bytes; a callback frees what would not fit)
+// and updates take parked batches into their caches, so busy writers keep
+// reusing blocks. rcu::barrier() frees what is parked, so a thread that
+// goes idle holds no retired object past its grace period.
+// judy_alloc::live counts objects not yet past their grace period; every
+// byte taken from malloc is accounted for in one of three states (nodes,
+// cached, pending: "Memory accounting" below).
 //
-// Not supported: returning cached memory before the thread exits (each
-// cache keeps up to judy_cache_max_bytes; judy_cache_trim() empties the
-// caller's); a thread that retired objects and never updates a judy_array
-// again keeps its open and returned batches until it exits or destroys a
-// judy_array. Memory is bounded, not returned promptly
-// (judy_array::memory_bytes() reports it).
+// Bounds. After the last update of a thread and rcu::barrier(), the thread
+// holds at most judy_idle_thread_max_bytes(largest object): its cache, its
+// open batch (fewer than judy_batch_policy::cap retired objects not yet
+// handed to RCU: its next update, flush, exit or destruction of a
+// judy_array hands them over) and two batch structures; the depot is empty.
+// Not supported: returning cached memory before the thread exits
+// (judy_cache_trim() empties the caller's cache).
 #pragma once
 
 #include <atomic>
@@ -36,15 +41,16 @@ namespace rcukit::detail {
 //   (M1) a node or leaf: counted by its judy_array (node_bytes(), once
 //        published; an update's unpublished objects are in flight);
 //   (M2) a free block in a thread's block cache: that cache's holding;
-//   (M3) retired and not yet back in a cache or freed (in a batch waiting
-//        for its grace period, or returned to its thread and not yet
-//        drained), together with the batch structures and the per-thread
-//        box: that box's holding; or retired alone through call_rcu (no
-//        batch could be had): judy_alloc::solo_pending.
+//   (M3) retired and not yet back in a cache or freed: in a thread's open
+//        batch, with its open and spare batch structures (that thread's
+//        batch holding); in a batch waiting for its grace period or parked
+//        in the depot (the depot's holding); or retired alone through
+//        call_rcu (no batch could be had): judy_alloc::solo_pending.
 // Holdings (M2, M3) sit in one process-wide list, so judy_alloc::held_bytes()
-// can sum them. A holding is written by its thread only (a relaxed load and
-// store: no read-modify-write on the hot path), except a box's after its
-// thread exited (rcu_batch.hpp, invariant R4). judy_alloc::malloc_bytes()
+// can sum them. A thread's holdings are written by that thread only (a
+// relaxed load and store: no read-modify-write on the hot path); the
+// depot's with relaxed read-modify-writes, once per batch (rcu_batch.hpp,
+// invariant R3). judy_alloc::malloc_bytes()
 // counts the same bytes from the other side (malloc'd minus freed, at the
 // calls), so tests can check that the states add up. Sizes are the block
 // sizes requested from malloc (judy_block_bytes), not malloc's chunk headers.
@@ -113,9 +119,9 @@ struct judy_block_cache {
 };
 inline thread_local constinit judy_block_cache judy_tls_cache{};
 
-inline std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
+inline constexpr std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
 // The size of the block the allocator takes from malloc for `bytes`.
-inline std::size_t judy_block_bytes(std::size_t bytes) noexcept {
+inline constexpr std::size_t judy_block_bytes(std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   return c < judy_cache_classes ? c * 16 : bytes;
 }
@@ -183,8 +189,8 @@ inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
 struct judy_alloc {
   // Live allocations (all arrays): tests check live.load() is 0 after the
   // arrays are destroyed and rcu::barrier() returned. A retired object stops
-  // counting when its grace period ends (judy_batch_policy::grace_period_over), even if the
-  // retiring thread frees the memory itself later (judy_reclaimer).
+  // counting when its grace period ends (judy_batch_policy::grace_period_over),
+  // even if it waits in the depot and a writer frees it later (judy_reclaimer).
   static inline striped_counter<> live{};
   // Block bytes of objects retired alone through call_rcu (M3).
   static inline striped_counter<> solo_pending{};
@@ -222,8 +228,8 @@ struct judy_alloc {
 
   // Bytes held besides nodes and leaves (M2 and M3), in the whole process:
   // every thread's block cache, every pending retired object and batch
-  // structure. Exact when no judy_array update, drain or RCU callback of
-  // an exited thread's batch runs. Blocking (a process-wide lock, held for
+  // structure. Exact when no judy_array update or judy RCU callback runs
+  // (e.g. after joining the writers and rcu::barrier()). Blocking (a process-wide lock, held for
   // one pass over a list with one entry per thread and flavour).
   static std::size_t held_bytes() noexcept {
     std::size_t n = 0;
@@ -241,11 +247,18 @@ struct judy_alloc {
 };
 
 // The batched retire of judy_array (rcu_batch.hpp) over this allocator:
-// batch structures and boxes come from malloc (counted in
-// judy_malloc_count), a box's holding is one of the process-wide holdings
-// (M3), and objects go back into the owner's block cache.
+// batch structures come from malloc (counted in judy_malloc_count), each
+// thread's batch holding and the depot's are process-wide holdings (M3),
+// parked objects go into the draining writer's block cache, a callback
+// that finds the depot full frees its batch's objects to malloc, and
+// rcu::barrier() frees what is parked. The bound is large because one
+// grace period of a busy writer returns a few MB at once here: a 256 KiB
+// depot overflowed on every burst, and the callback's frees (against the
+// writer's mallocs, for glibc's arena) slowed a 10^6-key build 1.5-1.7x.
+inline constexpr std::size_t judy_depot_max_bytes = 16 * 1024 * 1024;
 struct judy_batch_policy {
   static constexpr unsigned cap = 64;
+  static constexpr std::size_t depot_max_bytes = judy_depot_max_bytes;
   using holding = judy_holding;
   static void link(judy_holding* h) noexcept { judy_holding_link(h); }
   static void unlink(judy_holding* h) noexcept { judy_holding_unlink(h); }
@@ -253,13 +266,22 @@ struct judy_batch_policy {
   static void meta_free(void* p, std::size_t bytes) noexcept { judy_sys_free(p, bytes); }
   static std::size_t object_bytes(std::size_t bytes) noexcept { return judy_block_bytes(bytes); }
   // A retired object stops counting as live when its grace period ends,
-  // even if the retiring thread frees the memory itself later.
+  // even if it is parked in the depot and freed later.
   static void grace_period_over(unsigned n) noexcept {
     judy_alloc::live.add(-static_cast<std::ptrdiff_t>(n));
   }
   static void free_owned(void* p, std::size_t bytes) noexcept { judy_cache_put(p, bytes); }
   static void free_foreign(void* p, std::size_t bytes) noexcept { judy_sys_free(p, judy_block_bytes(bytes)); }
 };
+// At most what a thread that updated judy arrays holds once it stopped
+// updating and rcu::barrier() returned, when no retired object exceeds
+// `largest` bytes: its block cache, an open batch of fewer than cap
+// objects, and its open and spare batch structures. (rcu::barrier() empties
+// the process-wide depot.)
+constexpr std::size_t judy_idle_thread_max_bytes(std::size_t largest) noexcept {
+  return judy_cache_max_bytes + (judy_batch_policy::cap - 1) * judy_block_bytes(largest) +
+         2 * sizeof(rcu_batch<judy_batch_policy>);
+}
 template <class Rcu>
 using judy_reclaimer = rcu_batch_retirer<Rcu, judy_batch_policy>;
 
