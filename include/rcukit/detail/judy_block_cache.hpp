@@ -109,7 +109,7 @@ inline void judy_sys_free(void* p, std::size_t bytes) noexcept {
 // thread exit.
 // ---------------------------------------------------------------------------
 inline constexpr std::size_t judy_cache_classes =
-    133;  // 16-byte classes up to 2112 bytes (a bitmap leaf of 8-byte values)
+    134;  // 16-byte classes up to 2120 bytes (a bitmap leaf of 8-byte values: 2112)
 inline constexpr std::size_t judy_cache_max_bytes = 256 * 1024;
 
 struct judy_block_cache {
@@ -119,12 +119,19 @@ struct judy_block_cache {
 };
 inline thread_local constinit judy_block_cache judy_tls_cache{};
 
-inline constexpr std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 15) / 16; }
+// Class c holds blocks of 16c - 8 bytes: glibc's malloc adds an 8-byte size
+// word to a request and rounds the sum up to 16, so a request of 16c - 8
+// bytes fills a 16c-byte chunk exactly, where one of 16c bytes (the classes
+// before 2026-12-07) took a (16c + 16)-byte chunk: 16 bytes more per leaf
+// and node, ~1 byte per key at 10^6 random keys (docs/RESULTS.md, issue 26).
+inline constexpr std::size_t judy_size_class(std::size_t bytes) noexcept { return (bytes + 8 + 15) / 16; }
+inline constexpr std::size_t judy_class_bytes(std::size_t c) noexcept { return c * 16 - 8; }
 // The size of the block the allocator takes from malloc for `bytes`.
 inline constexpr std::size_t judy_block_bytes(std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
-  return c < judy_cache_classes ? c * 16 : bytes;
+  return c < judy_cache_classes ? judy_class_bytes(c) : bytes;
 }
+static_assert(judy_block_bytes(8) == 8 && judy_block_bytes(9) == 24 && judy_block_bytes(2112) == 2120);
 
 // Frees every block in the calling thread's cache (the cache stays on).
 // Memory measurements call it to start cold.
@@ -133,7 +140,7 @@ inline void judy_cache_trim() noexcept {
   for (std::size_t k = 0; k < judy_cache_classes; ++k) {
     while (c.heads[k] != nullptr) {
       void* next = *static_cast<void**>(c.heads[k]);
-      judy_sys_free(c.heads[k], k * 16);
+      judy_sys_free(c.heads[k], judy_class_bytes(k));
       c.heads[k] = next;
     }
   }
@@ -155,7 +162,7 @@ inline void* judy_cache_get(std::size_t bytes) noexcept {
   if (c < judy_cache_classes && tc.state == 1 && tc.heads[c] != nullptr) {
     void* p = tc.heads[c];
     tc.heads[c] = *static_cast<void**>(p);
-    judy_holding_add_own(tc.held, -static_cast<std::ptrdiff_t>(c * 16));
+    judy_holding_add_own(tc.held, -static_cast<std::ptrdiff_t>(judy_class_bytes(c)));
     return p;
   }
   if (tc.state == 0) {
@@ -173,10 +180,10 @@ inline void judy_cache_put(void* p, std::size_t bytes) noexcept {
   const std::size_t c = judy_size_class(bytes);
   judy_block_cache& tc = judy_tls_cache;
   if (c < judy_cache_classes && tc.state == 1 &&
-      tc.held.bytes.load(std::memory_order_relaxed) + c * 16 <= judy_cache_max_bytes) {  // own holding
+      tc.held.bytes.load(std::memory_order_relaxed) + judy_class_bytes(c) <= judy_cache_max_bytes) {  // own holding
     *static_cast<void**>(p) = tc.heads[c];
     tc.heads[c] = p;
-    judy_holding_add_own(tc.held, static_cast<std::ptrdiff_t>(c * 16));
+    judy_holding_add_own(tc.held, static_cast<std::ptrdiff_t>(judy_class_bytes(c)));
     return;
   }
   judy_sys_free(p, judy_block_bytes(bytes));

@@ -45,10 +45,14 @@ struct judy_core {
   static void online(const detail::call_site& where) noexcept { rcu::detail::require_online<Rcu>(where); }
 
   using entry = std::pair<std::uint64_t, T>;
-  // Capacity classes of sorted leaves: even, from 2 up to BucketCap (and
-  // BucketCap itself when odd). cap_for(n): the least class >= n.
+  // Capacity classes of sorted leaves: 2, 4, then every third (7, 10, 13,
+  // ...) up to BucketCap, and BucketCap itself. cap_for(n): the least class
+  // >= n. A leaf that grows is copied once per three inserts: with steps of
+  // two (before 2026-12-07) the copies (malloc, memmove, retire, free) were
+  // about a third of a random-key insert; steps of three cost ~0.5 byte per
+  // key of slack at 10^6 random keys (docs/RESULTS.md, issue 26).
   static constexpr unsigned cap_for(unsigned n) noexcept {
-    const unsigned c = n < 2 ? 2u : (n + 1) & ~1u;
+    const unsigned c = n < 2 ? 2u : n <= 4 ? 4u : 4u + (n - 4 + 2) / 3 * 3;
     return c < BucketCap ? c : BucketCap;
   }
   static constexpr unsigned merge_max = BucketCap / 2;

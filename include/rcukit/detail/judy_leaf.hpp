@@ -12,8 +12,9 @@
 // into the other. Two encodings:
 //
 //   sorted  24-byte header, cap keys (8 bytes each, ascending), cap values.
-//           cap is a capacity class (even, up to the array's BucketCap), so a
-//           leaf grows by two entries per copy and fills in place in between.
+//           cap is a capacity class (judy_core's cap_for, up to the array's
+//           BucketCap), so a leaf grows by three entries per copy and fills
+//           in place in between.
 //   bitmap  a leaf in a slot at depth 7, whose keys differ only in their last
 //           byte: the shared 7-byte prefix, a 256-bit presence bitmap and 256
 //           value slots indexed by that byte. Never full: dense keys
