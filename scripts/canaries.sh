@@ -67,17 +67,22 @@ while IFS='|' read -r id name san targets args; do
     for t in $targets; do
       exe=$(find "$dir" -type f -perm -u+x -name "$t" | head -1)
       if [ -z "$exe" ]; then echo "canary $id: test binary $t not built"; ok=0; break; fi
+      one=$log.$t
       # shellcheck disable=SC2086  # args is a word list by design
       TSAN_OPTIONS="halt_on_error=1:suppressions=$root/tests/tsan.supp" \
         ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1" \
-        timeout --kill-after=5 "$timeout_s" "$exe" $args >>"$log" 2>&1
+        timeout --kill-after=5 "$timeout_s" "$exe" $args >"$one" 2>&1
       rc=$?
+      cat "$one" >>"$log"
       if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-        hung=1
         echo "Terminated: $t did not finish in $timeout_s s" >>"$log"
+        # A test case that failed its assertion before a later one hung is a
+        # failure: the bug was caught; the hang came after.
+        if grep -q '^\[  FAILED  \]' "$one"; then failed_any=1; else hung=1; fi
       elif [ "$rc" -ne 0 ]; then
         failed_any=1
       fi
+      rm -f "$one"
     done
   fi
   patch -d "$src" -p1 -R --quiet <"$patch_file" || { echo "canary $id: could not reverse $patch_file"; exit 1; }
