@@ -35,7 +35,6 @@
 // faster or smaller). Run:
 //   build/release/bench/skiplist/point_extents_bench --benchmark_filter=point_paired
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -46,12 +45,12 @@
 #include <random>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "absl/container/btree_map.h"
 #include "harness/paired.hpp"
 #include "harness/peers.hpp"
+#include "harness/point_keys.hpp"
 #include "rcukit/extent_skiplist.hpp"
 
 namespace {
@@ -64,30 +63,10 @@ using btree_ops = rcukit::harness::ordered_map_extents<btree, uint64_t>;
 using btree_mutex = rcukit::harness::btree_mutex<uint64_t>;
 using clock_type = std::chrono::steady_clock;
 
-// Bytes the allocator has handed out and not taken back (malloc's arenas
-// and its mmapped chunks).
-size_t heap_bytes() {
-  const struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
-}
-
-double ns_since(clock_type::time_point t0, size_t ops) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / static_cast<double>(ops);
-}
-
-// n distinct random 64-bit keys below UINT64_MAX (so [k, k + 1) is valid).
-std::vector<uint64_t> sparse_keys(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::unordered_set<uint64_t> seen;
-  seen.reserve(n * 2);
-  std::vector<uint64_t> k;
-  k.reserve(n);
-  while (k.size() < n) {
-    const uint64_t x = rng() >> 1 << 1;  // even: never UINT64_MAX
-    if (seen.insert(x).second) k.push_back(x);
-  }
-  return k;
-}
+// The default key set and the two measurements (harness/point_keys.hpp).
+using rcukit::harness::heap_bytes;
+using rcukit::harness::ns_since;
+using rcukit::harness::sparse_keys;
 
 // Per-side figures of one round of BM_point_paired.
 struct point_round {

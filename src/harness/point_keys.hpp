@@ -2,8 +2,8 @@
 // harness/point_keys.hpp -- the default key set of CONVENTIONS.md
 // ("Benchmarks that tell the truth") and the two measurements the point
 // benchmarks take of it: random sparse 64-bit keys, the time per operation,
-// and the bytes the allocator has handed out (bench_peers_maple; the same
-// helpers as bench/skiplist/point_extents_bench.cpp).
+// and the bytes the allocator has handed out (bench_peers_maple and
+// bench/skiplist/point_extents_bench.cpp).
 #pragma once
 
 #include <malloc.h>
